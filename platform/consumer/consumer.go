@@ -1,0 +1,341 @@
+// Package consumer runs a service's event handlers as a Kafka consumer group with
+// exactly-once effects.
+//
+// Guarantees:
+//
+//   - Idempotent effects: a handler runs inside a Postgres transaction that also inserts
+//     an inbox row (consumer group, ce_id). A redelivered event finds its row and is
+//     acknowledged without running the handler, so every event takes effect once even
+//     though Kafka delivers at least once.
+//   - Offsets are committed only after the transaction that applied the records
+//     committed; a crash anywhere replays from the last commit and the inbox absorbs it.
+//   - Order: the records of one partition are applied one after the other in offset
+//     order, by one goroutine per assigned partition; partitions run in parallel.
+//     Consecutive records are applied in batches of up to Options.BatchSize per
+//     transaction; a failure inside a batch re-applies the records before it and
+//     isolates the failing one.
+//   - Retries: a transient error (Transient, or a database connection or serialization
+//     error) is retried with capped exponential backoff and jitter for as long as it
+//     takes; the retrying partition is paused at the broker once its queue is full, so
+//     other partitions keep flowing. An error of unknown kind is retried up to
+//     Options.MaxAttempts times.
+//   - Dead letters: a record that can never succeed (undecodable, unknown schema, failed
+//     validation, a Permanent error, a panic, or an unknown error past MaxAttempts) is
+//     written to <group>.dlq with its original key, value and headers plus the error,
+//     the attempt count and its source topic, partition and offset, and the partition
+//     moves on.
+//   - Rebalances: when partitions are revoked, their workers finish the batch in flight,
+//     and the marked offsets are committed before the partitions are released. Shutdown
+//     does the same for every partition.
+//
+// Records whose ce_type has no handler are acknowledged without effect: a topic carries
+// every event of its aggregate and a service subscribes to the ones it needs.
+package consumer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/hamba/avro/v2"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/orderflow/orderflow/platform/backoff"
+	"github.com/orderflow/orderflow/platform/events"
+	"github.com/orderflow/orderflow/platform/kafka"
+)
+
+// Decoder reads a Confluent-framed payload with a reader schema; *serde.Serde is one.
+type Decoder interface {
+	Decode(data []byte, reader avro.Schema, out any) error
+}
+
+// Message is what a handler receives besides its decoded payload.
+type Message struct {
+	events.Metadata
+	Topic     string
+	Partition int32
+	Offset    int64
+	Key       string
+}
+
+// Handler applies one event inside tx. It must do all its writes through tx; they
+// commit together with the inbox row. The payload was decoded and validated before.
+type Handler[T any] func(ctx context.Context, tx pgx.Tx, m Message, payload T) error
+
+// Validator is implemented by payloads that check themselves after decoding; an error
+// dead-letters the record.
+type Validator interface {
+	Validate() error
+}
+
+type route struct {
+	typ    events.Type
+	decode func(data []byte) (any, error)
+	handle func(ctx context.Context, tx pgx.Tx, m Message, payload any) error
+}
+
+// Options tunes a Consumer; the zero value of each field picks the default.
+type Options struct {
+	// BatchSize is the most records applied in one transaction (default 256).
+	BatchSize int
+	// MaxAttempts bounds retries of errors of unknown kind (default 5).
+	MaxAttempts int
+	// BackoffBase and BackoffMax shape the retry delays (defaults 50 ms and 10 s).
+	BackoffBase, BackoffMax time.Duration
+	// QueueHigh is how many fetched records may wait per partition before the partition
+	// is paused at the broker (default 5000); it resumes below half of that.
+	QueueHigh int
+	// ShutdownGrace is how long in-flight batches may run on shutdown or revocation
+	// before they are abandoned (default 10 s).
+	ShutdownGrace time.Duration
+}
+
+func (o *Options) defaults() {
+	if o.BatchSize <= 0 {
+		o.BatchSize = 256
+	}
+	if o.MaxAttempts <= 0 {
+		o.MaxAttempts = 5
+	}
+	if o.BackoffBase <= 0 {
+		o.BackoffBase = 50 * time.Millisecond
+	}
+	if o.BackoffMax <= 0 {
+		o.BackoffMax = 10 * time.Second
+	}
+	if o.QueueHigh <= 0 {
+		o.QueueHigh = 5000
+	}
+	if o.ShutdownGrace <= 0 {
+		o.ShutdownGrace = 10 * time.Second
+	}
+}
+
+// Consumer is one consumer group of one service. Register handlers with On before Run.
+type Consumer struct {
+	group  string
+	topics []string
+	kcfg   kafka.Config
+	pool   *pgxpool.Pool
+	dec    Decoder
+	log    *slog.Logger
+	opts   Options
+	routes map[string]route
+
+	client *kgo.Client
+
+	mu      sync.Mutex
+	workers map[tp]*worker
+
+	tracer  trace.Tracer
+	metrics *metrics
+}
+
+type tp struct {
+	topic     string
+	partition int32
+}
+
+// New returns a consumer for group reading topics. group is part of the contract with
+// Kafka: renaming it starts the group from scratch, so keep it a constant.
+func New(group string, topics []string, kcfg kafka.Config, pool *pgxpool.Pool, dec Decoder, log *slog.Logger, opts Options) (*Consumer, error) {
+	if group == "" || len(topics) == 0 {
+		return nil, errors.New("consumer needs a group and at least one topic")
+	}
+	opts.defaults()
+	m, err := newMetrics()
+	if err != nil {
+		return nil, err
+	}
+	return &Consumer{
+		group: group, topics: topics, kcfg: kcfg, pool: pool, dec: dec,
+		log:     log.With("consumer_group", group),
+		opts:    opts,
+		routes:  map[string]route{},
+		workers: map[tp]*worker{},
+		tracer:  otel.Tracer("github.com/orderflow/orderflow/platform/consumer"),
+		metrics: m,
+	}, nil
+}
+
+// On registers h for events of typ. Registering a type twice replaces the handler.
+func On[T any](c *Consumer, typ events.Type, h Handler[T]) {
+	c.routes[typ.Name] = route{
+		typ: typ,
+		decode: func(data []byte) (any, error) {
+			var v T
+			if err := c.dec.Decode(data, typ.Schema, &v); err != nil {
+				return nil, err
+			}
+			if val, ok := any(&v).(Validator); ok {
+				if err := val.Validate(); err != nil {
+					return nil, Permanent(fmt.Errorf("validate %s: %w", typ.Name, err))
+				}
+			}
+			return v, nil
+		},
+		handle: func(ctx context.Context, tx pgx.Tx, m Message, payload any) error {
+			return h(ctx, tx, m, payload.(T))
+		},
+	}
+}
+
+// Group is the consumer group name.
+func (c *Consumer) Group() string { return c.group }
+
+// DeadLetterTopic is the topic this group's dead letters go to.
+func (c *Consumer) DeadLetterTopic() string { return kafka.DeadLetterTopicName(c.group) }
+
+// Run consumes until ctx ends, then shuts down gracefully (finish in-flight batches,
+// commit offsets, leave the group) and returns nil. It returns an error only when the
+// client cannot be created.
+func (c *Consumer) Run(ctx context.Context) error {
+	opts := []kgo.Opt{
+		kgo.ConsumerGroup(c.group),
+		kgo.ConsumeTopics(c.topics...),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.AutoCommitMarks(),
+		kgo.AutoCommitInterval(time.Second),
+		kgo.BlockRebalanceOnPoll(),
+		kgo.FetchMaxWait(100 * time.Millisecond),
+		kgo.OnPartitionsAssigned(c.assigned),
+		kgo.OnPartitionsRevoked(c.revoked),
+		kgo.OnPartitionsLost(c.lost),
+	}
+	client, err := kafka.NewClient(c.kcfg, opts...)
+	if err != nil {
+		return fmt.Errorf("consumer %s: %w", c.group, err)
+	}
+	c.client = client
+	for attempt := 1; ; attempt++ {
+		err := kafka.EnsureTopics(ctx, client, kafka.DeadLetterTopic(c.group))
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			client.Close()
+			return nil
+		}
+		d := backoff.Duration(attempt, 100*time.Millisecond, 5*time.Second)
+		c.log.WarnContext(ctx, "waiting for kafka to create the dead-letter topic", "err", err, "retry_in", d.String())
+		select {
+		case <-ctx.Done():
+		case <-time.After(d):
+		}
+	}
+	c.log.InfoContext(ctx, "consumer starting", "topics", c.topics)
+
+	for {
+		fetches := client.PollRecords(ctx, 10_000)
+		if fetches.IsClientClosed() || ctx.Err() != nil {
+			break
+		}
+		fetches.EachError(func(topic string, p int32, err error) {
+			if !errors.Is(err, context.Canceled) {
+				c.log.WarnContext(ctx, "fetch failed", "topic", topic, "partition", p, "err", err)
+			}
+		})
+		fetches.EachPartition(func(p kgo.FetchTopicPartition) {
+			if len(p.Records) == 0 {
+				return
+			}
+			c.mu.Lock()
+			w := c.workers[tp{p.Topic, p.Partition}]
+			c.mu.Unlock()
+			if w != nil {
+				w.enqueue(p.Records, p.HighWatermark)
+			}
+		})
+		client.AllowRebalance()
+	}
+
+	// Shutdown: stop fetching, let workers finish, commit, leave.
+	client.AllowRebalance()
+	c.stopWorkers(c.allPartitions(), true)
+	cctx, cancel := context.WithTimeout(context.Background(), c.opts.ShutdownGrace)
+	defer cancel()
+	if err := client.CommitMarkedOffsets(cctx); err != nil {
+		c.log.WarnContext(cctx, "final offset commit failed; the next owner replays from the previous commit", "err", err)
+	}
+	client.CloseAllowingRebalance()
+	c.log.InfoContext(cctx, "consumer stopped")
+	return nil
+}
+
+func (c *Consumer) assigned(ctx context.Context, cl *kgo.Client, assigned map[string][]int32) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for topic, ps := range assigned {
+		for _, p := range ps {
+			key := tp{topic, p}
+			if _, ok := c.workers[key]; ok {
+				continue
+			}
+			w := newWorker(c, topic, p)
+			c.workers[key] = w
+			go w.run()
+		}
+	}
+	c.log.InfoContext(ctx, "partitions assigned", "partitions", assigned)
+}
+
+func (c *Consumer) revoked(ctx context.Context, cl *kgo.Client, revoked map[string][]int32) {
+	c.stopWorkers(revoked, true)
+	if err := cl.CommitMarkedOffsets(ctx); err != nil {
+		c.log.WarnContext(ctx, "offset commit on revoke failed; the next owner replays from the previous commit", "err", err)
+	}
+	c.log.InfoContext(ctx, "partitions revoked", "partitions", revoked)
+}
+
+func (c *Consumer) lost(ctx context.Context, cl *kgo.Client, lost map[string][]int32) {
+	c.stopWorkers(lost, false)
+	c.log.WarnContext(ctx, "partitions lost", "partitions", lost)
+}
+
+func (c *Consumer) allPartitions() map[string][]int32 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	all := map[string][]int32{}
+	for k := range c.workers {
+		all[k.topic] = append(all[k.topic], k.partition)
+	}
+	return all
+}
+
+// stopWorkers stops the workers of ps. Graceful workers finish their batch in flight
+// within ShutdownGrace; others are cancelled at once (their partitions are already
+// someone else's).
+func (c *Consumer) stopWorkers(ps map[string][]int32, graceful bool) {
+	var stopping []*worker
+	c.mu.Lock()
+	for topic, parts := range ps {
+		for _, p := range parts {
+			if w, ok := c.workers[tp{topic, p}]; ok {
+				delete(c.workers, tp{topic, p})
+				stopping = append(stopping, w)
+			}
+		}
+	}
+	c.mu.Unlock()
+	for _, w := range stopping {
+		w.stop(!graceful)
+	}
+	deadline := time.After(c.opts.ShutdownGrace)
+	for _, w := range stopping {
+		select {
+		case <-w.done:
+		case <-deadline:
+			w.stop(true)
+			<-w.done
+		}
+	}
+}

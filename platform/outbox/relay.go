@@ -1,0 +1,318 @@
+package outbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/orderflow/orderflow/platform/backoff"
+	"github.com/orderflow/orderflow/platform/events"
+)
+
+// RelayOptions tunes a Relay; the zero value is usable.
+type RelayOptions struct {
+	// BatchSize is how many rows one pass publishes at most (default 2000).
+	BatchSize int
+	// Fallback is how long the relay waits for a notification before looking anyway, in
+	// case one was missed while its connection was being re-established (default 5 s).
+	Fallback time.Duration
+	// Retention is how long published rows are kept for inspection before they are
+	// deleted (default 24 h).
+	Retention time.Duration
+	// AfterPublish, if set, runs after Kafka acknowledged a batch and before the batch is
+	// marked published; an error abandons the batch exactly as a crash at that point
+	// would. It exists for fault-injection tests.
+	AfterPublish func(ids []int64) error
+}
+
+// Relay publishes committed outbox rows to Kafka. Create it with NewRelay and run it
+// with Run; it is not meant to be shared.
+type Relay struct {
+	pool   *pgxpool.Pool
+	client *kgo.Client
+	log    *slog.Logger
+	opts   RelayOptions
+	lockID int64
+
+	published metric.Int64Counter
+	latency   metric.Float64Histogram
+	tracer    trace.Tracer
+}
+
+// NewRelay returns a relay publishing the outbox of pool through client, which must be a
+// producer configured with kafka.ProducerOpts.
+func NewRelay(pool *pgxpool.Pool, client *kgo.Client, log *slog.Logger, opts RelayOptions) (*Relay, error) {
+	if opts.BatchSize <= 0 {
+		opts.BatchSize = 2000
+	}
+	if opts.Fallback <= 0 {
+		opts.Fallback = 5 * time.Second
+	}
+	if opts.Retention <= 0 {
+		opts.Retention = 24 * time.Hour
+	}
+	r := &Relay{pool: pool, client: client, log: log, opts: opts, lockID: 0x6f7574626f78, // "outbox"
+		tracer: otel.Tracer("github.com/orderflow/orderflow/platform/outbox")}
+	meter := otel.Meter("github.com/orderflow/orderflow/platform/outbox")
+	var err error
+	if r.published, err = meter.Int64Counter("outbox_published_total",
+		metric.WithDescription("Outbox rows published to Kafka (a row re-published after a crash counts again).")); err != nil {
+		return nil, err
+	}
+	if r.latency, err = meter.Float64Histogram("outbox_publish_latency_seconds",
+		metric.WithDescription("From the outbox row's commit to Kafka's acknowledgement."),
+		metric.WithExplicitBucketBoundaries(.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10)); err != nil {
+		return nil, err
+	}
+	if _, err = meter.Int64ObservableGauge("outbox_backlog",
+		metric.WithDescription("Outbox rows committed and not yet published."),
+		metric.WithInt64Callback(func(ctx context.Context, o metric.Int64Observer) error {
+			n, err := r.Backlog(ctx)
+			if err != nil {
+				return nil // the database is down; the gauge keeps its last value
+			}
+			o.Observe(n)
+			return nil
+		})); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// Backlog counts committed rows that are not yet published.
+func (r *Relay) Backlog(ctx context.Context) (int64, error) {
+	var n int64
+	err := r.pool.QueryRow(ctx, `SELECT count(*) FROM platform_outbox WHERE published_at IS NULL`).Scan(&n)
+	return n, err
+}
+
+// Run publishes until ctx ends, and returns nil then. Database and Kafka errors are
+// logged and retried with capped exponential backoff and jitter; they never end Run.
+func (r *Relay) Run(ctx context.Context) error {
+	attempt := 0
+	for ctx.Err() == nil {
+		err := r.lead(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		attempt++
+		d := backoff.Duration(attempt, 100*time.Millisecond, 10*time.Second)
+		r.log.WarnContext(ctx, "outbox relay interrupted, retrying", "err", err, "retry_in", d.String())
+		select {
+		case <-ctx.Done():
+		case <-time.After(d):
+		}
+	}
+	return nil
+}
+
+// lead waits to become the one relay of this database, then publishes until an error.
+func (r *Relay) lead(ctx context.Context) error {
+	conn, err := r.pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("acquire listen connection: %w", err)
+	}
+	// The connection carries a session lock and a LISTEN: never give it back to the pool.
+	defer func() { _ = conn.Hijack().Close(context.Background()) }()
+
+	for {
+		var leader bool
+		if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, r.lockID).Scan(&leader); err != nil {
+			return fmt.Errorf("try relay lock: %w", err)
+		}
+		if leader {
+			break
+		}
+		select { // another replica publishes; stand by
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(2 * time.Second):
+		}
+	}
+	if _, err := conn.Exec(ctx, "LISTEN "+Channel); err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	r.log.InfoContext(ctx, "outbox relay leading")
+	nextPurge := time.Now()
+	for {
+		n, err := r.publishBatch(ctx)
+		if err != nil {
+			return err
+		}
+		if time.Now().After(nextPurge) {
+			if err := r.purge(ctx); err != nil {
+				return err
+			}
+			nextPurge = time.Now().Add(time.Minute)
+		}
+		if n == r.opts.BatchSize {
+			continue // more are waiting
+		}
+		wctx, cancel := context.WithTimeout(ctx, r.opts.Fallback)
+		_, err = conn.Conn().WaitForNotification(wctx)
+		cancel()
+		if err != nil && ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+			return fmt.Errorf("wait for notification: %w", err)
+		}
+	}
+}
+
+type row struct {
+	id        int64
+	topic     string
+	key       string
+	value     []byte
+	headers   []byte
+	createdAt time.Time
+}
+
+// publishBatch publishes up to BatchSize pending rows in id order and marks those Kafka
+// acknowledged. It returns how many rows it read.
+func (r *Relay) publishBatch(ctx context.Context) (int, error) {
+	rows, err := r.pool.Query(ctx, `SELECT id, topic, key, value, headers::text, created_at
+	                                  FROM platform_outbox WHERE published_at IS NULL
+	                                 ORDER BY id LIMIT $1`, r.opts.BatchSize)
+	if err != nil {
+		return 0, fmt.Errorf("read outbox: %w", err)
+	}
+	var batch []row
+	for rows.Next() {
+		var rw row
+		var hs string
+		if err := rows.Scan(&rw.id, &rw.topic, &rw.key, &rw.value, &hs, &rw.createdAt); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("read outbox: %w", err)
+		}
+		rw.headers = []byte(hs)
+		batch = append(batch, rw)
+	}
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("read outbox: %w", err)
+	}
+	if len(batch) == 0 {
+		return 0, nil
+	}
+
+	records := make([]*kgo.Record, len(batch))
+	spans := make([]trace.Span, len(batch))
+	for i, rw := range batch {
+		hs, err := decodeHeaders(rw.headers)
+		if err != nil {
+			return 0, fmt.Errorf("outbox row %d has unreadable headers: %w", rw.id, err)
+		}
+		rec := &kgo.Record{Topic: rw.topic, Key: []byte(rw.key), Value: rw.value, Headers: hs}
+		spans[i] = r.startSpan(ctx, rec)
+		records[i] = rec
+	}
+
+	results := r.client.ProduceSync(ctx, records...)
+	now := time.Now()
+	// Mark what was acknowledged, except rows that follow a failed row of the same
+	// aggregate: those go out again, after it, on the next pass.
+	failed := map[string]bool{}
+	acked := make([]int64, 0, len(batch))
+	var firstErr error
+	for i, res := range results {
+		agg := batch[i].topic + "\x00" + batch[i].key
+		spans[i].End()
+		if res.Err != nil {
+			failed[agg] = true
+			if firstErr == nil {
+				firstErr = fmt.Errorf("publish outbox row %d to %s: %w", batch[i].id, batch[i].topic, res.Err)
+			}
+			continue
+		}
+		if failed[agg] {
+			continue
+		}
+		acked = append(acked, batch[i].id)
+		attrs := metric.WithAttributes(attribute.String("topic", batch[i].topic))
+		r.latency.Record(ctx, now.Sub(batch[i].createdAt).Seconds(), attrs)
+		r.published.Add(ctx, 1, attrs)
+	}
+	if len(acked) > 0 {
+		if r.opts.AfterPublish != nil {
+			if err := r.opts.AfterPublish(acked); err != nil {
+				return 0, fmt.Errorf("after publish: %w", err)
+			}
+		}
+		if _, err := r.pool.Exec(ctx, `UPDATE platform_outbox SET published_at = now() WHERE id = ANY($1)`, acked); err != nil {
+			return 0, fmt.Errorf("mark published: %w", err)
+		}
+	}
+	if firstErr != nil {
+		return 0, firstErr
+	}
+	return len(batch), nil
+}
+
+// startSpan starts the relay's span as a child of the trace stored with the row and
+// makes it the parent the consumer sees, so one trace runs from the request that wrote
+// the event through the relay into every consumer.
+func (r *Relay) startSpan(ctx context.Context, rec *kgo.Record) trace.Span {
+	carrier := headerCarrier{rec}
+	parent := propagation.TraceContext{}.Extract(ctx, carrier)
+	sctx, span := r.tracer.Start(parent, "publish "+rec.Topic,
+		trace.WithSpanKind(trace.SpanKindProducer),
+		trace.WithAttributes(
+			attribute.String("messaging.system", "kafka"),
+			attribute.String("messaging.destination.name", rec.Topic),
+			attribute.String("messaging.message.id", carrier.Get(events.HeaderID)),
+		))
+	if span.SpanContext().IsValid() {
+		propagation.TraceContext{}.Inject(sctx, carrier)
+	}
+	return span
+}
+
+func (r *Relay) purge(ctx context.Context) error {
+	_, err := r.pool.Exec(ctx, `DELETE FROM platform_outbox WHERE published_at < now() - $1::interval`,
+		fmt.Sprintf("%d seconds", int64(r.opts.Retention.Seconds())))
+	if err != nil {
+		return fmt.Errorf("purge published rows: %w", err)
+	}
+	return nil
+}
+
+// headerCarrier lets OpenTelemetry read and write a record's headers.
+type headerCarrier struct{ r *kgo.Record }
+
+func (c headerCarrier) Get(key string) string {
+	for i := len(c.r.Headers) - 1; i >= 0; i-- {
+		if c.r.Headers[i].Key == key {
+			return string(c.r.Headers[i].Value)
+		}
+	}
+	return ""
+}
+
+func (c headerCarrier) Set(key, value string) {
+	for i := range c.r.Headers {
+		if c.r.Headers[i].Key == key {
+			c.r.Headers[i].Value = []byte(value)
+			return
+		}
+	}
+	c.r.Headers = append(c.r.Headers, kgo.RecordHeader{Key: key, Value: []byte(value)})
+}
+
+func (c headerCarrier) Keys() []string {
+	ks := make([]string, len(c.r.Headers))
+	for i, h := range c.r.Headers {
+		ks[i] = h.Key
+	}
+	return ks
+}

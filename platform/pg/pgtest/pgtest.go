@@ -1,0 +1,94 @@
+// Package pgtest gives integration tests their own Postgres database on the stack that
+// `make test` starts, so tests run in parallel and in any order without sharing state.
+package pgtest
+
+import (
+	"context"
+	"fmt"
+	"io/fs"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/orderflow/orderflow/platform/pg"
+)
+
+// AdminURLEnv names the variable holding a superuser URL of the test cluster.
+const AdminURLEnv = "ORDERFLOW_PG_ADMIN_URL"
+
+// AdminURL returns the admin URL or skips the test when the stack is not running (plain
+// `go test` outside `make test`). Under CI (CI set) a missing stack fails instead.
+func AdminURL(t testing.TB) string {
+	t.Helper()
+	u := os.Getenv(AdminURLEnv)
+	if u == "" {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("%s is not set: run the tests with `make test`", AdminURLEnv)
+		}
+		t.Skipf("%s is not set: integration tests run with `make test`", AdminURLEnv)
+	}
+	return u
+}
+
+// NewDatabase creates an empty database for the test, migrated with platform's and the
+// given service migrations (nil for none), drops it when the test ends, and returns its
+// URL.
+func NewDatabase(t testing.TB, migrations fs.FS) string {
+	t.Helper()
+	admin := AdminURL(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	name := "t_" + strings.ReplaceAll(uuid.NewString(), "-", "")[:20]
+	conn, err := pgx.Connect(ctx, admin)
+	if err != nil {
+		t.Fatalf("connect admin: %v", err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		t.Fatalf("create database: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		c, err := pgx.Connect(ctx, admin)
+		if err != nil {
+			t.Errorf("drop database %s: %v", name, err)
+			return
+		}
+		defer c.Close(ctx)
+		if _, err := c.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+			t.Errorf("drop database %s: %v", name, err)
+		}
+	})
+	cfg, err := pgx.ParseConfig(admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := fmt.Sprintf("postgres://%s:%s@%s:%d/%s?sslmode=disable", cfg.User, cfg.Password, cfg.Host, cfg.Port, name)
+	pool, err := pg.Open(ctx, url, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	if err := pg.Migrate(ctx, pool, migrations, nil); err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+	return url
+}
+
+// NewPool is NewDatabase plus a pool that is closed when the test ends.
+func NewPool(t testing.TB, migrations fs.FS) *pgxpool.Pool {
+	t.Helper()
+	url := NewDatabase(t, migrations)
+	pool, err := pg.Open(context.Background(), url, 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	return pool
+}
