@@ -156,9 +156,18 @@ func EnsureTopics(ctx context.Context, client *kgo.Client, topics ...Topic) erro
 	for i, t := range topics {
 		names[i] = t.Name
 	}
-	details, err := adm.ListTopics(ctx, names...)
-	if err != nil {
-		return fmt.Errorf("describe topics: %w", err)
+	// A topic just created may take a moment to appear in the metadata.
+	var details kadm.TopicDetails
+	for attempt := 0; ; attempt++ {
+		var err error
+		details, err = adm.ListTopics(ctx, names...)
+		if err != nil {
+			return fmt.Errorf("describe topics: %w", err)
+		}
+		if details.Error() == nil || attempt == 50 || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 	for _, t := range topics {
 		d, ok := details[t.Name]
