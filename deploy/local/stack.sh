@@ -343,14 +343,21 @@ ENV
 services_up() {
   log "building services"
   mkdir -p "$STACK/bin"
-  (cd "$ROOT" && for s in "${SERVICES[@]}"; do go build -o "$STACK/bin/$s" "./services/$s/cmd/$s" || exit 1; done) \
+  local version
+  version=$(git -C "$ROOT" describe --tags --always --dirty 2>/dev/null || echo dev)
+  (cd "$ROOT" && for s in "${SERVICES[@]}"; do
+     go build -ldflags "-X main.version=$version" -o "$STACK/bin/$s" "./services/$s/cmd/$s" || exit 1
+   done) \
     >"$STACK/logs/build-services.log" 2>&1 || die "service build failed; see $STACK/logs/build-services.log"
   local s
   for s in "${SERVICES[@]}"; do
     running "$s" && continue
     log "starting $s on 127.0.0.1:$(service_port "$s")"
-    # shellcheck disable=SC2046
-    env $(service_env "$s" | xargs) start_bg "$s" "$STACK/bin/$s" serve
+    # The environment goes through a private file, not the command line, where every
+    # user of the machine could read the passwords in it.
+    local envfile="$STACK/run/$s.env"
+    (umask 077; service_env "$s" | sed "s/=\(.*\)/='\1'/" >"$envfile")
+    start_bg "$s" bash -c "set -a; . '$envfile'; set +a; exec '$STACK/bin/$s' serve"
   done
   for s in "${SERVICES[@]}"; do
     wait_for "$s" 90 curl -fsS "http://127.0.0.1:$(service_port "$s")/readyz"

@@ -1,0 +1,308 @@
+// Package boot is the shared life cycle of an orderflow service binary: it reads and
+// validates the configuration, sets up logs, traces and metrics, serves the health
+// endpoints at once, waits for Postgres, Kafka and the schema registry (reporting what it
+// waits for), migrates the database, declares the service's topics, registers the
+// schemas it publishes, runs the outbox relay and the service's consumers, and shuts all
+// of it down in order on SIGINT or SIGTERM.
+//
+// Subcommands: serve (the default), migrate, dlq, version.
+package boot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/orderflow/orderflow/platform/backoff"
+	"github.com/orderflow/orderflow/platform/config"
+	"github.com/orderflow/orderflow/platform/events"
+	"github.com/orderflow/orderflow/platform/httpserver"
+	"github.com/orderflow/orderflow/platform/kafka"
+	"github.com/orderflow/orderflow/platform/outbox"
+	"github.com/orderflow/orderflow/platform/pg"
+	"github.com/orderflow/orderflow/platform/serde"
+	"github.com/orderflow/orderflow/platform/telemetry"
+)
+
+// Publication is an event type a service publishes on a topic; its schema is registered
+// before the service starts.
+type Publication struct {
+	Topic string
+	Type  events.Type
+}
+
+// Runner is a long-running component; it returns when ctx ends.
+type Runner func(ctx context.Context) error
+
+// Spec describes a service to the runtime.
+type Spec struct {
+	Name    string
+	Version string
+	// Migrations holds the service's numbered .sql files at its root.
+	Migrations fs.FS
+	// Topics are the topics the service owns, created at start.
+	Topics []kafka.Topic
+	// Publishes lists every event type the service writes.
+	Publishes []Publication
+	// ConsumerGroups lists the service's consumer groups, for the dlq subcommand.
+	ConsumerGroups []string
+	// Wire builds the service's components once its dependencies are up: it registers
+	// HTTP routes on d.HTTP and returns the runners (consumers, schedulers) to run.
+	Wire func(ctx context.Context, d *Deps) ([]Runner, error)
+}
+
+// Configurable is a service config struct that embeds config.Base.
+type Configurable interface {
+	BaseConfig() *config.Base
+}
+
+// Deps is what a service's Wire receives.
+type Deps struct {
+	Log      *slog.Logger
+	Pool     *pgxpool.Pool
+	Kafka    kafka.Config
+	Producer *kgo.Client
+	Serde    *serde.Serde
+	Outbox   *outbox.Outbox
+	HTTP     *httpserver.Server
+}
+
+// Main runs the binary and exits with its status: 0 on a clean stop, 1 on a failure, 2
+// on invalid configuration or usage.
+func Main(spec Spec, cfg Configurable) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := Run(ctx, spec, cfg, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// UsageError is a command line that names no known subcommand or flag.
+type UsageError struct{ Msg string }
+
+func (e *UsageError) Error() string { return e.Msg }
+
+// Run is Main without the process: it returns the exit status.
+func Run(ctx context.Context, spec Spec, cfg Configurable, args []string, stdout, stderr io.Writer) int {
+	cmd := "serve"
+	if len(args) > 0 {
+		cmd, args = args[0], args[1:]
+	}
+	if cmd == "version" {
+		fmt.Fprintf(stdout, "%s %s\n", spec.Name, spec.Version)
+		return 0
+	}
+	if err := config.Load(ctx, cfg, nil); err != nil {
+		fmt.Fprintf(stderr, "%s: invalid configuration: %v\n", spec.Name, err)
+		return 2
+	}
+	base := cfg.BaseConfig()
+	log := telemetry.NewLogger(stderr, spec.Name, level(base.LogLevel))
+	var err error
+	switch cmd {
+	case "serve":
+		err = serve(ctx, spec, cfg, log)
+	case "migrate":
+		err = migrateOnly(ctx, spec, base, log)
+	case "dlq":
+		err = dlqCommand(ctx, spec, base, args, stdout)
+	default:
+		err = &UsageError{Msg: fmt.Sprintf("unknown command %q; commands: serve, migrate, dlq, version", cmd)}
+	}
+	var usage *UsageError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &usage):
+		fmt.Fprintf(stderr, "%s: %v\n", spec.Name, err)
+		return 2
+	default:
+		log.Error("exiting", "err", err)
+		return 1
+	}
+}
+
+func level(s string) slog.Level {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(s))
+	return l
+}
+
+func kafkaConfig(spec Spec, b *config.Base, log *slog.Logger) kafka.Config {
+	return kafka.Config{
+		Brokers: b.KafkaBrokers, ClientID: spec.Name, TLS: b.KafkaTLS,
+		SASLMechanism: b.KafkaSASLMechanism, SASLUser: b.KafkaSASLUser, SASLPassword: b.KafkaSASLPassword,
+		Logger: log,
+	}
+}
+
+func serve(ctx context.Context, spec Spec, cfg Configurable, log *slog.Logger) error {
+	base := cfg.BaseConfig()
+	log.InfoContext(ctx, "starting", "version", spec.Version, "config", config.Masked(cfg))
+
+	tel, err := telemetry.Setup(ctx, telemetry.Config{Service: spec.Name, Version: spec.Version,
+		OTLPEndpoint: base.OTLPEndpoint, SampleRatio: base.TraceSampleRatio})
+	if err != nil {
+		return fmt.Errorf("telemetry: %w", err)
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = tel.Shutdown(sctx)
+	}()
+
+	pool, err := pg.Open(ctx, base.DatabaseURL, base.DatabaseMaxConns)
+	if err != nil {
+		return fmt.Errorf("database: %w", err)
+	}
+	defer pool.Close()
+	kcfg := kafkaConfig(spec, base, log)
+	producer, err := kafka.NewClient(kcfg)
+	if err != nil {
+		return fmt.Errorf("kafka: %w", err)
+	}
+	defer producer.Close()
+	sd := serde.New(base.RegistryURL, 5*time.Second)
+
+	srv := httpserver.New(base.HTTPAddr, spec.Name, spec.Version, tel.MetricsHandler(), log)
+	srv.AddCheck("postgres", func(ctx context.Context) error { return pool.Ping(ctx) })
+	srv.AddCheck("kafka", func(ctx context.Context) error { return kafka.Ping(ctx, producer) })
+	srv.AddCheck("registry", registryCheck(base.RegistryURL))
+	if len(spec.ConsumerGroups) > 0 {
+		dlqRoutes(srv, spec, kcfg, base.AdminToken)
+	}
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return srv.Run(gctx, base.ShutdownTimeout) })
+	g.Go(func() error {
+		runners, err := start(gctx, spec, log, srv, pool, producer, sd, kcfg)
+		if err != nil {
+			if gctx.Err() != nil {
+				return nil // stopped while starting
+			}
+			return err
+		}
+		srv.Started()
+		log.InfoContext(gctx, "started")
+		rg, rctx := errgroup.WithContext(gctx)
+		for _, r := range runners {
+			rg.Go(func() error { return r(rctx) })
+		}
+		return rg.Wait()
+	})
+	err = g.Wait()
+	// Runners have returned: consumers committed their offsets. Flush what the producer
+	// still holds before closing it.
+	fctx, cancel := context.WithTimeout(context.Background(), base.ShutdownTimeout)
+	defer cancel()
+	if ferr := producer.Flush(fctx); ferr != nil {
+		log.Warn("producer flush on shutdown failed", "err", ferr)
+	}
+	log.Info("stopped")
+	return err
+}
+
+// start waits for each dependency in turn and builds the service's runners.
+func start(ctx context.Context, spec Spec, log *slog.Logger, srv *httpserver.Server, pool *pgxpool.Pool,
+	producer *kgo.Client, sd *serde.Serde, kcfg kafka.Config) ([]Runner, error) {
+	wait := func(what string, fn func(context.Context) error) error {
+		srv.Waiting(what)
+		for attempt := 1; ; attempt++ {
+			actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			err := fn(actx)
+			cancel()
+			if err == nil {
+				return nil
+			}
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			d := backoff.Duration(attempt, 200*time.Millisecond, 10*time.Second)
+			log.WarnContext(ctx, "waiting for dependency", "dependency", what, "attempt", attempt, "retry_in", d.String(), "err", err)
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(d):
+			}
+		}
+	}
+	if err := wait("postgres", func(ctx context.Context) error { return pool.Ping(ctx) }); err != nil {
+		return nil, err
+	}
+	if err := wait("postgres migrations", func(ctx context.Context) error { return pg.Migrate(ctx, pool, spec.Migrations, log) }); err != nil {
+		return nil, err
+	}
+	if err := wait("kafka", func(ctx context.Context) error {
+		return kafka.EnsureTopics(ctx, producer, spec.Topics...)
+	}); err != nil {
+		return nil, err
+	}
+	if err := wait("schema registry", func(context.Context) error {
+		for _, p := range spec.Publishes {
+			if _, err := sd.Register(p.Topic, p.Type.Schema); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	srv.Waiting("wiring")
+	d := &Deps{Log: log, Pool: pool, Kafka: kcfg, Producer: producer, Serde: sd, Outbox: outbox.New(sd), HTTP: srv}
+	var runners []Runner
+	if spec.Wire != nil {
+		rs, err := spec.Wire(ctx, d)
+		if err != nil {
+			return nil, fmt.Errorf("wire: %w", err)
+		}
+		runners = rs
+	}
+	relay, err := outbox.NewRelay(pool, producer, log, outbox.RelayOptions{})
+	if err != nil {
+		return nil, err
+	}
+	return append(runners, relay.Run), nil
+}
+
+func registryCheck(url string) httpserver.Check {
+	client := &http.Client{Timeout: 2 * time.Second}
+	return func(ctx context.Context) error {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url+"/config", nil)
+		if err != nil {
+			return err
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("registry answered %s", resp.Status)
+		}
+		return nil
+	}
+}
+
+func migrateOnly(ctx context.Context, spec Spec, base *config.Base, log *slog.Logger) error {
+	pool, err := pg.Open(ctx, base.DatabaseURL, 2)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if err := pg.Migrate(ctx, pool, spec.Migrations, log); err != nil {
+		return err
+	}
+	log.InfoContext(ctx, "migrations applied")
+	return nil
+}

@@ -1,0 +1,168 @@
+// Package config reads a service's typed configuration from the environment, validates
+// all of it at start, and renders it for the start-up log with secrets masked.
+//
+// A config is a struct whose fields carry `env:"NAME,required"` or
+// `env:"NAME,default=VALUE"` tags (github.com/sethvargo/go-envconfig), and `secret:"true"`
+// on fields that must never be printed. Every error names the variable it is about, and
+// Load reports all problems at once, not the first.
+package config
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/sethvargo/go-envconfig"
+)
+
+// Validator is implemented by configs with rules beyond types and presence.
+type Validator interface {
+	Validate() error
+}
+
+// Load fills cfg, a pointer to a config struct, from the environment looked up by
+// lookup (nil for the process environment) and validates it.
+func Load(ctx context.Context, cfg any, lookup envconfig.Lookuper) error {
+	if lookup == nil {
+		lookup = envconfig.OsLookuper()
+	}
+	if err := envconfig.ProcessWith(ctx, &envconfig.Config{Target: cfg, Lookuper: lookup}); err != nil {
+		return nameKey(cfg, err)
+	}
+	if v, ok := cfg.(Validator); ok {
+		return v.Validate()
+	}
+	return nil
+}
+
+// nameKey rewrites go-envconfig's parse errors, which start with the Go field name, to
+// start with the variable name the operator actually sets.
+func nameKey(cfg any, err error) error {
+	keys := map[string]string{}
+	walk(reflect.ValueOf(cfg), func(f reflect.StructField, _ reflect.Value, key string) { keys[f.Name] = key })
+	field, rest, ok := strings.Cut(err.Error(), ": ")
+	if key, known := keys[field]; ok && known {
+		return fmt.Errorf("%s: %s", key, rest)
+	}
+	return err
+}
+
+// walk calls fn for every field with an env tag, descending into embedded structs.
+func walk(v reflect.Value, fn func(f reflect.StructField, v reflect.Value, key string)) {
+	for v.Kind() == reflect.Pointer {
+		v = v.Elem()
+	}
+	t := v.Type()
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if f.Anonymous || (f.Type.Kind() == reflect.Struct && f.Tag.Get("env") == "") {
+			walk(v.Field(i), fn)
+			continue
+		}
+		if key, _, _ := strings.Cut(f.Tag.Get("env"), ","); key != "" {
+			fn(f, v.Field(i), key)
+		}
+	}
+}
+
+// Problems collects validation errors that each name their variable.
+type Problems []error
+
+// Add records a problem with variable key.
+func (p *Problems) Add(key, format string, args ...any) {
+	*p = append(*p, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
+}
+
+// Err joins the problems, or returns nil when there are none.
+func (p Problems) Err() error { return errors.Join(p...) }
+
+// Base is the configuration every orderflow service shares. Services embed it.
+type Base struct {
+	HTTPAddr string `env:"ORDERFLOW_SERVICE_HTTP_ADDR,default=127.0.0.1:8080"`
+
+	KafkaBrokers       []string `env:"ORDERFLOW_KAFKA_BROKERS,required"`
+	KafkaTLS           bool     `env:"ORDERFLOW_KAFKA_TLS,default=false"`
+	KafkaSASLMechanism string   `env:"ORDERFLOW_KAFKA_SASL_MECHANISM"`
+	KafkaSASLUser      string   `env:"ORDERFLOW_KAFKA_SASL_USER"`
+	KafkaSASLPassword  string   `env:"ORDERFLOW_KAFKA_SASL_PASSWORD" secret:"true"`
+
+	RegistryURL string `env:"ORDERFLOW_REGISTRY_URL,required"`
+
+	DatabaseURL      string `env:"ORDERFLOW_DATABASE_URL,required" secret:"true"`
+	DatabaseMaxConns int32  `env:"ORDERFLOW_DATABASE_MAX_CONNS,default=20"`
+
+	AdminToken string `env:"ORDERFLOW_ADMIN_TOKEN,required" secret:"true"`
+
+	LogLevel         string        `env:"ORDERFLOW_LOG_LEVEL,default=info"`
+	OTLPEndpoint     string        `env:"ORDERFLOW_OTLP_ENDPOINT"`
+	TraceSampleRatio float64       `env:"ORDERFLOW_TRACE_SAMPLE_RATIO,default=1"`
+	ShutdownTimeout  time.Duration `env:"ORDERFLOW_SHUTDOWN_TIMEOUT,default=20s"`
+}
+
+// Validate checks what types alone cannot.
+func (b *Base) Validate() error {
+	var p Problems
+	if _, _, err := net.SplitHostPort(b.HTTPAddr); err != nil {
+		p.Add("ORDERFLOW_SERVICE_HTTP_ADDR", "%q is not host:port", b.HTTPAddr)
+	}
+	for _, br := range b.KafkaBrokers {
+		if _, _, err := net.SplitHostPort(br); err != nil {
+			p.Add("ORDERFLOW_KAFKA_BROKERS", "%q is not host:port", br)
+		}
+	}
+	switch b.KafkaSASLMechanism {
+	case "", "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":
+	default:
+		p.Add("ORDERFLOW_KAFKA_SASL_MECHANISM", "%q is not PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", b.KafkaSASLMechanism)
+	}
+	if b.KafkaSASLMechanism != "" && (b.KafkaSASLUser == "" || b.KafkaSASLPassword == "") {
+		p.Add("ORDERFLOW_KAFKA_SASL_USER", "SASL needs ORDERFLOW_KAFKA_SASL_USER and ORDERFLOW_KAFKA_SASL_PASSWORD")
+	}
+	if u, err := url.Parse(b.RegistryURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		p.Add("ORDERFLOW_REGISTRY_URL", "%q is not an http(s) URL", b.RegistryURL)
+	}
+	if u, err := url.Parse(b.DatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") || u.Host == "" {
+		p.Add("ORDERFLOW_DATABASE_URL", "not a postgres:// URL")
+	}
+	if b.DatabaseMaxConns < 2 {
+		p.Add("ORDERFLOW_DATABASE_MAX_CONNS", "%d is below 2 (the outbox relay holds one connection)", b.DatabaseMaxConns)
+	}
+	if len(b.AdminToken) < 16 {
+		p.Add("ORDERFLOW_ADMIN_TOKEN", "must be at least 16 characters")
+	}
+	switch b.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		p.Add("ORDERFLOW_LOG_LEVEL", "%q is not debug, info, warn or error", b.LogLevel)
+	}
+	if b.TraceSampleRatio < 0 || b.TraceSampleRatio > 1 {
+		p.Add("ORDERFLOW_TRACE_SAMPLE_RATIO", "%v is not between 0 and 1", b.TraceSampleRatio)
+	}
+	if b.ShutdownTimeout <= 0 {
+		p.Add("ORDERFLOW_SHUTDOWN_TIMEOUT", "%v is not positive", b.ShutdownTimeout)
+	}
+	return p.Err()
+}
+
+// Masked renders cfg as variable=value pairs for the start-up log, with secret fields
+// replaced by "*****" (or, for URLs, only their password masked).
+func Masked(cfg any) map[string]string {
+	out := map[string]string{}
+	walk(reflect.ValueOf(cfg), func(f reflect.StructField, v reflect.Value, key string) {
+		val := fmt.Sprint(v.Interface())
+		if f.Tag.Get("secret") == "true" && val != "" {
+			if u, err := url.Parse(val); err == nil && u.User != nil && u.Host != "" {
+				val = u.Redacted()
+			} else {
+				val = "*****"
+			}
+		}
+		out[key] = val
+	})
+	return out
+}

@@ -1,0 +1,99 @@
+package config_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/sethvargo/go-envconfig"
+
+	"github.com/orderflow/orderflow/platform/config"
+)
+
+func valid() map[string]string {
+	return map[string]string{
+		"ORDERFLOW_KAFKA_BROKERS": "127.0.0.1:9092",
+		"ORDERFLOW_REGISTRY_URL":  "http://127.0.0.1:8081",
+		"ORDERFLOW_DATABASE_URL":  "postgres://shop:s3cret@127.0.0.1:5432/shop",
+		"ORDERFLOW_ADMIN_TOKEN":   "0123456789abcdef0123",
+	}
+}
+
+func load(env map[string]string) (*config.Base, error) {
+	var b config.Base
+	err := config.Load(context.Background(), &b, envconfig.MapLookuper(env))
+	return &b, err
+}
+
+func TestLoadValid(t *testing.T) {
+	b, err := load(valid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.HTTPAddr != "127.0.0.1:8080" || b.DatabaseMaxConns != 20 || b.LogLevel != "info" {
+		t.Fatalf("defaults not applied: %+v", b)
+	}
+}
+
+func TestErrorsNameTheKey(t *testing.T) {
+	cases := []struct {
+		name    string
+		change  map[string]string
+		drop    string
+		wantKey string
+	}{
+		{name: "missing brokers", drop: "ORDERFLOW_KAFKA_BROKERS", wantKey: "ORDERFLOW_KAFKA_BROKERS"},
+		{name: "missing database", drop: "ORDERFLOW_DATABASE_URL", wantKey: "ORDERFLOW_DATABASE_URL"},
+		{name: "bad broker", change: map[string]string{"ORDERFLOW_KAFKA_BROKERS": "nohostport"}, wantKey: "ORDERFLOW_KAFKA_BROKERS"},
+		{name: "bad registry", change: map[string]string{"ORDERFLOW_REGISTRY_URL": "ftp://x"}, wantKey: "ORDERFLOW_REGISTRY_URL"},
+		{name: "bad int", change: map[string]string{"ORDERFLOW_DATABASE_MAX_CONNS": "lots"}, wantKey: "ORDERFLOW_DATABASE_MAX_CONNS"},
+		{name: "bad duration", change: map[string]string{"ORDERFLOW_SHUTDOWN_TIMEOUT": "soon"}, wantKey: "ORDERFLOW_SHUTDOWN_TIMEOUT"},
+		{name: "short token", change: map[string]string{"ORDERFLOW_ADMIN_TOKEN": "short"}, wantKey: "ORDERFLOW_ADMIN_TOKEN"},
+		{name: "bad level", change: map[string]string{"ORDERFLOW_LOG_LEVEL": "loud"}, wantKey: "ORDERFLOW_LOG_LEVEL"},
+		{name: "bad sasl", change: map[string]string{"ORDERFLOW_KAFKA_SASL_MECHANISM": "GSSAPI"}, wantKey: "ORDERFLOW_KAFKA_SASL_MECHANISM"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			env := valid()
+			delete(env, tc.drop)
+			for k, v := range tc.change {
+				env[k] = v
+			}
+			_, err := load(env)
+			if err == nil || !strings.Contains(err.Error(), tc.wantKey) {
+				t.Fatalf("error %v does not name %s", err, tc.wantKey)
+			}
+		})
+	}
+}
+
+func TestAllProblemsAtOnce(t *testing.T) {
+	env := valid()
+	env["ORDERFLOW_LOG_LEVEL"] = "loud"
+	env["ORDERFLOW_ADMIN_TOKEN"] = "x"
+	_, err := load(env)
+	if err == nil || !strings.Contains(err.Error(), "ORDERFLOW_LOG_LEVEL") || !strings.Contains(err.Error(), "ORDERFLOW_ADMIN_TOKEN") {
+		t.Fatalf("want both problems, got %v", err)
+	}
+}
+
+func TestMaskedHidesSecrets(t *testing.T) {
+	b, err := load(valid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := config.Masked(b)
+	all := ""
+	for _, v := range m {
+		all += v + " "
+	}
+	if strings.Contains(all, "s3cret") || strings.Contains(all, "0123456789abcdef") {
+		t.Fatalf("secret leaked: %v", m)
+	}
+	if !strings.Contains(m["ORDERFLOW_DATABASE_URL"], "127.0.0.1:5432/shop") {
+		t.Fatalf("database URL over-masked: %q", m["ORDERFLOW_DATABASE_URL"])
+	}
+	if m["ORDERFLOW_KAFKA_BROKERS"] != "[127.0.0.1:9092]" {
+		t.Fatalf("brokers: %q", m["ORDERFLOW_KAFKA_BROKERS"])
+	}
+}

@@ -1,0 +1,188 @@
+// Package httpserver is the HTTP surface every service shares: liveness (/healthz),
+// readiness (/readyz) that checks the service's dependencies, Prometheus metrics
+// (/metrics), JSON errors, bearer-token protection for admin routes, and graceful
+// shutdown.
+package httpserver
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Check reports whether one dependency is usable.
+type Check func(ctx context.Context) error
+
+// Server is a service's HTTP server. Register routes and checks before Run.
+type Server struct {
+	addr    string
+	service string
+	version string
+	log     *slog.Logger
+	mux     *http.ServeMux
+
+	mu      sync.Mutex
+	checks  map[string]Check
+	started atomic.Bool
+	waiting atomic.Value // string: what start-up is waiting for
+}
+
+// New returns a server for addr serving the health endpoints and metrics.
+func New(addr, service, version string, metrics http.Handler, log *slog.Logger) *Server {
+	s := &Server{addr: addr, service: service, version: version, log: log, mux: http.NewServeMux(), checks: map[string]Check{}}
+	s.waiting.Store("start-up")
+	s.mux.HandleFunc("GET /healthz", s.healthz)
+	s.mux.HandleFunc("GET /readyz", s.readyz)
+	if metrics != nil {
+		s.mux.Handle("GET /metrics", metrics)
+	}
+	return s
+}
+
+// Handle registers a route on the server's mux (Go 1.22 patterns).
+func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
+
+// AddCheck adds a readiness check.
+func (s *Server) AddCheck(name string, c Check) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.checks[name] = c
+}
+
+// Waiting records what start-up is waiting for; /readyz reports it until Started.
+func (s *Server) Waiting(what string) { s.waiting.Store(what) }
+
+// Started marks start-up complete; from now on readiness is decided by the checks.
+func (s *Server) Started() { s.started.Store(true) }
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	WriteJSON(w, http.StatusOK, map[string]string{"status": "ok", "service": s.service, "version": s.version})
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	if !s.started.Load() {
+		WriteJSON(w, http.StatusServiceUnavailable, map[string]any{
+			"status": "starting", "waiting_for": s.waiting.Load()})
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	s.mu.Lock()
+	checks := make(map[string]Check, len(s.checks))
+	for k, v := range s.checks {
+		checks[k] = v
+	}
+	s.mu.Unlock()
+	var (
+		wg      sync.WaitGroup
+		mu      sync.Mutex
+		results = map[string]string{}
+		ok      = true
+	)
+	for name, c := range checks {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			err := c(ctx)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				ok = false
+				results[name] = err.Error()
+			} else {
+				results[name] = "ok"
+			}
+		}()
+	}
+	wg.Wait()
+	status := http.StatusOK
+	state := "ready"
+	if !ok {
+		status, state = http.StatusServiceUnavailable, "not ready"
+	}
+	WriteJSON(w, status, map[string]any{"status": state, "checks": results})
+}
+
+// Run serves until ctx ends, then stops accepting connections and waits up to grace for
+// requests in flight.
+func (s *Server) Run(ctx context.Context, grace time.Duration) error {
+	ln, err := net.Listen("tcp", s.addr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           s.mux,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	s.log.InfoContext(ctx, "http server listening", "addr", ln.Addr().String())
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return err
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// Error is the JSON body of every error response: a stable machine-readable code, a
+// message for people, and the offending field when there is one.
+type Error struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Field   string `json:"field,omitempty"`
+}
+
+// WriteError writes an Error with status.
+func WriteError(w http.ResponseWriter, status int, code, field, message string) {
+	WriteJSON(w, status, map[string]Error{"error": {Code: code, Message: message, Field: field}})
+}
+
+// WriteJSON writes v as JSON with status.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// RequireToken protects an admin handler with a bearer token compared in constant time.
+func RequireToken(token string, next http.Handler) http.Handler {
+	want := []byte("Bearer " + token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got := r.Header.Get("Authorization")
+		if got == "" || !strings.HasPrefix(got, "Bearer ") {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="orderflow-admin"`)
+			WriteError(w, http.StatusUnauthorized, "unauthenticated", "Authorization", "admin routes need an Authorization: Bearer token")
+			return
+		}
+		if subtle.ConstantTimeCompare([]byte(got), want) != 1 {
+			WriteError(w, http.StatusForbidden, "forbidden", "Authorization", "the bearer token is not valid")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// Handler returns the server's routes, for tests and for embedding.
+func (s *Server) Handler() http.Handler { return s.mux }

@@ -1,0 +1,70 @@
+package httpserver_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/orderflow/orderflow/platform/httpserver"
+)
+
+func get(t *testing.T, h http.Handler, path string, header ...string) (*http.Response, map[string]any) {
+	t.Helper()
+	req := httptest.NewRequest(http.MethodGet, path, nil)
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	var body map[string]any
+	_ = json.Unmarshal(rec.Body.Bytes(), &body)
+	return rec.Result(), body
+}
+
+func newServer() *httpserver.Server {
+	return httpserver.New("127.0.0.1:0", "svc", "1.2.3", nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+}
+
+func TestReadinessFollowsStartupAndChecks(t *testing.T) {
+	s := newServer()
+	h := s.Handler()
+	s.Waiting("kafka")
+	resp, body := get(t, h, "/readyz")
+	if resp.StatusCode != 503 || body["waiting_for"] != "kafka" {
+		t.Fatalf("before start: %d %v", resp.StatusCode, body)
+	}
+	failing := errors.New("connection refused")
+	var dbErr error
+	s.AddCheck("postgres", func(context.Context) error { return dbErr })
+	s.Started()
+	if resp, body := get(t, h, "/readyz"); resp.StatusCode != 200 {
+		t.Fatalf("healthy: %d %v", resp.StatusCode, body)
+	}
+	dbErr = failing
+	resp, body = get(t, h, "/readyz")
+	if resp.StatusCode != 503 || body["checks"].(map[string]any)["postgres"] != failing.Error() {
+		t.Fatalf("failing check: %d %v", resp.StatusCode, body)
+	}
+	if resp, body := get(t, h, "/healthz"); resp.StatusCode != 200 || body["version"] != "1.2.3" {
+		t.Fatalf("healthz: %d %v", resp.StatusCode, body)
+	}
+}
+
+func TestRequireToken(t *testing.T) {
+	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(204) })
+	h := httpserver.RequireToken("0123456789abcdef", ok)
+	if resp, body := get(t, h, "/"); resp.StatusCode != 401 || body["error"] == nil {
+		t.Fatalf("no token: %d %v", resp.StatusCode, body)
+	}
+	if resp, _ := get(t, h, "/", "Authorization", "Bearer wrong"); resp.StatusCode != 403 {
+		t.Fatalf("wrong token: %d", resp.StatusCode)
+	}
+	if resp, _ := get(t, h, "/", "Authorization", "Bearer 0123456789abcdef"); resp.StatusCode != 204 {
+		t.Fatalf("right token: %d", resp.StatusCode)
+	}
+}

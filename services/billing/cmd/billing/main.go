@@ -1,0 +1,17 @@
+// Command billing runs the orderflow billing service: payment authorizations, voids, refunds and invoices.
+//
+// Usage: billing [serve | migrate | dlq ... | version]. Configuration comes from the
+// environment (see the README).
+package main
+
+import (
+	"github.com/orderflow/orderflow/platform/boot"
+	"github.com/orderflow/orderflow/services/billing/internal/service"
+)
+
+// version is set at build time: -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	boot.Main(service.Spec(version), &service.Config{})
+}
