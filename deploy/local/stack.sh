@@ -125,6 +125,12 @@ wait_for() { # wait_for WHAT SECONDS CMD...: poll CMD until it succeeds
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
+port_free() { # port_free PORT WHAT: stop with a clear line when another process holds it
+  if port_open "$1"; then
+    die "port $1 ($2) is taken by another process; stop it or set ORDERFLOW_PORT_BASE to another base"
+  fi
+}
+
 secret() { # secret NAME: a random password kept in the stack dir, never in the repo
   local f="$STACK/secrets/$1"
   mkdir -p "$STACK/secrets"; chmod 700 "$STACK/secrets"
@@ -185,6 +191,7 @@ CONF
 pg_up() {
   pg_init
   if ! pg_as "$PGBIN/pg_ctl" -D "$(PGDATA_DIR)" status >/dev/null 2>&1; then
+    port_free "$PG_PORT" postgres
     touch "$STACK/logs/postgres.log"
     if as_root; then chown postgres: "$STACK/logs/postgres.log"; fi
     log "starting PostgreSQL on 127.0.0.1:$PG_PORT"
@@ -227,6 +234,8 @@ kafka_libs() {
 
 kafka_up() {
   running kafka && return 0
+  port_free "$KAFKA_PORT" kafka
+  port_free "$KAFKA_CONTROLLER_PORT" "kafka controller"
   local libs data conf
   libs=$(kafka_libs)
   data="$STACK/kafka/data"
@@ -286,6 +295,7 @@ go_tool_bin() { # go_tool_bin NAME PACKAGE: builds a tool from deploy/tools once
 
 registry_up() {
   running registry && return 0
+  port_free "$REGISTRY_PORT" "schema registry"
   local bin; bin=$(go_tool_bin schema-registry github.com/axonops/axonops-schema-registry/cmd/schema-registry)
   cat >"$STACK/registry.yaml" <<YAML
 server:
@@ -318,6 +328,8 @@ registry_ready() { curl -fsS "http://127.0.0.1:$REGISTRY_PORT/subjects" >/dev/nu
 
 mailpit_up() {
   running mailpit && return 0
+  port_free "$SMTP_PORT" "mailpit smtp"
+  port_free "$MAILPIT_HTTP_PORT" "mailpit http"
   local bin; bin=$(go_tool_bin mailpit github.com/axllent/mailpit)
   log "starting Mailpit: SMTP 127.0.0.1:$SMTP_PORT, web and API http://127.0.0.1:$MAILPIT_HTTP_PORT"
   start_bg mailpit "$bin" --listen "127.0.0.1:$MAILPIT_HTTP_PORT" --smtp "127.0.0.1:$SMTP_PORT" \
@@ -352,6 +364,7 @@ services_up() {
   local s
   for s in "${SERVICES[@]}"; do
     running "$s" && continue
+    port_free "$(service_port "$s")" "$s"
     log "starting $s on 127.0.0.1:$(service_port "$s")"
     # The environment goes through a private file, not the command line, where every
     # user of the machine could read the passwords in it.

@@ -45,9 +45,12 @@ func Load(ctx context.Context, cfg any, lookup envconfig.Lookuper) error {
 func nameKey(cfg any, err error) error {
 	keys := map[string]string{}
 	walk(reflect.ValueOf(cfg), func(f reflect.StructField, _ reflect.Value, key string) { keys[f.Name] = key })
-	field, rest, ok := strings.Cut(err.Error(), ": ")
-	if key, known := keys[field]; ok && known {
-		return fmt.Errorf("%s: %s", key, rest)
+	// Errors of embedded structs read "Base: Field: reason".
+	parts := strings.Split(err.Error(), ": ")
+	for i, part := range parts[:len(parts)-1] {
+		if key, known := keys[part]; known {
+			return fmt.Errorf("%s: %s", key, strings.Join(parts[i+1:], ": "))
+		}
 	}
 	return err
 }
@@ -109,6 +112,9 @@ func (b *Base) Validate() error {
 	var p Problems
 	if _, _, err := net.SplitHostPort(b.HTTPAddr); err != nil {
 		p.Add("ORDERFLOW_SERVICE_HTTP_ADDR", "%q is not host:port", b.HTTPAddr)
+	}
+	if len(b.KafkaBrokers) == 0 {
+		p.Add("ORDERFLOW_KAFKA_BROKERS", "is empty; give host:port[,host:port...]")
 	}
 	for _, br := range b.KafkaBrokers {
 		if _, _, err := net.SplitHostPort(br); err != nil {

@@ -92,3 +92,45 @@ func NewPool(t testing.TB, migrations fs.FS) *pgxpool.Pool {
 	t.Cleanup(pool.Close)
 	return pool
 }
+
+// ServiceURL returns the stack's URL of a service's own database with its own role
+// (ORDERFLOW_<SERVICE>_DATABASE_URL), or skips the test outside `make test`.
+func ServiceURL(t testing.TB, service string) string {
+	t.Helper()
+	env := "ORDERFLOW_" + strings.ToUpper(service) + "_DATABASE_URL"
+	u := os.Getenv(env)
+	if u == "" {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("%s is not set: run the tests with `make test`", env)
+		}
+		t.Skipf("%s is not set: integration tests run with `make test`", env)
+	}
+	return u
+}
+
+// AssertIsolated checks that service's role reaches its own database and none of the
+// others: each service owns its data, and the stack enforces it.
+func AssertIsolated(t testing.TB, service string, others ...string) {
+	t.Helper()
+	own := ServiceURL(t, service)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, own)
+	if err != nil {
+		t.Fatalf("%s cannot reach its own database: %v", service, err)
+	}
+	conn.Close(ctx)
+	cfg, err := pgx.ParseConfig(own)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, other := range append(others, "postgres", "schemaregistry") {
+		c := cfg.Copy()
+		c.Database = other
+		conn, err := pgx.ConnectConfig(ctx, c)
+		if err == nil {
+			conn.Close(ctx)
+			t.Errorf("role %s can connect to database %s", service, other)
+		}
+	}
+}

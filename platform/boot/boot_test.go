@@ -1,0 +1,202 @@
+package boot_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/orderflow/orderflow/platform/boot"
+	"github.com/orderflow/orderflow/platform/config"
+	"github.com/orderflow/orderflow/platform/internal/testevent"
+	"github.com/orderflow/orderflow/platform/kafka"
+	"github.com/orderflow/orderflow/platform/kafka/kafkatest"
+	"github.com/orderflow/orderflow/platform/pg/pgtest"
+)
+
+type testConfig struct{ config.Base }
+
+func (c *testConfig) BaseConfig() *config.Base { return &c.Base }
+
+func spec(t *testing.T) boot.Spec {
+	topic := kafkatest.Name("boot")
+	return boot.Spec{
+		Name: "testsvc", Version: "1.0.0-test",
+		Topics:    []kafka.Topic{kafka.EventTopic(topic, 2)},
+		Publishes: []boot.Publication{{Topic: topic, Type: testevent.V1}},
+	}
+}
+
+// syncBuffer is a log sink safe to read while the service writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func TestInvalidConfigExitsNamingTheKey(t *testing.T) {
+	t.Setenv("ORDERFLOW_KAFKA_BROKERS", "")
+	t.Setenv("ORDERFLOW_REGISTRY_URL", "http://127.0.0.1:1")
+	t.Setenv("ORDERFLOW_DATABASE_URL", "postgres://x:y@127.0.0.1:1/z")
+	t.Setenv("ORDERFLOW_ADMIN_TOKEN", "0123456789abcdef")
+	var stderr bytes.Buffer
+	code := boot.Run(context.Background(), spec(t), &testConfig{}, nil, &bytes.Buffer{}, &stderr)
+	if code != 2 || !strings.Contains(stderr.String(), "ORDERFLOW_KAFKA_BROKERS") {
+		t.Fatalf("exit %d, stderr %q; want 2 naming ORDERFLOW_KAFKA_BROKERS", code, stderr.String())
+	}
+
+	t.Setenv("ORDERFLOW_KAFKA_BROKERS", "127.0.0.1:9092")
+	t.Setenv("ORDERFLOW_DATABASE_MAX_CONNS", "many")
+	stderr.Reset()
+	code = boot.Run(context.Background(), spec(t), &testConfig{}, nil, &bytes.Buffer{}, &stderr)
+	if code != 2 || !strings.Contains(stderr.String(), "ORDERFLOW_DATABASE_MAX_CONNS") {
+		t.Fatalf("exit %d, stderr %q; want 2 naming ORDERFLOW_DATABASE_MAX_CONNS", code, stderr.String())
+	}
+}
+
+func TestUnknownCommandIsAUsageError(t *testing.T) {
+	t.Setenv("ORDERFLOW_KAFKA_BROKERS", "127.0.0.1:9092")
+	t.Setenv("ORDERFLOW_REGISTRY_URL", "http://127.0.0.1:1")
+	t.Setenv("ORDERFLOW_DATABASE_URL", "postgres://x:y@127.0.0.1:1/z")
+	t.Setenv("ORDERFLOW_ADMIN_TOKEN", "0123456789abcdef")
+	var stderr bytes.Buffer
+	if code := boot.Run(context.Background(), spec(t), &testConfig{}, []string{"frobnicate"}, &bytes.Buffer{}, &stderr); code != 2 {
+		t.Fatalf("exit %d, want 2", code)
+	}
+	if !strings.Contains(stderr.String(), "frobnicate") {
+		t.Fatalf("stderr %q does not name the command", stderr.String())
+	}
+}
+
+// With a dependency unreachable the service stays up, reports not ready with what it
+// waits for, and logs its retries; once the dependency is right it becomes ready.
+func TestWaitsForUnreachableDependencies(t *testing.T) {
+	dbURL := pgtest.NewDatabase(t, nil)
+	brokers := kafkatest.Config(t).Brokers
+	registry := kafkatest.RegistryURL(t)
+
+	for _, tc := range []struct {
+		name, brokers, registry, waitingFor string
+	}{
+		{"kafka", "127.0.0.1:1", registry, "kafka"},
+		{"registry", strings.Join(brokers, ","), "http://127.0.0.1:1", "schema registry"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			addr := freeAddr(t)
+			t.Setenv("ORDERFLOW_SERVICE_HTTP_ADDR", addr)
+			t.Setenv("ORDERFLOW_KAFKA_BROKERS", tc.brokers)
+			t.Setenv("ORDERFLOW_REGISTRY_URL", tc.registry)
+			t.Setenv("ORDERFLOW_DATABASE_URL", dbURL)
+			t.Setenv("ORDERFLOW_ADMIN_TOKEN", "0123456789abcdef")
+			var logs syncBuffer
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan int)
+			go func() { done <- boot.Run(ctx, spec(t), &testConfig{}, nil, &bytes.Buffer{}, &logs) }()
+			defer func() {
+				cancel()
+				if code := <-done; code != 0 {
+					t.Errorf("exit %d after cancel, want 0; logs:\n%s", code, logs.String())
+				}
+			}()
+
+			deadline := time.Now().Add(20 * time.Second)
+			for {
+				status, body := readyz(addr)
+				retries := strings.Count(logs.String(), `"dependency":"`+tc.waitingFor+`"`)
+				if status == http.StatusServiceUnavailable && body["waiting_for"] == tc.waitingFor && retries >= 2 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("readyz %d %v, %d logged retries; logs:\n%s", status, body, retries, logs.String())
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			if !strings.Contains(logs.String(), `"msg":"waiting for dependency"`) || !strings.Contains(logs.String(), `"retry_in"`) {
+				t.Fatalf("logs do not say what the service waits for:\n%s", logs.String())
+			}
+		})
+	}
+}
+
+func TestBecomesReadyWithEverythingUp(t *testing.T) {
+	dbURL := pgtest.NewDatabase(t, nil)
+	addr := freeAddr(t)
+	t.Setenv("ORDERFLOW_SERVICE_HTTP_ADDR", addr)
+	t.Setenv("ORDERFLOW_KAFKA_BROKERS", strings.Join(kafkatest.Config(t).Brokers, ","))
+	t.Setenv("ORDERFLOW_REGISTRY_URL", kafkatest.RegistryURL(t))
+	t.Setenv("ORDERFLOW_DATABASE_URL", dbURL)
+	t.Setenv("ORDERFLOW_ADMIN_TOKEN", "0123456789abcdef")
+	var logs syncBuffer
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int)
+	go func() { done <- boot.Run(ctx, spec(t), &testConfig{}, nil, &bytes.Buffer{}, &logs) }()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		status, body := readyz(addr)
+		if status == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("never ready: %d %v\n%s", status, body, logs.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	resp, err := http.Get(fmt.Sprintf("http://%s/metrics", addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var metrics bytes.Buffer
+	_, _ = metrics.ReadFrom(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(metrics.String(), "outbox_backlog") {
+		t.Fatalf("/metrics lacks outbox_backlog")
+	}
+	if !strings.Contains(logs.String(), `"version":"1.0.0-test"`) {
+		t.Fatalf("start-up log lacks the version")
+	}
+	if strings.Contains(logs.String(), "0123456789abcdef") {
+		t.Fatalf("the admin token leaked into the logs")
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("exit %d, want 0", code)
+	}
+}
+
+func readyz(addr string) (int, map[string]any) {
+	resp, err := http.Get("http://" + addr + "/readyz")
+	if err != nil {
+		return 0, nil
+	}
+	defer resp.Body.Close()
+	var body map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&body)
+	return resp.StatusCode, body
+}

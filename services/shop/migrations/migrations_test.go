@@ -1,0 +1,20 @@
+package migrations_test
+
+import (
+	"testing"
+
+	"github.com/orderflow/orderflow/platform/pg/pgtest"
+	"github.com/orderflow/orderflow/services/shop/migrations"
+)
+
+// The migrations apply cleanly to an empty database, after platform's.
+func TestMigrationsApply(t *testing.T) {
+	t.Parallel()
+	pgtest.NewDatabase(t, migrations.FS)
+}
+
+// The shop role reaches its own database and no other service's.
+func TestRoleIsolation(t *testing.T) {
+	t.Parallel()
+	pgtest.AssertIsolated(t, "shop", "inventory", "billing", "logistics", "crm")
+}
