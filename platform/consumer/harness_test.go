@@ -23,7 +23,7 @@ import (
 
 // harness is one test's database, topic, serde and outbox.
 type harness struct {
-	t      *testing.T
+	t      testing.TB
 	pool   *pgxpool.Pool
 	topic  string
 	serde  *serde.Serde
@@ -31,7 +31,7 @@ type harness struct {
 	log    *slog.Logger
 }
 
-func newHarness(t *testing.T, partitions int32) *harness {
+func newHarness(t testing.TB, partitions int32) *harness {
 	t.Helper()
 	h := &harness{t: t}
 	h.pool = pgtest.NewPool(t, nil)
@@ -131,7 +131,7 @@ func (h *harness) count(query string, args ...any) int {
 }
 
 // waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !cond() {

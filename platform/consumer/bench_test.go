@@ -1,0 +1,145 @@
+package consumer_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/orderflow/orderflow/platform/consumer"
+	"github.com/orderflow/orderflow/platform/events"
+	"github.com/orderflow/orderflow/platform/internal/testevent"
+	"github.com/orderflow/orderflow/platform/kafka/kafkatest"
+	"github.com/orderflow/orderflow/platform/outbox"
+)
+
+// These benchmarks run against the real stack (make bench-platform). They measure and
+// report, never assert: the numbers go to the README with the machine they ran on.
+
+// BenchmarkRelay measures committed outbox rows to Kafka acknowledgements, in events/s.
+// b.N rows over 1,000 aggregates are committed first (1,000 per transaction); the clock
+// runs from the relay's start until the last row is marked published.
+func BenchmarkRelay(b *testing.B) {
+	h := newHarness(b, 6)
+	ctx := context.Background()
+	const perTx = 1000
+	for i := 0; i < b.N; i += perTx {
+		err := pgx.BeginFunc(ctx, h.pool, func(tx pgx.Tx) error {
+			evs := make([]events.Event, 0, perTx)
+			for j := i; j < min(b.N, i+perTx); j++ {
+				evs = append(evs, h.event(fmt.Sprintf("agg-%d", j%1000), int64(j)))
+			}
+			return h.outbox.Append(ctx, tx, evs...)
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ResetTimer()
+	start := time.Now()
+	h.runRelay(outbox.RelayOptions{BatchSize: 5000})
+	waitFor(b, 10*time.Minute, "the outbox to drain", func() bool {
+		return h.count(`SELECT count(*) FROM platform_outbox WHERE published_at IS NULL`) == 0
+	})
+	elapsed := time.Since(start)
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "events/s")
+}
+
+// BenchmarkConsumer measures records applied through inbox and handler transaction, in
+// events/s: b.N records already on a 6-partition topic, one effects row each.
+func BenchmarkConsumer(b *testing.B) {
+	h := newHarness(b, 6)
+	ctx := context.Background()
+	cl := kafkatest.Client(b)
+	recs := make([]*kgo.Record, 0, 5000)
+	flush := func() {
+		if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+			b.Fatal(err)
+		}
+		recs = recs[:0]
+	}
+	for i := range b.N {
+		e := h.event(fmt.Sprintf("agg-%d", i%1000), int64(i))
+		v, err := h.serde.Encode(h.topic, testevent.V1.Schema, e.Payload)
+		if err != nil {
+			b.Fatal(err)
+		}
+		recs = append(recs, &kgo.Record{Topic: h.topic, Key: []byte(e.Key), Value: v, Headers: e.Metadata.Headers()})
+		if len(recs) == cap(recs) {
+			flush()
+		}
+	}
+	flush()
+	b.ResetTimer()
+	start := time.Now()
+	c := h.newConsumer(kafkatest.Name("bench"), record, consumer.Options{BatchSize: 500})
+	stop := h.run(c.Run)
+	defer stop()
+	waitFor(b, 10*time.Minute, "every record applied", func() bool {
+		return h.count(`SELECT count(*) FROM effects`) >= b.N
+	})
+	elapsed := time.Since(start)
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "events/s")
+}
+
+// BenchmarkCommitToConsume measures the latency from an event's commit (ce_time, set
+// just before) to its handler running, at a steady 1,000 events/s for b.N events, one
+// transaction per event, with the relay and the consumer running live.
+func BenchmarkCommitToConsume(b *testing.B) {
+	h := newHarness(b, 6)
+	ctx := context.Background()
+	h.runRelay(outbox.RelayOptions{})
+	var (
+		mu        sync.Mutex
+		latencies []time.Duration
+	)
+	handler := func(ctx context.Context, tx pgx.Tx, m consumer.Message, p testevent.Thing) error {
+		d := time.Since(m.Time)
+		mu.Lock()
+		latencies = append(latencies, d)
+		mu.Unlock()
+		return record(ctx, tx, m, p)
+	}
+	c := h.newConsumer(kafkatest.Name("bench"), handler, consumer.Options{})
+	stop := h.run(c.Run)
+	defer stop()
+	// Warm up: group join, schema registration, connections.
+	if err := h.appendNext(ctx, "warmup"); err != nil {
+		b.Fatal(err)
+	}
+	waitFor(b, 30*time.Second, "warm-up", func() bool { mu.Lock(); defer mu.Unlock(); return len(latencies) == 1 })
+	mu.Lock()
+	latencies = latencies[:0]
+	mu.Unlock()
+
+	b.ResetTimer()
+	const rate = 1000
+	interval := time.Second / rate
+	next := time.Now()
+	for i := range b.N {
+		time.Sleep(time.Until(next))
+		next = next.Add(interval)
+		if err := h.appendNext(ctx, fmt.Sprintf("agg-%d", i%200)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	waitFor(b, time.Minute, "every event consumed", func() bool { mu.Lock(); defer mu.Unlock(); return len(latencies) >= b.N })
+	b.StopTimer()
+	mu.Lock()
+	defer mu.Unlock()
+	slices.Sort(latencies)
+	q := func(p float64) float64 {
+		return float64(latencies[int(p*float64(len(latencies)-1))].Microseconds()) / 1000
+	}
+	b.ReportMetric(q(0.50), "p50_ms")
+	b.ReportMetric(q(0.95), "p95_ms")
+	b.ReportMetric(q(0.99), "p99_ms")
+	b.ReportMetric(q(1), "max_ms")
+}
