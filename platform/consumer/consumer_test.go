@@ -326,3 +326,52 @@ func TestRestartMidStream(t *testing.T) {
 }
 
 func contains(s, sub string) bool { return sub != "" && strings.Contains(s, sub) }
+
+// A row that commits late with a lower id than rows already published is still
+// published: the relay keeps no high-water mark (the gap that bit watermill #311).
+func TestLateCommitWithLowerIDIsNotSkipped(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, 2)
+	ctx := context.Background()
+	h.runRelay(outbox.RelayOptions{})
+
+	slow, err := h.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer slow.Rollback(ctx)
+	late := h.event("slow-aggregate", 1)
+	if err := h.outbox.Append(ctx, slow, late); err != nil { // takes the lower id
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		if err := h.appendNext(ctx, fmt.Sprintf("fast-%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 20*time.Second, "the fast rows to be published", func() bool {
+		return h.count(`SELECT count(*) FROM platform_outbox WHERE published_at IS NOT NULL`) == 5
+	})
+	var lateID, minPublished int64
+	if err := slow.QueryRow(ctx, `SELECT id FROM platform_outbox WHERE key = 'slow-aggregate'`).Scan(&lateID); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.pool.QueryRow(ctx, `SELECT min(id) FROM platform_outbox WHERE published_at IS NOT NULL`).Scan(&minPublished); err != nil {
+		t.Fatal(err)
+	}
+	if lateID >= minPublished {
+		t.Fatalf("test setup: the late row has id %d, not below the published %d", lateID, minPublished)
+	}
+	if err := slow.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	recs := kafkatest.Consume(t, h.topic, 6, 20*time.Second)
+	found := false
+	for _, r := range recs {
+		md, _ := events.ParseHeaders(r.Headers)
+		found = found || md.ID == late.Metadata.ID
+	}
+	if len(recs) != 6 || !found {
+		t.Fatalf("%d records on the topic, late event present: %v; want 6 and true", len(recs), found)
+	}
+}
