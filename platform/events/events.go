@@ -67,6 +67,17 @@ func NewType(name, schema string) Type {
 	return Type{Name: name, Schema: s}
 }
 
+// TypeOf names a generated contract type: its ce_type is the schema's full name with the
+// contract's major version, "orderflow.shop.OrderPlaced" -> "orderflow.shop.OrderPlaced.v1".
+// Compatible evolution keeps v1; an incompatible contract is a new record and a new type.
+func TypeOf(schema avro.Schema) Type {
+	named, ok := schema.(avro.NamedSchema)
+	if !ok {
+		panic(fmt.Sprintf("events: schema of type %s has no name", schema.Type()))
+	}
+	return Type{Name: named.FullName() + ".v1", Schema: schema}
+}
+
 // RecordName is the full name of the payload's Avro record, the <namespace>.<Record>
 // part of a TopicRecordNameStrategy subject.
 func (t Type) RecordName() string {

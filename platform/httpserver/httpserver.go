@@ -16,6 +16,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 )
 
 // Check reports whether one dependency is usable.
@@ -118,8 +120,15 @@ func (s *Server) Run(ctx context.Context, grace time.Duration) error {
 	if err != nil {
 		return err
 	}
+	// Every request gets a server span (W3C trace context honoured), so the events a
+	// handler appends to the outbox carry the request's trace onward.
+	handler := otelhttp.NewHandler(s.mux, s.service,
+		otelhttp.WithFilter(func(r *http.Request) bool {
+			return r.URL.Path != "/healthz" && r.URL.Path != "/readyz" && r.URL.Path != "/metrics"
+		}),
+		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return r.Method + " " + r.Pattern }))
 	srv := &http.Server{
-		Handler:           s.mux,
+		Handler:           handler,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      60 * time.Second,
