@@ -27,6 +27,7 @@ import (
 
 	"github.com/orderflow/orderflow/platform/backoff"
 	"github.com/orderflow/orderflow/platform/config"
+	"github.com/orderflow/orderflow/platform/consumer"
 	"github.com/orderflow/orderflow/platform/events"
 	"github.com/orderflow/orderflow/platform/httpserver"
 	"github.com/orderflow/orderflow/platform/kafka"
@@ -77,6 +78,11 @@ type Deps struct {
 	Serde    *serde.Serde
 	Outbox   *outbox.Outbox
 	HTTP     *httpserver.Server
+}
+
+// NewConsumer returns a consumer group of the service with the default options.
+func (d *Deps) NewConsumer(group string, topics ...string) (*consumer.Consumer, error) {
+	return consumer.New(group, topics, d.Kafka, d.Pool, d.Serde, d.Log, consumer.Options{})
 }
 
 // Main runs the binary and exits with its status: 0 on a clean stop, 1 on a failure, 2

@@ -1,4 +1,5 @@
-// Command shop runs the orderflow shop service: the HTTP API where orders are placed, and the order's life cycle.
+// Command shop runs the orderflow shop service: the HTTP API where orders are placed,
+// and the order's life cycle.
 //
 // Usage: shop [serve | migrate | dlq ... | version]. Configuration comes from the
 // environment (see the README).
@@ -13,5 +14,6 @@ import (
 var version = "dev"
 
 func main() {
-	boot.Main(service.Spec(version), &service.Config{})
+	cfg := &service.Config{}
+	boot.Main(service.Spec(version, cfg), cfg)
 }

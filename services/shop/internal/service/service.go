@@ -3,14 +3,20 @@
 package service
 
 import (
+	"context"
+
+	"github.com/orderflow/orderflow/avro/contract"
 	"github.com/orderflow/orderflow/platform/boot"
 	"github.com/orderflow/orderflow/platform/config"
 	"github.com/orderflow/orderflow/platform/kafka"
+	"github.com/orderflow/orderflow/services/shop/internal/app"
+	"github.com/orderflow/orderflow/services/shop/internal/ports/events"
+	shophttp "github.com/orderflow/orderflow/services/shop/internal/ports/http"
 	"github.com/orderflow/orderflow/services/shop/migrations"
 )
 
 // Name is the service's name in logs, metrics, traces and ce_source.
-const Name = "shop"
+const Name = app.Source
 
 // Config is the shop service's configuration.
 type Config struct {
@@ -21,11 +27,32 @@ type Config struct {
 func (c *Config) BaseConfig() *config.Base { return &c.Base }
 
 // Spec describes the service to the shared runtime.
-func Spec(version string) boot.Spec {
+func Spec(version string, cfg *Config) boot.Spec {
 	return boot.Spec{
 		Name:       Name,
 		Version:    version,
 		Migrations: migrations.FS,
-		Topics:     []kafka.Topic{kafka.EventTopic("shop.orders", 6)},
+		Topics:     []kafka.Topic{kafka.EventTopic(contract.TopicShopOrders, contract.Partitions)},
+		Publishes: []boot.Publication{
+			{Topic: contract.TopicShopOrders, Type: contract.OrderPlaced},
+			{Topic: contract.TopicShopOrders, Type: contract.OrderConfirmed},
+			{Topic: contract.TopicShopOrders, Type: contract.OrderCancelled},
+		},
+		ConsumerGroups: []string{events.WorkflowGroup, events.OrderViewGroup},
+		Wire: func(ctx context.Context, d *boot.Deps) ([]boot.Runner, error) {
+			a := app.New(d.Pool, d.Outbox)
+			shophttp.Register(d.HTTP, a, d.Pool, d.Log, cfg.AdminToken)
+			workflow, err := d.NewConsumer(events.WorkflowGroup, events.WorkflowTopics...)
+			if err != nil {
+				return nil, err
+			}
+			events.RegisterWorkflow(workflow, a)
+			view, err := d.NewConsumer(events.OrderViewGroup, events.OrderViewTopics...)
+			if err != nil {
+				return nil, err
+			}
+			events.RegisterOrderView(view)
+			return []boot.Runner{workflow.Run, view.Run}, nil
+		},
 	}
 }

@@ -1,0 +1,94 @@
+package httpserver
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+	"unicode/utf8"
+)
+
+// RequestError is a client error with the status to answer and the offending field.
+type RequestError struct {
+	Status  int
+	Code    string
+	Field   string
+	Message string
+}
+
+func (e *RequestError) Error() string { return e.Message }
+
+// Write answers the request with the error.
+func (e *RequestError) Write(w http.ResponseWriter) {
+	WriteError(w, e.Status, e.Code, e.Field, e.Message)
+}
+
+// Invalid returns a 400 naming field.
+func Invalid(field, format string, args ...any) *RequestError {
+	return &RequestError{Status: http.StatusBadRequest, Code: "invalid_field", Field: field, Message: fmt.Sprintf(format, args...)}
+}
+
+// DecodeJSON reads a JSON request body into v strictly: the content type must be
+// application/json, the body at most limit bytes of valid UTF-8 holding exactly one JSON
+// value, with no field v does not declare. Every failure names what is wrong and, where
+// there is one, the field.
+func DecodeJSON(w http.ResponseWriter, r *http.Request, v any, limit int64) *RequestError {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "application/json" {
+		return &RequestError{Status: http.StatusUnsupportedMediaType, Code: "unsupported_media_type", Field: "Content-Type",
+			Message: fmt.Sprintf("Content-Type must be application/json, got %q", r.Header.Get("Content-Type"))}
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return &RequestError{Status: http.StatusRequestEntityTooLarge, Code: "body_too_large",
+				Message: fmt.Sprintf("the body is larger than %d bytes", limit)}
+		}
+		return &RequestError{Status: http.StatusBadRequest, Code: "unreadable_body", Message: "the body could not be read: " + err.Error()}
+	}
+	if !utf8.Valid(body) {
+		return &RequestError{Status: http.StatusBadRequest, Code: "invalid_utf8", Message: "the body is not valid UTF-8"}
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return &RequestError{Status: http.StatusBadRequest, Code: "empty_body", Message: "the body is empty; send a JSON object"}
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return jsonError(err)
+	}
+	if dec.More() {
+		return &RequestError{Status: http.StatusBadRequest, Code: "malformed_json", Message: "the body holds more than one JSON value"}
+	}
+	return nil
+}
+
+func jsonError(err error) *RequestError {
+	var syntax *json.SyntaxError
+	var typeErr *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syntax):
+		return &RequestError{Status: http.StatusBadRequest, Code: "malformed_json",
+			Message: fmt.Sprintf("malformed JSON at byte %d: %v", syntax.Offset, err)}
+	case errors.As(err, &typeErr):
+		field := typeErr.Field
+		if field == "" {
+			field = "(body)"
+		}
+		return &RequestError{Status: http.StatusBadRequest, Code: "invalid_field", Field: field,
+			Message: fmt.Sprintf("%s must be %s, got %s", field, typeErr.Type.String(), typeErr.Value)}
+	case strings.HasPrefix(err.Error(), "json: unknown field "):
+		field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+		return &RequestError{Status: http.StatusBadRequest, Code: "unknown_field", Field: field,
+			Message: fmt.Sprintf("unknown field %q", field)}
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return &RequestError{Status: http.StatusBadRequest, Code: "malformed_json", Message: "the JSON body ends too early"}
+	default:
+		return &RequestError{Status: http.StatusBadRequest, Code: "malformed_json", Message: "malformed JSON: " + err.Error()}
+	}
+}

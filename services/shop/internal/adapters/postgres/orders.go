@@ -1,0 +1,146 @@
+// Package postgres stores the shop's write model (catalog, orders, idempotency keys) and
+// its order view read model in the shop's own database.
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/orderflow/orderflow/services/shop/internal/domain/order"
+)
+
+// Products returns the catalog entries of skus.
+func Products(ctx context.Context, q pgx.Tx, skus []string) (map[string]order.Product, error) {
+	rows, err := q.Query(ctx, `SELECT sku, name, unit_price_minor, currency FROM products WHERE sku = ANY($1)`, skus)
+	if err != nil {
+		return nil, fmt.Errorf("read catalog: %w", err)
+	}
+	out := map[string]order.Product{}
+	for rows.Next() {
+		var p order.Product
+		if err := rows.Scan(&p.SKU, &p.Name, &p.UnitPriceMinor, &p.Currency); err != nil {
+			return nil, fmt.Errorf("read catalog: %w", err)
+		}
+		out[p.SKU] = p
+	}
+	return out, rows.Err()
+}
+
+// UpsertProduct creates or replaces a catalog entry.
+func UpsertProduct(ctx context.Context, q pgx.Tx, p order.Product) error {
+	_, err := q.Exec(ctx, `INSERT INTO products (sku, name, unit_price_minor, currency) VALUES ($1, $2, $3, $4)
+	                       ON CONFLICT (sku) DO UPDATE SET name = $2, unit_price_minor = $3, currency = $4, updated_at = now()`,
+		p.SKU, p.Name, p.UnitPriceMinor, p.Currency)
+	if err != nil {
+		return fmt.Errorf("upsert product %s: %w", p.SKU, err)
+	}
+	return nil
+}
+
+// ListProducts returns the whole catalog by SKU.
+func ListProducts(ctx context.Context, q pgx.Tx) ([]order.Product, error) {
+	rows, err := q.Query(ctx, `SELECT sku, name, unit_price_minor, currency FROM products ORDER BY sku`)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (order.Product, error) {
+		var p order.Product
+		err := r.Scan(&p.SKU, &p.Name, &p.UnitPriceMinor, &p.Currency)
+		return p, err
+	})
+}
+
+// ClaimIdempotencyKey records key for a new order, or returns the order id already
+// recorded for it and the hash of the request that recorded it. A concurrent claim of the
+// same key waits for the first to commit or roll back.
+func ClaimIdempotencyKey(ctx context.Context, tx pgx.Tx, key string, hash []byte, orderID string) (existingOrder string, existingHash []byte, err error) {
+	tag, err := tx.Exec(ctx, `INSERT INTO idempotency_keys (key, request_hash, order_id) VALUES ($1, $2, $3)
+	                          ON CONFLICT (key) DO NOTHING`, key, hash, orderID)
+	if err != nil {
+		return "", nil, fmt.Errorf("claim idempotency key: %w", err)
+	}
+	if tag.RowsAffected() == 1 {
+		return "", nil, nil
+	}
+	err = tx.QueryRow(ctx, `SELECT order_id::text, request_hash FROM idempotency_keys WHERE key = $1`, key).Scan(&existingOrder, &existingHash)
+	if err != nil {
+		return "", nil, fmt.Errorf("read idempotency key: %w", err)
+	}
+	return existingOrder, existingHash, nil
+}
+
+// InsertOrder stores a new order. It must run before ClaimIdempotencyKey commits, in the
+// same transaction.
+func InsertOrder(ctx context.Context, tx pgx.Tx, o *order.Order) error {
+	lines, addr, err := toJSON(o)
+	if err != nil {
+		return err
+	}
+	_, err = tx.Exec(ctx, `INSERT INTO orders (id, customer_id, customer_email, customer_name, status, currency, total_minor,
+	                                             lines, shipping_address, placed_at, updated_at)
+	                       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+		o.ID, o.Customer.ID, o.Customer.Email, o.Customer.Name, o.Status, o.Currency, o.TotalMinor, lines, addr, o.PlacedAt, o.UpdatedAt)
+	if err != nil {
+		return fmt.Errorf("insert order: %w", err)
+	}
+	return nil
+}
+
+// GetForUpdate loads an order and locks it until tx ends.
+func GetForUpdate(ctx context.Context, tx pgx.Tx, id string) (*order.Order, error) {
+	var (
+		o           order.Order
+		reason      *string
+		lines, addr []byte
+	)
+	err := tx.QueryRow(ctx, `SELECT id::text, customer_id, customer_email, customer_name, status, cancel_reason, currency,
+	                                total_minor, lines, shipping_address, stock_reserved, payment_authorized, placed_at, updated_at
+	                           FROM orders WHERE id = $1 FOR UPDATE`, id).
+		Scan(&o.ID, &o.Customer.ID, &o.Customer.Email, &o.Customer.Name, &o.Status, &reason, &o.Currency, &o.TotalMinor,
+			&lines, &addr, &o.StockReserved, &o.PaymentAuthorized, &o.PlacedAt, &o.UpdatedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, order.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load order %s: %w", id, err)
+	}
+	if reason != nil {
+		o.CancelReason = *reason
+	}
+	if err := json.Unmarshal(lines, &o.Lines); err != nil {
+		return nil, fmt.Errorf("order %s lines: %w", id, err)
+	}
+	if err := json.Unmarshal(addr, &o.Address); err != nil {
+		return nil, fmt.Errorf("order %s address: %w", id, err)
+	}
+	return &o, nil
+}
+
+// UpdateOrder writes back the mutable state of an order.
+func UpdateOrder(ctx context.Context, tx pgx.Tx, o *order.Order) error {
+	var reason *string
+	if o.CancelReason != "" {
+		reason = &o.CancelReason
+	}
+	_, err := tx.Exec(ctx, `UPDATE orders SET status = $2, cancel_reason = $3, stock_reserved = $4,
+	                              payment_authorized = $5, updated_at = $6 WHERE id = $1`,
+		o.ID, o.Status, reason, o.StockReserved, o.PaymentAuthorized, o.UpdatedAt)
+	if err != nil {
+		return fmt.Errorf("update order %s: %w", o.ID, err)
+	}
+	return nil
+}
+
+func toJSON(o *order.Order) (lines, addr []byte, err error) {
+	if lines, err = json.Marshal(o.Lines); err != nil {
+		return nil, nil, err
+	}
+	if addr, err = json.Marshal(o.Address); err != nil {
+		return nil, nil, err
+	}
+	return lines, addr, nil
+}

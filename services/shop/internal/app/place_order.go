@@ -1,0 +1,91 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/orderflow/orderflow/services/shop/internal/adapters/postgres"
+	"github.com/orderflow/orderflow/services/shop/internal/domain/order"
+)
+
+// PlaceOrder is a customer's order as the API received it.
+type PlaceOrder struct {
+	IdempotencyKey string
+	Customer       order.Customer
+	Address        order.Address
+	Lines          []order.Requested
+	PaymentToken   string
+	Currency       string
+}
+
+// Placed is the answer to a placement.
+type Placed struct {
+	OrderID string
+	Status  order.Status
+	// Replayed is true when an earlier request with the same Idempotency-Key placed it.
+	Replayed bool
+}
+
+// ErrIdempotencyKeyReused reports a key sent again with a different body.
+var ErrIdempotencyKeyReused = errors.New("this Idempotency-Key was used with a different request")
+
+// PlaceOrder validates and prices the order from the catalog, stores it as PENDING and
+// appends OrderPlaced, in one transaction. With an idempotency key, the same key and body
+// return the first placement; the same key with another body is refused.
+func (a *App) PlaceOrder(ctx context.Context, cmd PlaceOrder) (Placed, error) {
+	var out Placed
+	hash := requestHash(cmd)
+	err := a.tx(ctx, func(tx pgx.Tx) error {
+		skus := make([]string, len(cmd.Lines))
+		for i, l := range cmd.Lines {
+			skus[i] = l.SKU
+		}
+		catalog, err := postgres.Products(ctx, tx, skus)
+		if err != nil {
+			return err
+		}
+		o, err := order.Place(uuid.NewString(), cmd.Customer, cmd.Address, cmd.Lines, cmd.PaymentToken, cmd.Currency,
+			func(sku string) (order.Product, bool) { p, ok := catalog[sku]; return p, ok }, a.now())
+		if err != nil {
+			return err
+		}
+		if err := postgres.InsertOrder(ctx, tx, o); err != nil {
+			return err
+		}
+		if cmd.IdempotencyKey != "" {
+			existing, existingHash, err := postgres.ClaimIdempotencyKey(ctx, tx, cmd.IdempotencyKey, hash, o.ID)
+			if err != nil {
+				return err
+			}
+			if existing != "" {
+				if !bytes.Equal(existingHash, hash) {
+					return ErrIdempotencyKeyReused
+				}
+				out = Placed{OrderID: existing, Status: order.Pending, Replayed: true}
+				return errReplay // roll back this attempt's order
+			}
+		}
+		out = Placed{OrderID: o.ID, Status: o.Status}
+		return a.outbox.Append(ctx, tx, orderPlaced(ctx, o))
+	})
+	if errors.Is(err, errReplay) {
+		return out, nil
+	}
+	return out, err
+}
+
+var errReplay = errors.New("replayed placement")
+
+// requestHash fingerprints everything that defines a placement.
+func requestHash(cmd PlaceOrder) []byte {
+	cmd.IdempotencyKey = ""
+	b, _ := json.Marshal(cmd)
+	sum := sha256.Sum256(b)
+	return sum[:]
+}

@@ -1,0 +1,88 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/orderflow/orderflow/avro/contract"
+	"github.com/orderflow/orderflow/avro/inventory"
+	"github.com/orderflow/orderflow/platform/consumer"
+	"github.com/orderflow/orderflow/services/shop/internal/adapters/postgres"
+	"github.com/orderflow/orderflow/services/shop/internal/domain/order"
+)
+
+// The shop decides an order's fate from what the other services report. Each reaction
+// runs in the consumer's transaction (with the inbox row), locks the order, and appends
+// the shop's own events to the outbox in the same transaction.
+
+// OnStockReserved records the reservation; with payment also authorized, the order is
+// confirmed.
+func (a *App) OnStockReserved(ctx context.Context, tx pgx.Tx, m consumer.Message, orderID string) error {
+	return a.react(ctx, tx, m, orderID, func(o *order.Order) (order.Outcome, string) {
+		return o.StockReservedAt(a.now()), ""
+	})
+}
+
+// OnPaymentAuthorized records the authorization; with stock also reserved, the order is
+// confirmed.
+func (a *App) OnPaymentAuthorized(ctx context.Context, tx pgx.Tx, m consumer.Message, orderID string) error {
+	return a.react(ctx, tx, m, orderID, func(o *order.Order) (order.Outcome, string) {
+		return o.PaymentAuthorizedAt(a.now()), ""
+	})
+}
+
+// OnStockRejected cancels a pending order as out of stock.
+func (a *App) OnStockRejected(ctx context.Context, tx pgx.Tx, m consumer.Message, ev inventory.StockRejected) error {
+	return a.react(ctx, tx, m, ev.OrderID, func(o *order.Order) (order.Outcome, string) {
+		var short []string
+		for _, s := range ev.Shortages {
+			short = append(short, fmt.Sprintf("%s: %d requested, %d available", s.Sku, s.Requested, s.Available))
+		}
+		return o.Reject(contract.ReasonOutOfStock, a.now()), "out of stock: " + strings.Join(short, "; ")
+	})
+}
+
+// OnPaymentFailed cancels a pending order as payment declined.
+func (a *App) OnPaymentFailed(ctx context.Context, tx pgx.Tx, m consumer.Message, orderID, reason string) error {
+	return a.react(ctx, tx, m, orderID, func(o *order.Order) (order.Outcome, string) {
+		return o.Reject(contract.ReasonPaymentDeclined, a.now()), "payment declined: " + reason
+	})
+}
+
+// OnShipmentDispatched marks a confirmed order shipped.
+func (a *App) OnShipmentDispatched(ctx context.Context, tx pgx.Tx, m consumer.Message, orderID string) error {
+	return a.react(ctx, tx, m, orderID, func(o *order.Order) (order.Outcome, string) {
+		return o.ShippedAt(a.now()), ""
+	})
+}
+
+func (a *App) react(ctx context.Context, tx pgx.Tx, m consumer.Message, orderID string, fn func(*order.Order) (order.Outcome, string)) error {
+	o, err := postgres.GetForUpdate(ctx, tx, orderID)
+	if errors.Is(err, order.ErrNotFound) {
+		// Every order-stream event starts with the shop's OrderPlaced: an event about an
+		// order the shop never wrote is a bug or a foreign producer.
+		return consumer.Permanent(fmt.Errorf("%s for unknown order %s", m.Type, orderID))
+	}
+	if err != nil {
+		return err
+	}
+	outcome, detail := fn(o)
+	if outcome == order.Unchanged {
+		return nil
+	}
+	if err := postgres.UpdateOrder(ctx, tx, o); err != nil {
+		return err
+	}
+	cause := m.Cause()
+	switch outcome {
+	case order.NowConfirmed:
+		return a.outbox.Append(ctx, tx, orderConfirmed(ctx, o, cause))
+	case order.NowCancelled:
+		return a.outbox.Append(ctx, tx, orderCancelled(ctx, o, detail, cause))
+	}
+	return nil
+}
