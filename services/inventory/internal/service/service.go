@@ -1,16 +1,22 @@
-// Package service wires the inventory service: its configuration, the topics it owns, the
-// events it publishes and its components. It holds no business rules.
+// Package service wires the inventory service: its configuration, the topics it owns,
+// the events it publishes and its components. It holds no business rules.
 package service
 
 import (
+	"context"
+
+	"github.com/orderflow/orderflow/avro/contract"
 	"github.com/orderflow/orderflow/platform/boot"
 	"github.com/orderflow/orderflow/platform/config"
 	"github.com/orderflow/orderflow/platform/kafka"
+	"github.com/orderflow/orderflow/services/inventory/internal/app"
+	"github.com/orderflow/orderflow/services/inventory/internal/ports/events"
+	invhttp "github.com/orderflow/orderflow/services/inventory/internal/ports/http"
 	"github.com/orderflow/orderflow/services/inventory/migrations"
 )
 
 // Name is the service's name in logs, metrics, traces and ce_source.
-const Name = "inventory"
+const Name = app.Source
 
 // Config is the inventory service's configuration.
 type Config struct {
@@ -21,11 +27,37 @@ type Config struct {
 func (c *Config) BaseConfig() *config.Base { return &c.Base }
 
 // Spec describes the service to the shared runtime.
-func Spec(version string) boot.Spec {
+func Spec(version string, cfg *Config) boot.Spec {
 	return boot.Spec{
 		Name:       Name,
 		Version:    version,
 		Migrations: migrations.FS,
-		Topics:     []kafka.Topic{kafka.EventTopic("inventory.reservations", 6), kafka.EventTopic("inventory.stock", 6)},
+		Topics: []kafka.Topic{
+			kafka.EventTopic(contract.TopicInventoryReservations, contract.Partitions),
+			kafka.EventTopic(contract.TopicInventoryStock, contract.Partitions),
+		},
+		Publishes: []boot.Publication{
+			{Topic: contract.TopicInventoryReservations, Type: contract.StockReserved},
+			{Topic: contract.TopicInventoryReservations, Type: contract.StockRejected},
+			{Topic: contract.TopicInventoryReservations, Type: contract.StockReleased},
+			{Topic: contract.TopicInventoryStock, Type: contract.StockLow},
+			{Topic: contract.TopicInventoryStock, Type: contract.StockReceived},
+		},
+		ConsumerGroups: []string{events.ReservationsGroup, events.AvailabilityGroup},
+		Wire: func(ctx context.Context, d *boot.Deps) ([]boot.Runner, error) {
+			a := app.New(d.Pool, d.Outbox)
+			invhttp.Register(d.HTTP, a, d.Pool, d.Log, cfg.AdminToken)
+			reservations, err := d.NewConsumer(events.ReservationsGroup, events.ReservationTopics...)
+			if err != nil {
+				return nil, err
+			}
+			events.RegisterReservations(reservations, a)
+			availability, err := d.NewConsumer(events.AvailabilityGroup, events.AvailabilityTopics...)
+			if err != nil {
+				return nil, err
+			}
+			events.RegisterAvailability(availability)
+			return []boot.Runner{reservations.Run, availability.Run}, nil
+		},
 	}
 }

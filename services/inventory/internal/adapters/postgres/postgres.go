@@ -1,0 +1,166 @@
+// Package postgres stores inventory's stock levels, reservations and receipts, and its
+// availability read model.
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/orderflow/orderflow/services/inventory/internal/domain/stock"
+)
+
+// Reservation statuses.
+const (
+	Reserved = "RESERVED"
+	Rejected = "REJECTED"
+	Released = "RELEASED"
+	Shipped  = "SHIPPED"
+	Voided   = "VOIDED"
+)
+
+// LockLevels loads and locks the stock rows of skus in SKU order, so that concurrent
+// reservations of overlapping SKUs queue instead of deadlocking.
+func LockLevels(ctx context.Context, tx pgx.Tx, skus []string) (map[string]stock.Level, error) {
+	rows, err := tx.Query(ctx, `SELECT sku, on_hand, reserved, low_threshold FROM stock
+	                             WHERE sku = ANY($1) ORDER BY sku FOR UPDATE`, skus)
+	if err != nil {
+		return nil, fmt.Errorf("lock stock: %w", err)
+	}
+	out := map[string]stock.Level{}
+	for rows.Next() {
+		var l stock.Level
+		if err := rows.Scan(&l.SKU, &l.OnHand, &l.Reserved, &l.LowThreshold); err != nil {
+			return nil, err
+		}
+		out[l.SKU] = l
+	}
+	return out, rows.Err()
+}
+
+// SaveReserved writes the reserved counts of levels.
+func SaveReserved(ctx context.Context, tx pgx.Tx, levels []stock.Level) error {
+	for _, l := range levels {
+		if _, err := tx.Exec(ctx, `UPDATE stock SET reserved = $2, updated_at = now() WHERE sku = $1`, l.SKU, l.Reserved); err != nil {
+			return fmt.Errorf("reserve %s: %w", l.SKU, err)
+		}
+	}
+	return nil
+}
+
+// Reservation is an order's hold on stock.
+type Reservation struct {
+	OrderID string
+	Status  string
+	Lines   []stock.Line
+}
+
+// GetReservation locks an order's reservation; found is false when there is none.
+func GetReservation(ctx context.Context, tx pgx.Tx, orderID string) (r Reservation, found bool, err error) {
+	var lines []byte
+	err = tx.QueryRow(ctx, `SELECT order_id::text, status, lines FROM reservations WHERE order_id = $1 FOR UPDATE`, orderID).
+		Scan(&r.OrderID, &r.Status, &lines)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Reservation{}, false, nil
+	}
+	if err != nil {
+		return Reservation{}, false, fmt.Errorf("load reservation %s: %w", orderID, err)
+	}
+	return r, true, json.Unmarshal(lines, &r.Lines)
+}
+
+// PutReservation inserts or updates an order's reservation.
+func PutReservation(ctx context.Context, tx pgx.Tx, r Reservation) error {
+	lines, err := json.Marshal(r.Lines)
+	if err != nil {
+		return err
+	}
+	_, err = tx.Exec(ctx, `INSERT INTO reservations (order_id, status, lines) VALUES ($1, $2, $3)
+	                       ON CONFLICT (order_id) DO UPDATE SET status = $2, lines = $3, updated_at = now()`,
+		r.OrderID, r.Status, lines)
+	if err != nil {
+		return fmt.Errorf("save reservation %s: %w", r.OrderID, err)
+	}
+	return nil
+}
+
+// Unreserve gives lines back to stock; ship also takes them off the shelf.
+func Unreserve(ctx context.Context, tx pgx.Tx, lines []stock.Line, ship bool) error {
+	for _, l := range lines {
+		q := `UPDATE stock SET reserved = reserved - $2, updated_at = now() WHERE sku = $1`
+		if ship {
+			q = `UPDATE stock SET reserved = reserved - $2, on_hand = on_hand - $2, updated_at = now() WHERE sku = $1`
+		}
+		if _, err := tx.Exec(ctx, q, l.SKU, l.Quantity); err != nil {
+			return fmt.Errorf("unreserve %s: %w", l.SKU, err)
+		}
+	}
+	return nil
+}
+
+// ErrReceiptReplayed reports a receipt id recorded before.
+var ErrReceiptReplayed = errors.New("receipt already recorded")
+
+// Receive records a receipt once per receipt id and adds it to stock, creating the SKU
+// on its first receipt. A non-nil threshold replaces the SKU's low-stock threshold.
+func Receive(ctx context.Context, tx pgx.Tx, receiptID, sku string, quantity int, threshold *int) (stock.Level, error) {
+	tag, err := tx.Exec(ctx, `INSERT INTO receipts (receipt_id, sku, quantity) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`,
+		receiptID, sku, quantity)
+	if err != nil {
+		return stock.Level{}, fmt.Errorf("record receipt: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return stock.Level{}, ErrReceiptReplayed
+	}
+	var l stock.Level
+	err = tx.QueryRow(ctx, `INSERT INTO stock (sku, on_hand, low_threshold) VALUES ($1, $2, COALESCE($3, 0))
+	                        ON CONFLICT (sku) DO UPDATE SET on_hand = stock.on_hand + $2,
+	                               low_threshold = COALESCE($3, stock.low_threshold), updated_at = now()
+	                        RETURNING sku, on_hand, reserved, low_threshold`, sku, quantity, threshold).
+		Scan(&l.SKU, &l.OnHand, &l.Reserved, &l.LowThreshold)
+	if err != nil {
+		return stock.Level{}, fmt.Errorf("receive %s: %w", sku, err)
+	}
+	return l, nil
+}
+
+// AddAvailability applies a delta to the availability read model.
+func AddAvailability(ctx context.Context, tx pgx.Tx, sku string, delta int) error {
+	_, err := tx.Exec(ctx, `INSERT INTO availability (sku, available, updated_at) VALUES ($1, $2, now())
+	                        ON CONFLICT (sku) DO UPDATE SET available = availability.available + $2, updated_at = now()`, sku, delta)
+	return err
+}
+
+// Availability is one row of the read model.
+type Availability struct {
+	SKU       string `json:"sku"`
+	Available int    `json:"available"`
+}
+
+// ErrUnknownSKU reports a SKU the read model has not seen.
+var ErrUnknownSKU = errors.New("unknown SKU")
+
+// GetAvailability reads one SKU's availability.
+func GetAvailability(ctx context.Context, pool *pgxpool.Pool, sku string) (Availability, error) {
+	a := Availability{SKU: sku}
+	err := pool.QueryRow(ctx, `SELECT available FROM availability WHERE sku = $1`, sku).Scan(&a.Available)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return a, ErrUnknownSKU
+	}
+	return a, err
+}
+
+// Levels reads the write model's level of a SKU (for admin answers).
+func Levels(ctx context.Context, pool *pgxpool.Pool, sku string) (stock.Level, error) {
+	var l stock.Level
+	err := pool.QueryRow(ctx, `SELECT sku, on_hand, reserved, low_threshold FROM stock WHERE sku = $1`, sku).
+		Scan(&l.SKU, &l.OnHand, &l.Reserved, &l.LowThreshold)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return l, ErrUnknownSKU
+	}
+	return l, err
+}
