@@ -3,29 +3,68 @@
 package service
 
 import (
+	"context"
+
+	"github.com/orderflow/orderflow/avro/contract"
 	"github.com/orderflow/orderflow/platform/boot"
 	"github.com/orderflow/orderflow/platform/config"
 	"github.com/orderflow/orderflow/platform/kafka"
+	"github.com/orderflow/orderflow/services/billing/internal/adapters/provider"
+	"github.com/orderflow/orderflow/services/billing/internal/app"
+	"github.com/orderflow/orderflow/services/billing/internal/ports/events"
+	billinghttp "github.com/orderflow/orderflow/services/billing/internal/ports/http"
 	"github.com/orderflow/orderflow/services/billing/migrations"
 )
 
 // Name is the service's name in logs, metrics, traces and ce_source.
-const Name = "billing"
+const Name = app.Source
 
 // Config is the billing service's configuration.
 type Config struct {
 	config.Base
+	// PaymentProvider selects the provider adapter; "local" is the deterministic one.
+	PaymentProvider string `env:"ORDERFLOW_PAYMENT_PROVIDER,default=local"`
 }
 
 // BaseConfig returns the shared part of the configuration.
 func (c *Config) BaseConfig() *config.Base { return &c.Base }
 
+// Validate checks the whole configuration.
+func (c *Config) Validate() error {
+	var p config.Problems
+	if err := c.Base.Validate(); err != nil {
+		p = append(p, err)
+	}
+	if c.PaymentProvider != "local" {
+		p.Add("ORDERFLOW_PAYMENT_PROVIDER", "%q is not a known provider (local)", c.PaymentProvider)
+	}
+	return p.Err()
+}
+
 // Spec describes the service to the shared runtime.
-func Spec(version string) boot.Spec {
+func Spec(version string, cfg *Config) boot.Spec {
 	return boot.Spec{
 		Name:       Name,
 		Version:    version,
 		Migrations: migrations.FS,
-		Topics:     []kafka.Topic{kafka.EventTopic("billing.payments", 6)},
+		Topics:     []kafka.Topic{kafka.EventTopic(contract.TopicBillingPayments, contract.Partitions)},
+		Publishes: []boot.Publication{
+			{Topic: contract.TopicBillingPayments, Type: contract.PaymentAuthorized},
+			{Topic: contract.TopicBillingPayments, Type: contract.PaymentFailed},
+			{Topic: contract.TopicBillingPayments, Type: contract.PaymentVoided},
+			{Topic: contract.TopicBillingPayments, Type: contract.InvoiceIssued},
+			{Topic: contract.TopicBillingPayments, Type: contract.InvoiceVoided},
+		},
+		ConsumerGroups: []string{events.PaymentsGroup},
+		Wire: func(ctx context.Context, d *boot.Deps) ([]boot.Runner, error) {
+			a := app.New(d.Outbox, provider.NewLocal())
+			billinghttp.Register(d.HTTP, d.Pool, d.Log)
+			c, err := d.NewConsumer(events.PaymentsGroup, events.Topics...)
+			if err != nil {
+				return nil, err
+			}
+			events.Register(c, a)
+			return []boot.Runner{c.Run}, nil
+		},
 	}
 }

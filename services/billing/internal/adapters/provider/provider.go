@@ -1,0 +1,82 @@
+// Package provider is billing's port to a payment provider and the deterministic local
+// provider used by default, in tests and in the demo.
+package provider
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"sync"
+)
+
+// Request asks for an authorization. OrderID is the idempotency key: asking again for
+// the same order returns the same authorization.
+type Request struct {
+	OrderID     string
+	Token       string
+	AmountMinor int64
+	Currency    string
+}
+
+// Result is the provider's answer.
+type Result struct {
+	Approved        bool
+	AuthorizationID string
+	DeclineCode     string
+}
+
+// ErrUnavailable reports a provider that did not answer; the same request may succeed
+// later.
+var ErrUnavailable = errors.New("payment provider unavailable")
+
+// Provider authorizes and voids payments.
+type Provider interface {
+	Name() string
+	Authorize(ctx context.Context, r Request) (Result, error)
+	Void(ctx context.Context, authorizationID string) error
+}
+
+// Test tokens of the local provider.
+const (
+	TokenDeclined          = "tok_declined"           // declined: card_declined
+	TokenInsufficientFunds = "tok_insufficient_funds" // declined: insufficient_funds
+	TokenFlaky             = "tok_flaky"              // unavailable twice per order, then approved
+)
+
+// Local is a deterministic provider: TokenDeclined and TokenInsufficientFunds decline,
+// TokenFlaky fails transiently twice per order and then approves, every other token
+// approves. Authorization ids derive from the order id.
+type Local struct {
+	mu    sync.Mutex
+	flaky map[string]int
+}
+
+// NewLocal returns the local provider.
+func NewLocal() *Local { return &Local{flaky: map[string]int{}} }
+
+// Name is the provider's name in events.
+func (l *Local) Name() string { return "local" }
+
+// Authorize answers as documented on Local.
+func (l *Local) Authorize(ctx context.Context, r Request) (Result, error) {
+	switch r.Token {
+	case TokenDeclined:
+		return Result{DeclineCode: "card_declined"}, nil
+	case TokenInsufficientFunds:
+		return Result{DeclineCode: "insufficient_funds"}, nil
+	case TokenFlaky:
+		l.mu.Lock()
+		l.flaky[r.OrderID]++
+		n := l.flaky[r.OrderID]
+		l.mu.Unlock()
+		if n <= 2 {
+			return Result{}, ErrUnavailable
+		}
+	}
+	sum := sha256.Sum256([]byte("auth:" + r.OrderID))
+	return Result{Approved: true, AuthorizationID: "auth_" + hex.EncodeToString(sum[:10])}, nil
+}
+
+// Void releases an authorization; the local provider always can.
+func (l *Local) Void(ctx context.Context, authorizationID string) error { return nil }

@@ -1,0 +1,34 @@
+// Package events holds billing's inbound Kafka handlers.
+package events
+
+import (
+	"context"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/orderflow/orderflow/avro/contract"
+	"github.com/orderflow/orderflow/avro/inventory"
+	"github.com/orderflow/orderflow/avro/shop"
+	"github.com/orderflow/orderflow/platform/consumer"
+	"github.com/orderflow/orderflow/services/billing/internal/app"
+)
+
+// PaymentsGroup is billing's consumer group. Never rename it: a new name re-reads every
+// topic from the start.
+const PaymentsGroup = "billing.payments"
+
+// Topics are what billing reads.
+var Topics = []string{contract.TopicShopOrders, contract.TopicInventoryReservations}
+
+// Register routes the events billing acts on.
+func Register(c *consumer.Consumer, a *app.App) {
+	consumer.On(c, contract.OrderPlaced, func(ctx context.Context, tx pgx.Tx, m consumer.Message, e shop.OrderPlaced) error {
+		return a.Authorize(ctx, tx, m.Cause(), e)
+	})
+	consumer.On(c, contract.StockRejected, func(ctx context.Context, tx pgx.Tx, m consumer.Message, e inventory.StockRejected) error {
+		return a.Void(ctx, tx, m.Cause(), e.OrderID, contract.ReasonOutOfStock)
+	})
+	consumer.On(c, contract.OrderCancelled, func(ctx context.Context, tx pgx.Tx, m consumer.Message, e shop.OrderCancelled) error {
+		return a.Void(ctx, tx, m.Cause(), e.OrderID, "order_cancelled")
+	})
+}
