@@ -1,16 +1,22 @@
-// Package service wires the logistics service: its configuration, the topics it owns, the
-// events it publishes and its components. It holds no business rules.
+// Package service wires the logistics service: its configuration, the topics it owns,
+// the events it publishes and its components. It holds no business rules.
 package service
 
 import (
+	"context"
+
+	"github.com/orderflow/orderflow/avro/contract"
 	"github.com/orderflow/orderflow/platform/boot"
 	"github.com/orderflow/orderflow/platform/config"
 	"github.com/orderflow/orderflow/platform/kafka"
+	"github.com/orderflow/orderflow/services/logistics/internal/app"
+	"github.com/orderflow/orderflow/services/logistics/internal/ports/events"
+	loghttp "github.com/orderflow/orderflow/services/logistics/internal/ports/http"
 	"github.com/orderflow/orderflow/services/logistics/migrations"
 )
 
 // Name is the service's name in logs, metrics, traces and ce_source.
-const Name = "logistics"
+const Name = app.Source
 
 // Config is the logistics service's configuration.
 type Config struct {
@@ -21,11 +27,27 @@ type Config struct {
 func (c *Config) BaseConfig() *config.Base { return &c.Base }
 
 // Spec describes the service to the shared runtime.
-func Spec(version string) boot.Spec {
+func Spec(version string, cfg *Config) boot.Spec {
 	return boot.Spec{
 		Name:       Name,
 		Version:    version,
 		Migrations: migrations.FS,
-		Topics:     []kafka.Topic{kafka.EventTopic("logistics.shipments", 6)},
+		Topics:     []kafka.Topic{kafka.EventTopic(contract.TopicLogisticsShipments, contract.Partitions)},
+		Publishes: []boot.Publication{
+			{Topic: contract.TopicLogisticsShipments, Type: contract.ShipmentPrepared},
+			{Topic: contract.TopicLogisticsShipments, Type: contract.ShipmentDispatched},
+			{Topic: contract.TopicLogisticsShipments, Type: contract.ShipmentCancelled},
+		},
+		ConsumerGroups: []string{events.ShipmentsGroup},
+		Wire: func(ctx context.Context, d *boot.Deps) ([]boot.Runner, error) {
+			a := app.New(d.Pool, d.Outbox)
+			loghttp.Register(d.HTTP, a, d.Pool, d.Log, cfg.AdminToken)
+			c, err := d.NewConsumer(events.ShipmentsGroup, events.Topics...)
+			if err != nil {
+				return nil, err
+			}
+			events.Register(c, a)
+			return []boot.Runner{c.Run}, nil
+		},
 	}
 }

@@ -1,0 +1,149 @@
+// Package app holds logistics' use cases: joining an order's stock reservation and
+// payment authorization in whatever order they arrive, preparing the shipment with its
+// label once both are in, dispatching it, and cancelling it before dispatch.
+package app
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/orderflow/orderflow/avro/contract"
+	"github.com/orderflow/orderflow/avro/logistics"
+	"github.com/orderflow/orderflow/platform/consumer"
+	"github.com/orderflow/orderflow/platform/events"
+	"github.com/orderflow/orderflow/platform/outbox"
+	"github.com/orderflow/orderflow/services/logistics/internal/adapters/label"
+	"github.com/orderflow/orderflow/services/logistics/internal/adapters/postgres"
+)
+
+// Source is the ce_source of logistics' events.
+const Source = "logistics"
+
+// Carrier ships every parcel of the local stack.
+const Carrier = "orderflow-post"
+
+// App is logistics' application layer.
+type App struct {
+	pool   *pgxpool.Pool
+	outbox *outbox.Outbox
+	now    func() time.Time
+}
+
+// New returns the application layer.
+func New(pool *pgxpool.Pool, ob *outbox.Outbox) *App {
+	return &App{pool: pool, outbox: ob, now: func() time.Time { return time.Now().UTC().Truncate(time.Millisecond) }}
+}
+
+// Fact is one thing logistics learns about an order.
+type Fact func(*postgres.Shipment)
+
+// Placed records where the order goes.
+func Placed(r postgres.Recipient) Fact {
+	return func(s *postgres.Shipment) { s.Placed, s.Recipient = true, r }
+}
+
+// StockReserved records inventory's reservation.
+func StockReserved(s *postgres.Shipment) { s.StockReserved = true }
+
+// PaymentAuthorized records billing's authorization.
+func PaymentAuthorized(s *postgres.Shipment) { s.PaymentAuthorized = true }
+
+// Learn applies a fact to the order's shipment and prepares it once the order is placed,
+// its stock reserved and its payment authorized: nothing ships without stock.
+func (a *App) Learn(ctx context.Context, tx pgx.Tx, cause events.Cause, orderID string, fact Fact) error {
+	s, err := postgres.Lock(ctx, tx, orderID)
+	if err != nil {
+		return err
+	}
+	if s.Status != postgres.Pending {
+		return nil // prepared, dispatched or cancelled: a late or repeated fact changes nothing
+	}
+	fact(&s)
+	if !(s.Placed && s.StockReserved && s.PaymentAuthorized) {
+		return postgres.Save(ctx, tx, s, nil)
+	}
+	now := a.now()
+	s.Status, s.ShipmentID, s.Carrier, s.TrackingNumber, s.PreparedAt = postgres.Prepared, uuid.NewString(), Carrier, tracking(orderID), &now
+	pdf, err := label.Render(label.Label{ShipmentID: s.ShipmentID, OrderID: orderID, Carrier: s.Carrier, TrackingNumber: s.TrackingNumber,
+		Name: s.Recipient.Name, Lines: s.Recipient.Lines, PreparedAt: now})
+	if err != nil {
+		return consumer.Permanent(err)
+	}
+	if err := postgres.Save(ctx, tx, s, pdf); err != nil {
+		return err
+	}
+	return a.outbox.Append(ctx, tx, events.New(ctx, Source, contract.TopicLogisticsShipments, orderID, contract.ShipmentPrepared,
+		logistics.ShipmentPrepared{OrderID: orderID, ShipmentID: s.ShipmentID, Carrier: s.Carrier, TrackingNumber: s.TrackingNumber, PreparedAt: now}, cause))
+}
+
+// Cancel stops an order's shipment before dispatch. A dispatched parcel cannot be
+// recalled: the cancellation is ignored (the shop refuses to cancel shipped orders).
+func (a *App) Cancel(ctx context.Context, tx pgx.Tx, cause events.Cause, orderID, reason string) error {
+	s, err := postgres.Lock(ctx, tx, orderID)
+	if err != nil {
+		return err
+	}
+	prev := s.Status
+	if prev == postgres.Dispatched || prev == postgres.Cancelled {
+		return nil
+	}
+	s.Status = postgres.Cancelled
+	if err := postgres.Save(ctx, tx, s, nil); err != nil {
+		return err
+	}
+	if prev != postgres.Prepared {
+		return nil // nothing was prepared, nothing to announce
+	}
+	return a.outbox.Append(ctx, tx, events.New(ctx, Source, contract.TopicLogisticsShipments, orderID, contract.ShipmentCancelled,
+		logistics.ShipmentCancelled{OrderID: orderID, ShipmentID: s.ShipmentID, Reason: reason, CancelledAt: a.now()}, cause))
+}
+
+// Dispatch errors.
+var (
+	ErrNotFound        = postgres.ErrNotFound
+	ErrNotReady        = errors.New("the shipment is not prepared yet: stock and payment are still pending")
+	ErrNotDispatchable = errors.New("the shipment was cancelled")
+	ErrAlreadyShipped  = errors.New("the shipment was already dispatched")
+)
+
+// Dispatch hands a prepared shipment to the carrier.
+func (a *App) Dispatch(ctx context.Context, orderID string) (postgres.Shipment, error) {
+	var s postgres.Shipment
+	err := pgx.BeginFunc(ctx, a.pool, func(tx pgx.Tx) error {
+		var err error
+		if s, err = postgres.LockExisting(ctx, tx, orderID); err != nil {
+			return err
+		}
+		switch s.Status {
+		case postgres.Pending:
+			return ErrNotReady
+		case postgres.Cancelled:
+			return ErrNotDispatchable
+		case postgres.Dispatched:
+			return ErrAlreadyShipped
+		}
+		now := a.now()
+		s.Status, s.DispatchedAt = postgres.Dispatched, &now
+		if err := postgres.Save(ctx, tx, s, nil); err != nil {
+			return err
+		}
+		return a.outbox.Append(ctx, tx, events.New(ctx, Source, contract.TopicLogisticsShipments, orderID, contract.ShipmentDispatched,
+			logistics.ShipmentDispatched{OrderID: orderID, ShipmentID: s.ShipmentID, Carrier: s.Carrier, TrackingNumber: s.TrackingNumber,
+				DispatchedAt: now}, events.Cause{CorrelationID: orderID}))
+	})
+	return s, err
+}
+
+// tracking derives a stable tracking number from the order id.
+func tracking(orderID string) string {
+	sum := sha256.Sum256([]byte(orderID))
+	return fmt.Sprintf("OF%012d", binary.BigEndian.Uint64(sum[:8])%1_000_000_000_000)
+}
