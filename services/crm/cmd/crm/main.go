@@ -13,5 +13,6 @@ import (
 var version = "dev"
 
 func main() {
-	boot.Main(service.Spec(version), &service.Config{})
+	cfg := &service.Config{}
+	boot.Main(service.Spec(version, cfg), cfg)
 }

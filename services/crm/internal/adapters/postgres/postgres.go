@@ -1,0 +1,156 @@
+// Package postgres stores crm's contacts, timeline, e-mails and follow-ups.
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Contact is who to write to about an order.
+type Contact struct {
+	OrderID    string
+	CustomerID string
+	Email      string
+	Name       string
+}
+
+// PutContact records an order's contact and its customer.
+func PutContact(ctx context.Context, tx pgx.Tx, c Contact) error {
+	if _, err := tx.Exec(ctx, `INSERT INTO customers (customer_id, email, name) VALUES ($1, $2, $3)
+	                           ON CONFLICT (customer_id) DO UPDATE SET email = $2, name = $3`, c.CustomerID, c.Email, c.Name); err != nil {
+		return fmt.Errorf("save customer: %w", err)
+	}
+	_, err := tx.Exec(ctx, `INSERT INTO order_contacts (order_id, customer_id, email, name) VALUES ($1, $2, $3, $4)
+	                        ON CONFLICT (order_id) DO NOTHING`, c.OrderID, c.CustomerID, c.Email, c.Name)
+	return err
+}
+
+// Step is one timeline entry.
+type Step struct {
+	OrderID string    `json:"order_id"`
+	At      time.Time `json:"at"`
+	Service string    `json:"service"`
+	Event   string    `json:"event"`
+	Detail  string    `json:"detail,omitempty"`
+}
+
+// AddStep records an event on the timeline once per event id.
+func AddStep(ctx context.Context, tx pgx.Tx, eventID string, s Step) error {
+	_, err := tx.Exec(ctx, `INSERT INTO timeline (event_id, order_id, at, service, event, detail) VALUES ($1, $2, $3, $4, $5, $6)
+	                        ON CONFLICT (event_id) DO NOTHING`, eventID, s.OrderID, s.At, s.Service, s.Event, s.Detail)
+	return err
+}
+
+// QueueEmail queues an e-mail about an order once per kind; a second one of the same kind
+// is dropped.
+func QueueEmail(ctx context.Context, tx pgx.Tx, orderID, kind, subject, body string) error {
+	_, err := tx.Exec(ctx, `INSERT INTO emails (order_id, kind, subject, body) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`,
+		orderID, kind, subject, body)
+	return err
+}
+
+// ScheduleFollowUp records when an order's follow-up is due; it reports false when one
+// was already scheduled.
+func ScheduleFollowUp(ctx context.Context, tx pgx.Tx, orderID string, due time.Time) (bool, error) {
+	tag, err := tx.Exec(ctx, `INSERT INTO followups (order_id, due_at) VALUES ($1, $2) ON CONFLICT DO NOTHING`, orderID, due)
+	return tag.RowsAffected() == 1, err
+}
+
+// DueFollowUps claims follow-ups due by now, marking them queued.
+func DueFollowUps(ctx context.Context, tx pgx.Tx, now time.Time, limit int) ([]string, error) {
+	rows, err := tx.Query(ctx, `UPDATE followups SET queued = true WHERE order_id IN (
+	                                SELECT order_id FROM followups WHERE NOT queued AND due_at <= $1
+	                                ORDER BY due_at LIMIT $2 FOR UPDATE SKIP LOCKED)
+	                            RETURNING order_id::text`, now, limit)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
+}
+
+// Email is a claimed e-mail ready to send.
+type Email struct {
+	OrderID    string
+	Kind       string
+	CustomerID string
+	To         string
+	Subject    string
+	Body       string
+	Attempts   int
+}
+
+// ClaimEmails moves up to limit pending e-mails whose contact is known to SENDING and
+// returns them. The claim commits before anything is sent: a crash after it leaves the
+// rows in SENDING, never to be sent again (at most once).
+func ClaimEmails(ctx context.Context, pool *pgxpool.Pool, limit int) ([]Email, error) {
+	var out []Email
+	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `UPDATE emails e SET status = 'SENDING', attempts = attempts + 1
+		                             FROM order_contacts c
+		                            WHERE c.order_id = e.order_id AND (e.order_id, e.kind) IN (
+		                                  SELECT e2.order_id, e2.kind FROM emails e2 JOIN order_contacts c2 USING (order_id)
+		                                   WHERE e2.status = 'PENDING' AND e2.next_attempt_at <= now()
+		                                   ORDER BY e2.created_at LIMIT $1 FOR UPDATE OF e2 SKIP LOCKED)
+		                        RETURNING e.order_id::text, e.kind, c.customer_id, c.email, e.subject, e.body, e.attempts`, limit)
+		if err != nil {
+			return err
+		}
+		out, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (Email, error) {
+			var e Email
+			err := r.Scan(&e.OrderID, &e.Kind, &e.CustomerID, &e.To, &e.Subject, &e.Body, &e.Attempts)
+			return e, err
+		})
+		return err
+	})
+	return out, err
+}
+
+// MarkSent records a delivered e-mail.
+func MarkSent(ctx context.Context, tx pgx.Tx, orderID, kind string) error {
+	_, err := tx.Exec(ctx, `UPDATE emails SET status = 'SENT', sent_at = now(), last_error = NULL WHERE order_id = $1 AND kind = $2`, orderID, kind)
+	return err
+}
+
+// MarkRetry puts an e-mail the server did not accept back in the queue.
+func MarkRetry(ctx context.Context, pool *pgxpool.Pool, orderID, kind, lastErr string, at time.Time) error {
+	_, err := pool.Exec(ctx, `UPDATE emails SET status = 'PENDING', next_attempt_at = $3, last_error = $4 WHERE order_id = $1 AND kind = $2`,
+		orderID, kind, at, lastErr)
+	return err
+}
+
+// MarkUncertain records an e-mail that may have been delivered; it is not sent again.
+func MarkUncertain(ctx context.Context, pool *pgxpool.Pool, orderID, kind, lastErr string) error {
+	_, err := pool.Exec(ctx, `UPDATE emails SET status = 'UNCERTAIN', last_error = $3 WHERE order_id = $1 AND kind = $2`, orderID, kind, lastErr)
+	return err
+}
+
+// CustomerTimeline returns every event of a customer's orders, oldest first.
+func CustomerTimeline(ctx context.Context, pool *pgxpool.Pool, customerID string, limit int) ([]Step, error) {
+	rows, err := pool.Query(ctx, `SELECT t.order_id::text, t.at, t.service, t.event, t.detail
+	                                FROM timeline t JOIN order_contacts c USING (order_id)
+	                               WHERE c.customer_id = $1 ORDER BY t.at, t.event LIMIT $2`, customerID, limit)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Step, error) {
+		var s Step
+		err := r.Scan(&s.OrderID, &s.At, &s.Service, &s.Event, &s.Detail)
+		return s, err
+	})
+}
+
+// CustomerOf returns the customer of an order, or "" while its OrderPlaced has not
+// arrived.
+func CustomerOf(ctx context.Context, tx pgx.Tx, orderID string) (string, error) {
+	var id string
+	err := tx.QueryRow(ctx, `SELECT customer_id FROM order_contacts WHERE order_id = $1`, orderID).Scan(&id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", nil
+	}
+	return id, err
+}

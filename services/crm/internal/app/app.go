@@ -1,0 +1,192 @@
+// Package app holds crm's use cases: recording every order event on the customer's
+// timeline, queueing the e-mails an order deserves (each at most once per kind),
+// scheduling the follow-up after dispatch, and the mailer that sends them.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/orderflow/orderflow/avro/contract"
+	"github.com/orderflow/orderflow/avro/crm"
+	"github.com/orderflow/orderflow/platform/backoff"
+	"github.com/orderflow/orderflow/platform/events"
+	"github.com/orderflow/orderflow/platform/outbox"
+	"github.com/orderflow/orderflow/services/crm/internal/adapters/postgres"
+	"github.com/orderflow/orderflow/services/crm/internal/adapters/smtp"
+)
+
+// Source is the ce_source of crm's events.
+const Source = "crm"
+
+// Email kinds.
+const (
+	KindConfirmation = "confirmation"
+	KindCancellation = "cancellation"
+	KindShipped      = "shipped"
+	KindFollowUp     = "follow_up"
+)
+
+// App is crm's application layer.
+type App struct {
+	pool          *pgxpool.Pool
+	outbox        *outbox.Outbox
+	mailer        smtp.Mailer
+	followUpDelay time.Duration
+	log           *slog.Logger
+	now           func() time.Time
+}
+
+// New returns the application layer.
+func New(pool *pgxpool.Pool, ob *outbox.Outbox, mailer smtp.Mailer, followUpDelay time.Duration, log *slog.Logger) *App {
+	return &App{pool: pool, outbox: ob, mailer: mailer, followUpDelay: followUpDelay, log: log,
+		now: func() time.Time { return time.Now().UTC().Truncate(time.Millisecond) }}
+}
+
+// Record puts an event on the timeline.
+func (a *App) Record(ctx context.Context, tx pgx.Tx, eventID, service, ceType, orderID string, at time.Time, detail string) error {
+	name := ceType
+	if parts := strings.Split(ceType, "."); len(parts) >= 2 {
+		name = parts[len(parts)-2]
+	}
+	return postgres.AddStep(ctx, tx, eventID, postgres.Step{OrderID: orderID, At: at, Service: service, Event: name, Detail: detail})
+}
+
+// Placed remembers who to write to about the order.
+func (a *App) Placed(ctx context.Context, tx pgx.Tx, c postgres.Contact) error {
+	return postgres.PutContact(ctx, tx, c)
+}
+
+// Confirmed queues the confirmation e-mail.
+func (a *App) Confirmed(ctx context.Context, tx pgx.Tx, orderID string, total string) error {
+	return postgres.QueueEmail(ctx, tx, orderID, KindConfirmation, "Your order is confirmed",
+		fmt.Sprintf("Good news: order %s is confirmed (total %s). We will tell you when it ships.", orderID, total))
+}
+
+// Cancelled queues the apology with the reason.
+func (a *App) Cancelled(ctx context.Context, tx pgx.Tx, orderID, reason, detail string) error {
+	why := map[string]string{
+		contract.ReasonOutOfStock:      "some items are out of stock",
+		contract.ReasonPaymentDeclined: "the payment was declined",
+		contract.ReasonCustomerRequest: "you asked us to cancel it",
+	}[reason]
+	if why == "" {
+		why = reason
+	}
+	return postgres.QueueEmail(ctx, tx, orderID, KindCancellation, "Your order was cancelled",
+		fmt.Sprintf("We are sorry: order %s was cancelled because %s (reason: %s). %s\nNothing will be charged.", orderID, why, reason, detail))
+}
+
+// Shipped queues the shipping e-mail and schedules the follow-up.
+func (a *App) Shipped(ctx context.Context, tx pgx.Tx, cause events.Cause, orderID, carrier, tracking string, at time.Time) error {
+	if err := postgres.QueueEmail(ctx, tx, orderID, KindShipped, "Your order is on its way",
+		fmt.Sprintf("Order %s left our warehouse with %s, tracking number %s.", orderID, carrier, tracking)); err != nil {
+		return err
+	}
+	due := at.Add(a.followUpDelay)
+	fresh, err := postgres.ScheduleFollowUp(ctx, tx, orderID, due)
+	if err != nil || !fresh {
+		return err
+	}
+	customerID, err := postgres.CustomerOf(ctx, tx, orderID)
+	if err != nil {
+		return err
+	}
+	return a.outbox.Append(ctx, tx, events.New(ctx, Source, contract.TopicCRMEngagements, orderID, contract.FollowUpScheduled,
+		crm.FollowUpScheduled{OrderID: orderID, CustomerID: customerID, DueAt: due, ScheduledAt: a.now()}, cause))
+}
+
+// RunFollowUps queues follow-up e-mails as they fall due, until ctx ends.
+func (a *App) RunFollowUps(ctx context.Context) error {
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		err := pgx.BeginFunc(ctx, a.pool, func(tx pgx.Tx) error {
+			due, err := postgres.DueFollowUps(ctx, tx, a.now(), 100)
+			if err != nil {
+				return err
+			}
+			for _, id := range due {
+				if err := postgres.QueueEmail(ctx, tx, id, KindFollowUp, "How was your order?",
+					fmt.Sprintf("Order %s arrived a while ago. How did we do? Just reply to this e-mail.", id)); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil && ctx.Err() == nil {
+			a.log.WarnContext(ctx, "follow-up scan failed", "err", err)
+		}
+	}
+}
+
+// RunMailer sends queued e-mails until ctx ends. Each e-mail is claimed (committed)
+// before it is sent and marked sent, with CustomerNotified, after: at most once per
+// order and kind. A server that refuses or cannot be reached gets the e-mail again later
+// with backoff; a lost answer after the message was transmitted marks it UNCERTAIN and
+// it is not sent again.
+func (a *App) RunMailer(ctx context.Context) error {
+	t := time.NewTicker(200 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		batch, err := postgres.ClaimEmails(ctx, a.pool, 20)
+		if err != nil {
+			if ctx.Err() == nil {
+				a.log.WarnContext(ctx, "claim e-mails failed", "err", err)
+			}
+			continue
+		}
+		for _, e := range batch {
+			a.send(ctx, e)
+		}
+	}
+}
+
+func (a *App) send(ctx context.Context, e postgres.Email) {
+	err := a.mailer.Send(smtp.Message{To: e.To, Subject: e.Subject, Body: e.Body, ID: e.OrderID + "." + e.Kind})
+	// Bookkeeping after a send must not be cut short by shutdown.
+	bctx := context.WithoutCancel(ctx)
+	switch {
+	case err == nil:
+		err = pgx.BeginFunc(bctx, a.pool, func(tx pgx.Tx) error {
+			if err := postgres.MarkSent(bctx, tx, e.OrderID, e.Kind); err != nil {
+				return err
+			}
+			return a.outbox.Append(bctx, tx, events.New(bctx, Source, contract.TopicCRMEngagements, e.OrderID, contract.CustomerNotified,
+				crm.CustomerNotified{OrderID: e.OrderID, CustomerID: e.CustomerID, Kind: e.Kind, NotifiedAt: a.now()},
+				events.Cause{CorrelationID: e.OrderID}))
+		})
+		if err != nil {
+			a.log.ErrorContext(ctx, "e-mail sent but not recorded; it stays SENDING and is not sent again", "order_id", e.OrderID, "kind", e.Kind, "err", err)
+		}
+	case errors.Is(err, smtp.ErrUncertain):
+		a.log.ErrorContext(ctx, "e-mail outcome unknown; not sending it again", "order_id", e.OrderID, "kind", e.Kind, "err", err)
+		if err := postgres.MarkUncertain(bctx, a.pool, e.OrderID, e.Kind, err.Error()); err != nil {
+			a.log.ErrorContext(ctx, "mark e-mail uncertain", "err", err)
+		}
+	default:
+		next := a.now().Add(backoff.Duration(e.Attempts, time.Second, 5*time.Minute))
+		a.log.WarnContext(ctx, "e-mail not accepted, will retry", "order_id", e.OrderID, "kind", e.Kind, "attempt", e.Attempts,
+			"retry_at", next, "err", err)
+		if err := postgres.MarkRetry(bctx, a.pool, e.OrderID, e.Kind, err.Error(), next); err != nil {
+			a.log.ErrorContext(ctx, "requeue e-mail", "err", err)
+		}
+	}
+}
