@@ -21,10 +21,20 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# A fresh stack every run: no state leaks from one run into the next.
+# pdftotext checks that invoices and labels are real PDFs with extractable text.
+if ! command -v pdftotext >/dev/null; then
+  if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
+    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq poppler-utils >/dev/null
+  fi
+  command -v pdftotext >/dev/null || { echo "missing prerequisite: pdftotext (apt-get install poppler-utils)" >&2; exit 1; }
+fi
+
+# A fresh stack every run: no state leaks from one run into the next. The services run
+# too, for the end-to-end tests; follow-ups fall due 3 s after dispatch.
 "$STACK" down >/dev/null 2>&1 || true
 rm -rf "$ORDERFLOW_STACK_DIR"
-"$STACK" up --infra
+export ORDERFLOW_FOLLOWUP_DELAY=3s
+"$STACK" up
 eval "$("$STACK" env)"
 
 status=0

@@ -9,6 +9,7 @@
 #   stack.sh status         one line per component
 #   stack.sh logs [-f]      the last lines of every log (or follow them)
 #   stack.sh env            shell exports with every address
+#   stack.sh stop|start SVC one service alone (after up), e.g. to show the others cope
 #
 # Settings (environment):
 #   ORDERFLOW_STACK_DIR   where data, logs and pid files live   (default: <repo>/.local/dev)
@@ -440,6 +441,7 @@ cmd_env() {
   local s u
   cat <<ENV
 export ORDERFLOW_STACK_DIR='$STACK'
+export ORDERFLOW_PORT_BASE='$BASE'
 export ORDERFLOW_KAFKA_BROKERS='127.0.0.1:$KAFKA_PORT'
 export ORDERFLOW_REGISTRY_URL='http://127.0.0.1:$REGISTRY_PORT'
 export ORDERFLOW_PG_ADMIN_URL='postgres://$ADMIN_ROLE:$(secret "$ADMIN_ROLE")@127.0.0.1:$PG_PORT/postgres?sslmode=disable'
@@ -454,11 +456,29 @@ ENV
   done
 }
 
+cmd_service() { # cmd_service start|stop NAME: one service alone, the rest untouched
+  local action=$1 svc=${2:-}
+  service_port "$svc" >/dev/null 2>&1 || die "unknown service ${svc:-(none)}; services: ${SERVICES[*]}"
+  case $action in
+    stop) stop_bg "$svc"; log "$svc stopped" ;;
+    start)
+      if ! running "$svc"; then
+        port_free "$(service_port "$svc")" "$svc"
+        local envfile="$STACK/run/$svc.env"
+        [[ -x $STACK/bin/$svc && -f $envfile ]] || die "$svc was never started by 'up'; run '$0 up' first"
+        log "starting $svc on 127.0.0.1:$(service_port "$svc")"
+        start_bg "$svc" bash -c "set -a; . '$envfile'; set +a; exec '$STACK/bin/$svc' serve"
+      fi
+      wait_for "$svc" 90 curl -fsS "http://127.0.0.1:$(service_port "$svc")/readyz" ;;
+  esac
+}
+
 case ${1:-} in
   up) shift; cmd_up "$@" ;;
+  start|stop) cmd_service "$1" "${2:-}" ;;
   down) cmd_down ;;
   status) cmd_status ;;
   logs) shift; cmd_logs "$@" ;;
   env) cmd_env ;;
-  *) die "usage: $0 up [--infra] | down | status | logs [-f] | env" ;;
+  *) die "usage: $0 up [--infra] | down | status | logs [-f] | env | start SERVICE | stop SERVICE" ;;
 esac

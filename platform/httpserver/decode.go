@@ -78,7 +78,8 @@ func jsonError(err error) *RequestError {
 	case errors.As(err, &typeErr):
 		field := typeErr.Field
 		if field == "" {
-			field = "(body)"
+			return &RequestError{Status: http.StatusBadRequest, Code: "malformed_json",
+				Message: fmt.Sprintf("the body must be a JSON object, got %s", typeErr.Value)}
 		}
 		return &RequestError{Status: http.StatusBadRequest, Code: "invalid_field", Field: field,
 			Message: fmt.Sprintf("%s must be %s, got %s", field, typeErr.Type.String(), typeErr.Value)}

@@ -1,0 +1,146 @@
+package e2e
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+)
+
+// Bad input on every endpoint gets a 4xx JSON error naming what is wrong, writes
+// nothing, and never a 5xx.
+func TestBadInputIsRefusedWithoutEffect(t *testing.T) {
+	t.Parallel()
+	s := stack(t)
+	sku := s.product(t, 100, 10, 0)
+	valid := func() map[string]any { return orderBody("tok_visa", line{sku, 1}) }
+	with := func(mut func(map[string]any)) map[string]any { b := valid(); mut(b); return b }
+	customer := func(b map[string]any) map[string]any { return b["customer"].(map[string]any) }
+	manyLines := make([]line, 51)
+	for i := range manyLines {
+		manyLines[i] = line{fmt.Sprintf("SKU-%d", i), 1}
+	}
+
+	type tc struct {
+		name, method, url string
+		body              any
+		headers           map[string]string
+		status            int
+		field             string
+	}
+	json := map[string]string{"Content-Type": "application/json"}
+	cases := []tc{
+		{"malformed json", "POST", "/v1/orders", `{"customer":`, nil, 400, ""},
+		{"not an object", "POST", "/v1/orders", `[1,2]`, nil, 400, ""},
+		{"wrong content type", "POST", "/v1/orders", `{}`, map[string]string{"Content-Type": "text/plain"}, 415, "Content-Type"},
+		{"invalid utf-8", "POST", "/v1/orders", "{\"payment_token\":\"\xff\xfe\"}", json, 400, ""},
+		{"oversized body", "POST", "/v1/orders", `{"payment_token":"` + strings.Repeat("x", 70_000) + `"}`, nil, 413, ""},
+		{"unknown field", "POST", "/v1/orders", with(func(b map[string]any) { b["coupon"] = "FREE" }), nil, 400, "coupon"},
+		{"missing customer", "POST", "/v1/orders", with(func(b map[string]any) { delete(b, "customer") }), nil, 400, "customer"},
+		{"missing address", "POST", "/v1/orders", with(func(b map[string]any) { delete(b, "shipping_address") }), nil, 400, "shipping_address"},
+		{"missing lines", "POST", "/v1/orders", with(func(b map[string]any) { delete(b, "lines") }), nil, 400, "lines"},
+		{"bad email", "POST", "/v1/orders", with(func(b map[string]any) { customer(b)["email"] = "nope" }), nil, 400, "customer.email"},
+		{"zero quantity", "POST", "/v1/orders", with(func(b map[string]any) { b["lines"] = []line{{sku, 0}} }), nil, 400, "lines[0].quantity"},
+		{"negative quantity", "POST", "/v1/orders", with(func(b map[string]any) { b["lines"] = []line{{sku, -3}} }), nil, 400, "lines[0].quantity"},
+		{"huge quantity", "POST", "/v1/orders", with(func(b map[string]any) { b["lines"] = []line{{sku, 1_000_000}} }), nil, 400, "lines[0].quantity"},
+		{"overflowing quantity", "POST", "/v1/orders", strings.Replace(mustJSON(valid()), `"quantity":1`, `"quantity":99999999999999999999`, 1), nil, 400, "lines.quantity"},
+		{"unknown sku", "POST", "/v1/orders", with(func(b map[string]any) { b["lines"] = []line{{"NO-SUCH-SKU", 1}} }), nil, 422, "lines[0].sku"},
+		{"unknown currency", "POST", "/v1/orders", with(func(b map[string]any) { b["currency"] = "XYZ" }), nil, 400, "currency"},
+		{"too many lines", "POST", "/v1/orders", with(func(b map[string]any) { b["lines"] = manyLines }), nil, 400, "lines"},
+		{"bad token", "POST", "/v1/orders", with(func(b map[string]any) { b["payment_token"] = "4111111111111111" }), nil, 400, "payment_token"},
+		{"bad country", "POST", "/v1/orders", with(func(b map[string]any) {
+			b["shipping_address"].(map[string]any)["country"] = "Germany"
+		}), nil, 400, "shipping_address.country"},
+		{"unknown order", "GET", "/v1/orders/00000000-0000-0000-0000-000000000000", nil, nil, 404, "id"},
+		{"malformed order id", "GET", "/v1/orders/not-a-uuid", nil, nil, 404, "id"},
+		{"cancel unknown order", "POST", "/v1/orders/00000000-0000-0000-0000-000000000000/cancel", nil, nil, 404, "id"},
+		{"list bad status", "GET", "/v1/orders?status=LOST", nil, nil, 400, "status"},
+		{"list bad limit", "GET", "/v1/orders?limit=0", nil, nil, 400, "limit"},
+		{"list unknown param", "GET", "/v1/orders?colour=red", nil, nil, 400, "colour"},
+		{"list bad cursor", "GET", "/v1/orders?cursor=xyz", nil, nil, 400, "cursor"},
+		{"catalog without token", "PUT", "/v1/products/X-1", map[string]any{"name": "x", "unit_price_minor": 1, "currency": "EUR"}, nil, 401, "Authorization"},
+		{"catalog negative price", "PUT", "/v1/products/X-1", map[string]any{"name": "x", "unit_price_minor": -1, "currency": "EUR"}, s.admin(), 400, "unit_price_minor"},
+		{"catalog bad currency", "PUT", "/v1/products/X-1", map[string]any{"name": "x", "unit_price_minor": 1, "currency": "EURO"}, s.admin(), 400, "currency"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var out struct {
+				Error struct {
+					Code, Message, Field string
+				} `json:"error"`
+			}
+			code := s.call(t, c.method, s.shop+c.url, c.body, c.headers, &out)
+			if code != c.status || out.Error.Code == "" || out.Error.Message == "" || out.Error.Field != c.field {
+				t.Fatalf("got %d %+v, want %d naming field %q", code, out.Error, c.status, c.field)
+			}
+		})
+	}
+	// Every valid-looking body above names this test's SKU: none of them may have
+	// written an order.
+	if n := s.scalar(t, "shop", `SELECT count(*) FROM orders WHERE lines @> jsonb_build_array(jsonb_build_object('sku', $1::text))`, sku); n != int64(0) {
+		t.Fatalf("bad requests wrote %v orders", n)
+	}
+
+	// The other services' endpoints.
+	other := []tc{
+		{"stock unknown sku", "GET", s.inventory + "/v1/stock/NOPE-1", nil, nil, 404, "sku"},
+		{"receipt without token", "POST", s.inventory + "/v1/stock/" + sku + "/receipts", map[string]any{"receipt_id": "x", "quantity": 1}, nil, 401, "Authorization"},
+		{"receipt zero quantity", "POST", s.inventory + "/v1/stock/" + sku + "/receipts", map[string]any{"receipt_id": "x0", "quantity": 0}, s.admin(), 400, "quantity"},
+		{"receipt unknown field", "POST", s.inventory + "/v1/stock/" + sku + "/receipts", map[string]any{"receipt_id": "x1", "quantity": 1, "qty": 2}, s.admin(), 400, "qty"},
+		{"receipt replayed", "POST", s.inventory + "/v1/stock/" + sku + "/receipts", map[string]any{"receipt_id": "r-" + sku, "quantity": 1}, s.admin(), 409, "receipt_id"},
+		{"payment unknown order", "GET", s.billing + "/v1/payments/00000000-0000-0000-0000-000000000000", nil, nil, 404, "order_id"},
+		{"invoice unknown", "GET", s.billing + "/v1/invoices/INV-1900-000001", nil, nil, 404, "number"},
+		{"invoice pdf unknown", "GET", s.billing + "/v1/invoices/INV-1900-000001/pdf", nil, nil, 404, "number"},
+		{"shipment unknown", "GET", s.logistics + "/v1/shipments/00000000-0000-0000-0000-000000000000", nil, nil, 404, "order_id"},
+		{"label malformed id", "GET", s.logistics + "/v1/shipments/nope/label", nil, nil, 404, "order_id"},
+		{"dispatch wrong token", "POST", s.logistics + "/v1/shipments/00000000-0000-0000-0000-000000000000/dispatch", nil, map[string]string{"Authorization": "Bearer wrong"}, 403, "Authorization"},
+		{"dispatch unknown", "POST", s.logistics + "/v1/shipments/00000000-0000-0000-0000-000000000000/dispatch", nil, s.admin(), 404, "order_id"},
+		{"timeline unknown", "GET", s.crm + "/v1/customers/nobody-at-all/timeline", nil, nil, 404, "id"},
+	}
+	for _, c := range other {
+		t.Run(c.name, func(t *testing.T) {
+			var out struct {
+				Error struct{ Code, Message, Field string } `json:"error"`
+			}
+			code := s.call(t, c.method, c.url, c.body, c.headers, &out)
+			if code != c.status || out.Error.Code == "" || out.Error.Field != c.field {
+				t.Fatalf("got %d %+v, want %d naming field %q", code, out.Error, c.status, c.field)
+			}
+		})
+	}
+}
+
+// The same Idempotency-Key and body answer with the same order; another body is refused.
+func TestIdempotencyKey(t *testing.T) {
+	t.Parallel()
+	s := stack(t)
+	sku := s.product(t, 100, 10, 0)
+	body := orderBody("tok_visa", line{sku, 1})
+	key := map[string]string{"Idempotency-Key": "key-" + sku}
+	var first, again struct {
+		OrderID string `json:"order_id"`
+	}
+	if code := s.call(t, "POST", s.shop+"/v1/orders", body, key, &first); code != 202 {
+		t.Fatalf("first: %d", code)
+	}
+	if code := s.call(t, "POST", s.shop+"/v1/orders", body, key, &again); code != 202 || again.OrderID != first.OrderID {
+		t.Fatalf("replay: %d %s, want 202 %s", code, again.OrderID, first.OrderID)
+	}
+	body["lines"] = []line{{sku, 2}}
+	var out struct {
+		Error struct{ Code, Field string } `json:"error"`
+	}
+	if code := s.call(t, "POST", s.shop+"/v1/orders", body, key, &out); code != 422 || out.Error.Field != "Idempotency-Key" {
+		t.Fatalf("other body: %d %+v", code, out)
+	}
+	if n := s.scalar(t, "shop", `SELECT count(*) FROM orders WHERE customer_id = $1`, body["customer"].(map[string]any)["id"]); n != int64(1) {
+		t.Fatalf("%v orders for one key, want 1", n)
+	}
+}
+
+func mustJSON(v any) string {
+	b, err := jsonMarshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}

@@ -1,0 +1,141 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/orderflow/orderflow/avro/contract"
+	"github.com/orderflow/orderflow/platform/kafka"
+)
+
+// snapshot is every service's state of a set of orders, as rows rendered to text.
+func (s *suite) snapshot(t *testing.T, ids []string) map[string]string {
+	t.Helper()
+	queries := map[string][2]string{
+		"shop orders":         {"shop", `SELECT string_agg(id::text || status || COALESCE(cancel_reason, ''), ',' ORDER BY id) FROM orders WHERE id = ANY($1::uuid[])`},
+		"shop timeline":       {"shop", `SELECT count(*)::text FROM order_timeline WHERE order_id = ANY($1::uuid[])`},
+		"inventory":           {"inventory", `SELECT string_agg(order_id::text || status, ',' ORDER BY order_id) FROM reservations WHERE order_id = ANY($1::uuid[])`},
+		"billing payments":    {"billing", `SELECT string_agg(order_id::text || status, ',' ORDER BY order_id) FROM payments WHERE order_id = ANY($1::uuid[])`},
+		"billing invoices":    {"billing", `SELECT string_agg(number || status, ',' ORDER BY number) FROM invoices WHERE order_id = ANY($1::uuid[])`},
+		"logistics":           {"logistics", `SELECT string_agg(order_id::text || status, ',' ORDER BY order_id) FROM shipments WHERE order_id = ANY($1::uuid[])`},
+		"crm emails":          {"crm", `SELECT string_agg(order_id::text || kind || status, ',' ORDER BY order_id, kind) FROM emails WHERE order_id = ANY($1::uuid[])`},
+		"crm timeline":        {"crm", `SELECT count(*)::text FROM timeline WHERE order_id = ANY($1::uuid[])`},
+		"outbox (all topics)": {"shop", `SELECT count(*)::text FROM platform_outbox WHERE key = ANY($1::text[])`},
+	}
+	out := map[string]string{}
+	for name, q := range queries {
+		out[name] = fmt.Sprint(s.scalar(t, q[0], q[1], ids))
+	}
+	return out
+}
+
+// Every event delivered twice: the same final state everywhere.
+func TestEveryEventDeliveredTwice(t *testing.T) {
+	s := stack(t)
+	ok := s.product(t, 100, 10, 0)
+	scarce := s.product(t, 100, 1, 0)
+	ids := []string{
+		s.place(t, orderBody("tok_visa", line{ok, 1})),
+		s.place(t, orderBody("tok_visa", line{scarce, 3})),
+		s.place(t, orderBody("tok_declined", line{ok, 1})),
+	}
+	s.await(t, ids[0], "CONFIRMED", settle)
+	s.await(t, ids[1], "CANCELLED", settle)
+	s.await(t, ids[2], "CANCELLED", settle)
+	time.Sleep(2 * time.Second) // let the compensations and e-mails finish
+	before := s.snapshot(t, ids)
+
+	// Re-publish every record of these orders on every order topic: a full second delivery.
+	cl, err := kafka.NewClient(kafka.Config{Brokers: strings.Split(env("ORDERFLOW_KAFKA_BROKERS"), ","), ClientID: "e2e"},
+		kgo.ConsumeTopics(contract.TopicShopOrders, contract.TopicInventoryReservations, contract.TopicBillingPayments,
+			contract.TopicLogisticsShipments, contract.TopicCRMEngagements),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	want := map[string]bool{ids[0]: true, ids[1]: true, ids[2]: true}
+	var dup []*kgo.Record
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for ctx.Err() == nil {
+		fs := cl.PollFetches(ctx)
+		fs.EachRecord(func(r *kgo.Record) {
+			if want[string(r.Key)] {
+				dup = append(dup, &kgo.Record{Topic: r.Topic, Key: r.Key, Value: r.Value, Headers: r.Headers})
+			}
+		})
+	}
+	if len(dup) < 15 {
+		t.Fatalf("found only %d records of the three orders", len(dup))
+	}
+	if err := cl.ProduceSync(context.Background(), dup...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	dupsBefore := s.duplicates(t)
+	eventually(t, settle, func() string {
+		if got := s.duplicates(t) - dupsBefore; got < float64(len(dup)) {
+			return fmt.Sprintf("consumers skipped %v duplicates so far, want at least %d (one per record and group)", got, len(dup))
+		}
+		return ""
+	})
+	after := s.snapshot(t, ids)
+	for k, v := range before {
+		if after[k] != v {
+			t.Errorf("%s changed after redelivery:\n before %s\n after  %s", k, v, after[k])
+		}
+	}
+}
+
+// duplicates sums consumer_duplicates_total over every service's /metrics.
+func (s *suite) duplicates(t *testing.T) float64 {
+	t.Helper()
+	var total float64
+	for _, base := range []string{s.shop, s.inventory, s.billing, s.logistics, s.crm} {
+		for _, l := range strings.Split(string(s.get(t, base+"/metrics")), "\n") {
+			if strings.HasPrefix(l, "consumer_duplicates_total{") {
+				var v float64
+				fmt.Sscan(l[strings.LastIndex(l, " ")+1:], &v)
+				total += v
+			}
+		}
+	}
+	return total
+}
+
+// Billing stopped for 30 s while orders are placed: the shop keeps answering 202, and
+// when billing returns every order completes.
+func TestBillingOutage(t *testing.T) {
+	s := stack(t)
+	sku := s.product(t, 100, 20, 0)
+	stackCmd(t, "stop", "billing")
+	restarted := false
+	defer func() {
+		if !restarted {
+			stackCmd(t, "start", "billing")
+		}
+	}()
+	var ids []string
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		ids = append(ids, s.place(t, orderBody("tok_visa", line{sku, 1})))
+		time.Sleep(3 * time.Second)
+	}
+	for _, id := range ids {
+		var v view
+		s.call(t, "GET", s.shop+"/v1/orders/"+id, nil, nil, &v)
+		if v.Status == "CONFIRMED" {
+			t.Fatalf("order %s confirmed while billing was down", id)
+		}
+	}
+	stackCmd(t, "start", "billing")
+	restarted = true
+	for _, id := range ids {
+		s.await(t, id, "CONFIRMED", 60*time.Second)
+	}
+}
