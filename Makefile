@@ -26,8 +26,9 @@ logs: ## the last lines of every log (make logs F=1 follows them)
 env: ## shell exports with every address: eval "$$(make -s env)"
 	@$(STACK) env
 
-demo: up ## start the suite and show it working
+demo: up ## start the suite and show it working: a mix of orders, their outcome and timings
 	@$(STACK) status
+	@eval "$$($(STACK) env)" && cd tests/e2e && go run ./cmd/demo
 
 test: ## start a private test stack, run every module's tests (-race -shuffle=on), stop it
 	@bash scripts/test.sh
