@@ -22,8 +22,6 @@ import (
 
 type testConfig struct{ config.Base }
 
-func (c *testConfig) BaseConfig() *config.Base { return &c.Base }
-
 func spec(t *testing.T) boot.Spec {
 	topic := kafkatest.Name("boot")
 	return boot.Spec{

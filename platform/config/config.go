@@ -107,6 +107,10 @@ type Base struct {
 	ShutdownTimeout  time.Duration `env:"ORDERFLOW_SHUTDOWN_TIMEOUT,default=20s"`
 }
 
+// BaseConfig returns the shared part of a service's configuration; a service config
+// that embeds Base gets it, and with it boot.Configurable, for free.
+func (b *Base) BaseConfig() *Base { return b }
+
 // Validate checks what types alone cannot.
 func (b *Base) Validate() error {
 	var p Problems

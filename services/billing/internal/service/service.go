@@ -26,9 +26,6 @@ type Config struct {
 	PaymentProvider string `env:"ORDERFLOW_PAYMENT_PROVIDER,default=local"`
 }
 
-// BaseConfig returns the shared part of the configuration.
-func (c *Config) BaseConfig() *config.Base { return &c.Base }
-
 // Validate checks the whole configuration.
 func (c *Config) Validate() error {
 	var p config.Problems

@@ -30,9 +30,6 @@ type Config struct {
 	FollowUpDelay time.Duration `env:"ORDERFLOW_FOLLOWUP_DELAY,default=72h"`
 }
 
-// BaseConfig returns the shared part of the configuration.
-func (c *Config) BaseConfig() *config.Base { return &c.Base }
-
 // Validate checks the whole configuration.
 func (c *Config) Validate() error {
 	var p config.Problems

@@ -23,9 +23,6 @@ type Config struct {
 	config.Base
 }
 
-// BaseConfig returns the shared part of the configuration.
-func (c *Config) BaseConfig() *config.Base { return &c.Base }
-
 // Spec describes the service to the shared runtime.
 func Spec(version string, cfg *Config) boot.Spec {
 	return boot.Spec{
