@@ -54,11 +54,15 @@ func TestPlaceRejectsNamingTheField(t *testing.T) {
 		"no lines":          {func(_ *Customer, _ *Address, l *[]Requested, _, _ *string) { *l = nil }, "lines"},
 		"duplicate sku":     {func(_ *Customer, _ *Address, l *[]Requested, _, _ *string) { *l = []Requested{{"A-1", 1}, {"A-1", 2}} }, "lines[1].sku"},
 		"zero quantity":     {func(_ *Customer, _ *Address, l *[]Requested, _, _ *string) { *l = []Requested{{"A-1", 0}} }, "lines[0].quantity"},
-		"too many":          {func(_ *Customer, _ *Address, l *[]Requested, _, _ *string) { *l = []Requested{{"A-1", MaxQuantity + 1}} }, "lines[0].quantity"},
-		"unknown sku":       {func(_ *Customer, _ *Address, l *[]Requested, _, _ *string) { *l = []Requested{{"Z-9", 1}} }, "lines[0].sku"},
-		"mixed currencies":  {func(_ *Customer, _ *Address, l *[]Requested, _, _ *string) { *l = []Requested{{"A-1", 1}, {"USD-1", 1}} }, "lines[1].sku"},
-		"unknown currency":  {func(_ *Customer, _ *Address, _ *[]Requested, _, cur *string) { *cur = "ABC" }, "currency"},
-		"bad token":         {func(_ *Customer, _ *Address, _ *[]Requested, tok, _ *string) { *tok = "4111 1111" }, "payment_token"},
+		"too many": {func(_ *Customer, _ *Address, l *[]Requested, _, _ *string) {
+			*l = []Requested{{"A-1", MaxQuantity + 1}}
+		}, "lines[0].quantity"},
+		"unknown sku": {func(_ *Customer, _ *Address, l *[]Requested, _, _ *string) { *l = []Requested{{"Z-9", 1}} }, "lines[0].sku"},
+		"mixed currencies": {func(_ *Customer, _ *Address, l *[]Requested, _, _ *string) {
+			*l = []Requested{{"A-1", 1}, {"USD-1", 1}}
+		}, "lines[1].sku"},
+		"unknown currency": {func(_ *Customer, _ *Address, _ *[]Requested, _, cur *string) { *cur = "ABC" }, "currency"},
+		"bad token":        {func(_ *Customer, _ *Address, _ *[]Requested, tok, _ *string) { *tok = "4111 1111" }, "payment_token"},
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
