@@ -9,8 +9,7 @@ cd "$ROOT"
 export ORDERFLOW_STACK_DIR=$ROOT/.local/bench
 export ORDERFLOW_PORT_BASE=17000
 trap 'deploy/local/stack.sh down' EXIT
-deploy/local/stack.sh down >/dev/null 2>&1 || true
-rm -rf "$ORDERFLOW_STACK_DIR"
+deploy/local/stack.sh wipe >/dev/null 2>&1 || true
 deploy/local/stack.sh up --infra
 eval "$(deploy/local/stack.sh env)"
 mkdir -p bench/out

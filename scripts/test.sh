@@ -31,8 +31,7 @@ fi
 
 # A fresh stack every run: no state leaks from one run into the next. The services run
 # too, for the end-to-end tests; follow-ups fall due 3 s after dispatch.
-"$STACK" down >/dev/null 2>&1 || true
-rm -rf "$ORDERFLOW_STACK_DIR"
+"$STACK" wipe >/dev/null 2>&1 || true
 export ORDERFLOW_FOLLOWUP_DELAY=3s
 "$STACK" up
 eval "$("$STACK" env)"

@@ -10,6 +10,7 @@
 #   stack.sh logs [-f]      the last lines of every log (or follow them)
 #   stack.sh env            shell exports with every address
 #   stack.sh stop|start SVC one service alone (after up), e.g. to show the others cope
+#   stack.sh wipe           stop and delete all data of this stack
 #
 # Settings (environment):
 #   ORDERFLOW_STACK_DIR   where data, logs and pid files live   (default: <repo>/.local/dev)
@@ -141,8 +142,16 @@ secret() { # secret NAME: a random password kept in the stack dir, never in the 
 
 # ---------------------------------------------------------------- PostgreSQL
 
-PGDATA_DIR() { echo "$STACK/pg/data"; }
-PGSOCK_DIR() { echo "$STACK/pg/run"; }
+# The cluster lives under the stack dir. When running as root and the postgres user
+# cannot reach that dir (a checkout under /root, say), it lives under /var/tmp instead,
+# one folder per stack dir; `wipe` removes it with the stack.
+PG_HOME=$STACK/pg
+if as_root && id postgres >/dev/null 2>&1 && ! runuser -u postgres -- test -x "$STACK" 2>/dev/null; then
+  PG_HOME="/var/tmp/orderflow-pg/$(printf '%s' "$STACK" | sha1sum | cut -c1-12)"
+fi
+PGDATA_DIR() { echo "$PG_HOME/data"; }
+PGSOCK_DIR() { echo "$PG_HOME/run"; }
+PGLOG() { echo "$PG_HOME/postgres.log"; }
 
 pg_as() { # run a PostgreSQL binary as the cluster owner (postgres refuses to run as root)
   if as_root; then runuser -u postgres -- "$@"; else "$@"; fi
@@ -158,15 +167,17 @@ pg_init() {
   [[ -f $data/PG_VERSION ]] && return 0
   log "creating PostgreSQL cluster in $data"
   mkdir -p "$data" "$(PGSOCK_DIR)"
-  local pwfile="$STACK/pg/.pwfile"
+  [[ $PG_HOME == "$STACK/pg" ]] || { mkdir -p "$PG_HOME"; chmod 755 "$(dirname "$PG_HOME")"; }
+  local pwfile="$PG_HOME/.pwfile"
   (umask 077; secret "$ADMIN_ROLE" >"$pwfile")
   if as_root; then
     id postgres >/dev/null 2>&1 || die "missing prerequisite: the postgres system user (apt-get install postgresql)"
-    chown -R postgres: "$STACK/pg"
+    chown -R postgres: "$PG_HOME"
   fi
+  ln -sfn "$(PGLOG)" "$STACK/logs/postgres.log"
   pg_as "$PGBIN/initdb" -D "$data" -U "$ADMIN_ROLE" --pwfile="$pwfile" -E UTF8 --locale=C.UTF-8 \
-    --auth-local=trust --auth-host=scram-sha-256 >>"$STACK/logs/postgres.log" 2>&1 \
-    || die "initdb failed; see $STACK/logs/postgres.log"
+    --auth-local=trust --auth-host=scram-sha-256 >"$STACK/logs/initdb.log" 2>&1 \
+    || die "initdb failed; see $STACK/logs/initdb.log"
   rm -f "$pwfile"
   # Service roles may reach only the database named like them ("sameuser"); the admin role
   # reaches all. The socket directory is private to the cluster owner.
@@ -193,10 +204,10 @@ pg_up() {
   pg_init
   if ! pg_as "$PGBIN/pg_ctl" -D "$(PGDATA_DIR)" status >/dev/null 2>&1; then
     port_free "$PG_PORT" postgres
-    touch "$STACK/logs/postgres.log"
-    if as_root; then chown postgres: "$STACK/logs/postgres.log"; fi
+    touch "$(PGLOG)"
+    if as_root; then chown postgres: "$(PGLOG)"; fi
     log "starting PostgreSQL on 127.0.0.1:$PG_PORT"
-    pg_as "$PGBIN/pg_ctl" -D "$(PGDATA_DIR)" -l "$STACK/logs/postgres.log" -w -t 60 start >/dev/null \
+    pg_as "$PGBIN/pg_ctl" -D "$(PGDATA_DIR)" -l "$(PGLOG)" -w -t 60 start >/dev/null \
       || die "PostgreSQL did not start; see $STACK/logs/postgres.log"
   fi
   local db pw
@@ -473,12 +484,19 @@ cmd_service() { # cmd_service start|stop NAME: one service alone, the rest untou
   esac
 }
 
+cmd_wipe() { # stop, then delete every piece of state of this stack
+  cmd_down
+  rm -rf "$PG_HOME" "$STACK"
+  log "wiped $STACK"
+}
+
 case ${1:-} in
   up) shift; cmd_up "$@" ;;
+  wipe) cmd_wipe ;;
   start|stop) cmd_service "$1" "${2:-}" ;;
   down) cmd_down ;;
   status) cmd_status ;;
   logs) shift; cmd_logs "$@" ;;
   env) cmd_env ;;
-  *) die "usage: $0 up [--infra] | down | status | logs [-f] | env | start SERVICE | stop SERVICE" ;;
+  *) die "usage: $0 up [--infra] | down | status | logs [-f] | env | start SERVICE | stop SERVICE | wipe" ;;
 esac
