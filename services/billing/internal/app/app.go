@@ -45,6 +45,9 @@ func (a *App) emit(ctx context.Context, tx pgx.Tx, cause events.Cause, orderID s
 // transaction gets the same authorization. A provider outage is transient: the consumer
 // retries with backoff.
 func (a *App) Authorize(ctx context.Context, tx pgx.Tx, cause events.Cause, e shop.OrderPlaced) error {
+	if err := postgres.LockOrder(ctx, tx, e.OrderID); err != nil {
+		return err
+	}
 	if _, err := postgres.LockPayment(ctx, tx, e.OrderID); !errors.Is(err, postgres.ErrNotFound) {
 		return err // already decided (or voided before it was placed)
 	}
@@ -103,6 +106,9 @@ func (a *App) issueInvoice(ctx context.Context, tx pgx.Tx, cause events.Cause, e
 // invoice voided. When the order is not known yet, a VOIDED marker makes its OrderPlaced,
 // arriving later, authorize nothing.
 func (a *App) Void(ctx context.Context, tx pgx.Tx, cause events.Cause, orderID, reason string) error {
+	if err := postgres.LockOrder(ctx, tx, orderID); err != nil {
+		return err
+	}
 	p, err := postgres.LockPayment(ctx, tx, orderID)
 	if errors.Is(err, postgres.ErrNotFound) {
 		return postgres.PutPayment(ctx, tx, postgres.Payment{OrderID: orderID, Status: postgres.Voided, DeclineReason: reason, Currency: "XXX"})

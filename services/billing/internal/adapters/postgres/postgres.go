@@ -142,3 +142,14 @@ func InvoicePDF(ctx context.Context, pool *pgxpool.Pool, number string) ([]byte,
 	}
 	return pdf, err
 }
+
+// LockOrder serializes, until tx ends, every handler touching one order. Events about an
+// order arrive on several topics, handled by different partition workers at once; a
+// row lock cannot protect a row that does not exist yet, so the first event and its
+// compensation could otherwise both think they came first.
+func LockOrder(ctx context.Context, tx pgx.Tx, orderID string) error {
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('order/' || $1, 0))`, orderID); err != nil {
+		return fmt.Errorf("lock order %s: %w", orderID, err)
+	}
+	return nil
+}
