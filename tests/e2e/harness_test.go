@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -205,10 +207,17 @@ func eventually(t *testing.T, timeout time.Duration, cond func() string) {
 	}
 }
 
+// scalar runs a one-value query in a service's database. No row yields nil rather than
+// a failure: the services converge asynchronously, so callers polling with eventually
+// must be able to see "not there yet".
 func (s *suite) scalar(t *testing.T, svc, query string, args ...any) any {
 	t.Helper()
 	var v any
-	if err := s.db[svc].QueryRow(context.Background(), query, args...).Scan(&v); err != nil {
+	err := s.db[svc].QueryRow(context.Background(), query, args...).Scan(&v)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
 		t.Fatalf("%s: %s: %v", svc, query, err)
 	}
 	return v
