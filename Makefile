@@ -44,11 +44,12 @@ build: ## build the five service binaries into bin/ with the version stamped in
 	  CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o bin/$$s ./services/$$s/cmd/$$s || exit 1; \
 	done
 
-gen: ## regenerate Go types from avro/*.avsc
+gen: ## regenerate Go types from avro/*.avsc and the gRPC, REST gateway and OpenAPI code from proto/
 	@bash scripts/gen.sh
 
 gen-check: gen ## fail when generated code differs from what is committed
-	@git diff --exit-code -- avro || { echo "generated code is stale: run make gen and commit" >&2; exit 1; }
+	@git diff --exit-code -- avro proto || { echo "generated code is stale: run make gen and commit" >&2; exit 1; }
+	@test -z "$$(git status --porcelain -- avro proto)" || { git status --porcelain -- avro proto; echo "make gen created files that are not committed" >&2; exit 1; }
 
 fmt: ## gofmt every module
 	@gofmt -w $(MODULES)

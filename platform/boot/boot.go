@@ -25,6 +25,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/orderflow/orderflow/platform/api"
 	"github.com/orderflow/orderflow/platform/backoff"
 	"github.com/orderflow/orderflow/platform/config"
 	"github.com/orderflow/orderflow/platform/consumer"
@@ -62,6 +63,8 @@ type Spec struct {
 	// Wire builds the service's components once its dependencies are up: it registers
 	// HTTP routes on d.HTTP and returns the runners (consumers, schedulers) to run.
 	Wire func(ctx context.Context, d *Deps) ([]Runner, error)
+	// MaxRequestBody bounds REST request bodies and gRPC messages; 64 KiB when zero.
+	MaxRequestBody int64
 }
 
 // Configurable is a service config struct that embeds config.Base.
@@ -78,6 +81,8 @@ type Deps struct {
 	Serde    *serde.Serde
 	Outbox   *outbox.Outbox
 	HTTP     *httpserver.Server
+	// API serves the service's proto-defined API as gRPC and REST; register on it.
+	API *api.Server
 }
 
 // NewConsumer returns a consumer group of the service with the default options.
@@ -188,11 +193,17 @@ func serve(ctx context.Context, spec Spec, cfg Configurable, log *slog.Logger) e
 	if len(spec.ConsumerGroups) > 0 {
 		dlqRoutes(srv, spec, kcfg, base.AdminToken)
 	}
+	maxBody := spec.MaxRequestBody
+	if maxBody == 0 {
+		maxBody = 64 << 10
+	}
+	apiSrv := api.New(maxBody)
+	apiSrv.Mount(srv)
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return srv.Run(gctx, base.ShutdownTimeout) })
 	g.Go(func() error {
-		runners, err := start(gctx, spec, log, srv, pool, producer, sd, kcfg)
+		runners, err := start(gctx, spec, log, srv, apiSrv, pool, producer, sd, kcfg)
 		if err != nil {
 			if gctx.Err() != nil {
 				return nil // stopped while starting
@@ -200,6 +211,7 @@ func serve(ctx context.Context, spec Spec, cfg Configurable, log *slog.Logger) e
 			return err
 		}
 		srv.Started()
+		apiSrv.Serving(true)
 		log.InfoContext(gctx, "started")
 		rg, rctx := errgroup.WithContext(gctx)
 		for _, r := range runners {
@@ -220,7 +232,7 @@ func serve(ctx context.Context, spec Spec, cfg Configurable, log *slog.Logger) e
 }
 
 // start waits for each dependency in turn and builds the service's runners.
-func start(ctx context.Context, spec Spec, log *slog.Logger, srv *httpserver.Server, pool *pgxpool.Pool,
+func start(ctx context.Context, spec Spec, log *slog.Logger, srv *httpserver.Server, apiSrv *api.Server, pool *pgxpool.Pool,
 	producer *kgo.Client, sd *serde.Serde, kcfg kafka.Config) ([]Runner, error) {
 	wait := func(what string, fn func(context.Context) error) error {
 		srv.Waiting(what)
@@ -265,7 +277,7 @@ func start(ctx context.Context, spec Spec, log *slog.Logger, srv *httpserver.Ser
 		return nil, err
 	}
 	srv.Waiting("wiring")
-	d := &Deps{Log: log, Pool: pool, Kafka: kcfg, Producer: producer, Serde: sd, Outbox: outbox.New(sd), HTTP: srv}
+	d := &Deps{Log: log, Pool: pool, Kafka: kcfg, Producer: producer, Serde: sd, Outbox: outbox.New(sd), HTTP: srv, API: apiSrv}
 	var runners []Runner
 	if spec.Wire != nil {
 		rs, err := spec.Wire(ctx, d)

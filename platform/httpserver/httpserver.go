@@ -30,6 +30,7 @@ type Server struct {
 	version string
 	log     *slog.Logger
 	mux     *http.ServeMux
+	grpc    http.Handler
 
 	mu      sync.Mutex
 	checks  map[string]Check
@@ -51,6 +52,10 @@ func New(addr, service, version string, metrics http.Handler, log *slog.Logger) 
 
 // Handle registers a route on the server's mux (Go 1.22 patterns).
 func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
+
+// ServeGRPC routes gRPC calls (HTTP/2 with an application/grpc content type) to h, on
+// the same listener: the server then also speaks HTTP/2 without TLS (h2c). Call before Run.
+func (s *Server) ServeGRPC(h http.Handler) { s.grpc = h }
 
 // AddCheck adds a readiness check.
 func (s *Server) AddCheck(name string, c Check) {
@@ -122,11 +127,21 @@ func (s *Server) Run(ctx context.Context, grace time.Duration) error {
 	}
 	// Every request gets a server span (W3C trace context honoured), so the events a
 	// handler appends to the outbox carry the request's trace onward.
-	handler := otelhttp.NewHandler(s.mux, s.service,
+	var handler http.Handler = otelhttp.NewHandler(s.mux, s.service,
 		otelhttp.WithFilter(func(r *http.Request) bool {
 			return r.URL.Path != "/healthz" && r.URL.Path != "/readyz" && r.URL.Path != "/metrics"
 		}),
 		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return r.Method + " " + r.Pattern }))
+	if s.grpc != nil {
+		rest := handler
+		handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.ProtoMajor == 2 && strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc") {
+				s.grpc.ServeHTTP(w, r)
+				return
+			}
+			rest.ServeHTTP(w, r)
+		})
+	}
 	srv := &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: 5 * time.Second,
@@ -135,7 +150,10 @@ func (s *Server) Run(ctx context.Context, grace time.Duration) error {
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		Protocols:         new(http.Protocols),
 	}
+	srv.Protocols.SetHTTP1(true)
+	srv.Protocols.SetUnencryptedHTTP2(s.grpc != nil)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	s.log.InfoContext(ctx, "http server listening", "addr", ln.Addr().String())

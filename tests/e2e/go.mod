@@ -8,6 +8,16 @@ require (
 	github.com/orderflow/orderflow/avro v0.0.0-00010101000000-000000000000
 	github.com/orderflow/orderflow/platform v0.0.0
 	github.com/twmb/franz-go v1.22.2
+	google.golang.org/grpc v1.84.0
+)
+
+require (
+	github.com/grpc-ecosystem/grpc-gateway/v2 v2.33.0 // indirect
+	golang.org/x/net v0.61.0 // indirect
+	golang.org/x/sys v0.49.0 // indirect
+	google.golang.org/genproto/googleapis/api v0.0.0-20261026165753-2ffab32bce7e // indirect
+	google.golang.org/genproto/googleapis/rpc v0.0.0-20261019180522-ce908d29299b // indirect
+	google.golang.org/protobuf v1.36.12 // indirect
 )
 
 require (
@@ -21,6 +31,7 @@ require (
 	github.com/klauspost/compress v1.20.3 // indirect
 	github.com/modern-go/concurrent v0.0.0-20180306012644-bacd9c7ef1dd // indirect
 	github.com/modern-go/reflect2 v1.0.2 // indirect
+	github.com/orderflow/orderflow/proto v0.0.0
 	github.com/pierrec/lz4/v4 v4.1.33 // indirect
 	github.com/twmb/franz-go/pkg/kadm v1.19.0 // indirect
 	github.com/twmb/franz-go/pkg/kmsg v1.15.0 // indirect
@@ -33,4 +44,5 @@ require (
 replace (
 	github.com/orderflow/orderflow/avro => ../../avro
 	github.com/orderflow/orderflow/platform => ../../platform
+	github.com/orderflow/orderflow/proto => ../../proto
 )

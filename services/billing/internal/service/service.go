@@ -55,7 +55,9 @@ func Spec(version string, cfg *Config) boot.Spec {
 		ConsumerGroups: []string{events.PaymentsGroup},
 		Wire: func(ctx context.Context, d *boot.Deps) ([]boot.Runner, error) {
 			a := app.New(d.Outbox, provider.NewLocal())
-			billinghttp.Register(d.HTTP, d.Pool, d.Log)
+			if err := billinghttp.Register(ctx, d.API, d.Pool, d.Log); err != nil {
+				return nil, err
+			}
 			c, err := d.NewConsumer(events.PaymentsGroup, events.Topics...)
 			if err != nil {
 				return nil, err

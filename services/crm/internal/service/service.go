@@ -62,7 +62,9 @@ func Spec(version string, cfg *Config) boot.Spec {
 		ConsumerGroups: []string{events.EngagementsGroup},
 		Wire: func(ctx context.Context, d *boot.Deps) ([]boot.Runner, error) {
 			a := app.New(d.Pool, d.Outbox, smtp.Mailer{Addr: cfg.SMTPAddr, From: cfg.MailFrom}, cfg.FollowUpDelay, d.Log)
-			crmhttp.Register(d.HTTP, d.Pool, d.Log)
+			if err := crmhttp.Register(ctx, d.API, d.Pool, d.Log); err != nil {
+				return nil, err
+			}
 			c, err := d.NewConsumer(events.EngagementsGroup, events.Topics...)
 			if err != nil {
 				return nil, err

@@ -43,7 +43,9 @@ func Spec(version string, cfg *Config) boot.Spec {
 		ConsumerGroups: []string{events.ReservationsGroup, events.AvailabilityGroup},
 		Wire: func(ctx context.Context, d *boot.Deps) ([]boot.Runner, error) {
 			a := app.New(d.Pool, d.Outbox)
-			invhttp.Register(d.HTTP, a, d.Pool, d.Log, cfg.AdminToken)
+			if err := invhttp.Register(ctx, d.API, a, d.Pool, d.Log, cfg.AdminToken); err != nil {
+				return nil, err
+			}
 			reservations, err := d.NewConsumer(events.ReservationsGroup, events.ReservationTopics...)
 			if err != nil {
 				return nil, err

@@ -38,7 +38,9 @@ func Spec(version string, cfg *Config) boot.Spec {
 		ConsumerGroups: []string{events.ShipmentsGroup},
 		Wire: func(ctx context.Context, d *boot.Deps) ([]boot.Runner, error) {
 			a := app.New(d.Pool, d.Outbox)
-			loghttp.Register(d.HTTP, a, d.Pool, d.Log, cfg.AdminToken)
+			if err := loghttp.Register(ctx, d.API, a, d.Pool, d.Log, cfg.AdminToken); err != nil {
+				return nil, err
+			}
 			c, err := d.NewConsumer(events.ShipmentsGroup, events.Topics...)
 			if err != nil {
 				return nil, err

@@ -38,7 +38,9 @@ func Spec(version string, cfg *Config) boot.Spec {
 		ConsumerGroups: []string{events.WorkflowGroup, events.OrderViewGroup},
 		Wire: func(ctx context.Context, d *boot.Deps) ([]boot.Runner, error) {
 			a := app.New(d.Pool, d.Outbox)
-			shophttp.Register(d.HTTP, a, d.Pool, d.Log, cfg.AdminToken)
+			if err := shophttp.Register(ctx, d.API, a, d.Pool, d.Log, cfg.AdminToken); err != nil {
+				return nil, err
+			}
 			workflow, err := d.NewConsumer(events.WorkflowGroup, events.WorkflowTopics...)
 			if err != nil {
 				return nil, err

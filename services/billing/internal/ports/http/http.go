@@ -1,71 +1,99 @@
-// Package http is billing's JSON API: payments, invoices and their PDFs.
+// Package http is billing's inbound API, defined in proto/billing/v1 and served as gRPC
+// and REST: payments, invoices and their PDFs.
 package http
 
 import (
+	"context"
 	"errors"
 	"log/slog"
-	"net/http"
 	"strconv"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"google.golang.org/genproto/googleapis/api/httpbody"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/orderflow/orderflow/platform/httpserver"
+	"github.com/orderflow/orderflow/platform/api"
+	billingv1 "github.com/orderflow/orderflow/proto/billing/v1"
 	"github.com/orderflow/orderflow/services/billing/internal/adapters/postgres"
 )
 
-// Register adds billing's routes to srv.
-func Register(srv *httpserver.Server, pool *pgxpool.Pool, log *slog.Logger) {
-	fail := func(w http.ResponseWriter, r *http.Request, what, field string, err error) {
-		if errors.Is(err, postgres.ErrNotFound) {
-			httpserver.WriteError(w, http.StatusNotFound, what+"_not_found", field, "no "+what+" "+strconv.Quote(r.PathValue(field)))
-			return
-		}
-		log.ErrorContext(r.Context(), "request failed", "path", r.URL.Path, "err", err)
-		httpserver.WriteError(w, http.StatusServiceUnavailable, "unavailable", "", "try again")
+// Server implements billingv1.BillingServiceServer.
+type Server struct {
+	billingv1.UnimplementedBillingServiceServer
+	pool *pgxpool.Pool
+	log  *slog.Logger
+}
+
+// Register serves the billing API on srv.
+func Register(ctx context.Context, srv *api.Server, pool *pgxpool.Pool, log *slog.Logger) error {
+	s := &Server{pool: pool, log: log}
+	billingv1.RegisterBillingServiceServer(srv.GRPC, s)
+	srv.SetOpenAPI(billingv1.OpenAPI)
+	return billingv1.RegisterBillingServiceHandlerServer(ctx, srv.Gateway, s)
+}
+
+// GetPayment implements billingv1.BillingServiceServer.
+func (s *Server) GetPayment(ctx context.Context, req *billingv1.GetPaymentRequest) (*billingv1.Payment, error) {
+	if uuid.Validate(req.GetOrderId()) != nil {
+		return nil, notFound("payment", "order_id", req.GetOrderId())
 	}
-	srv.Handle("GET /v1/payments/{order_id}", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id := r.PathValue("order_id")
-		if uuid.Validate(id) != nil {
-			fail(w, r, "payment", "order_id", postgres.ErrNotFound)
-			return
-		}
-		p, err := postgres.GetPayment(r.Context(), pool, id)
-		if err != nil {
-			fail(w, r, "payment", "order_id", err)
-			return
-		}
-		httpserver.WriteJSON(w, http.StatusOK, p)
-	}))
-	srv.Handle("GET /v1/orders/{order_id}/invoice", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id := r.PathValue("order_id")
-		if uuid.Validate(id) != nil {
-			fail(w, r, "invoice", "order_id", postgres.ErrNotFound)
-			return
-		}
-		inv, err := postgres.GetInvoiceOfOrder(r.Context(), pool, id)
-		if err != nil {
-			fail(w, r, "invoice", "order_id", err)
-			return
-		}
-		httpserver.WriteJSON(w, http.StatusOK, inv)
-	}))
-	srv.Handle("GET /v1/invoices/{number}", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		inv, err := postgres.GetInvoice(r.Context(), pool, r.PathValue("number"))
-		if err != nil {
-			fail(w, r, "invoice", "number", err)
-			return
-		}
-		httpserver.WriteJSON(w, http.StatusOK, inv)
-	}))
-	srv.Handle("GET /v1/invoices/{number}/pdf", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, err := postgres.InvoicePDF(r.Context(), pool, r.PathValue("number"))
-		if err != nil {
-			fail(w, r, "invoice", "number", err)
-			return
-		}
-		w.Header().Set("Content-Type", "application/pdf")
-		w.Header().Set("Content-Disposition", `inline; filename="`+r.PathValue("number")+`.pdf"`)
-		_, _ = w.Write(body)
-	}))
+	p, err := postgres.GetPayment(ctx, s.pool, req.GetOrderId())
+	if err != nil {
+		return nil, s.fail(ctx, "payment", "order_id", req.GetOrderId(), err)
+	}
+	return &billingv1.Payment{OrderId: p.OrderID, CustomerId: p.CustomerID, Status: p.Status, AmountMinor: p.AmountMinor,
+		Currency: p.Currency, AuthorizationId: p.AuthorizationID, DeclineReason: p.DeclineReason, UpdatedAt: timestamppb.New(p.UpdatedAt)}, nil
+}
+
+// GetOrderInvoice implements billingv1.BillingServiceServer.
+func (s *Server) GetOrderInvoice(ctx context.Context, req *billingv1.GetOrderInvoiceRequest) (*billingv1.Invoice, error) {
+	if uuid.Validate(req.GetOrderId()) != nil {
+		return nil, notFound("invoice", "order_id", req.GetOrderId())
+	}
+	inv, err := postgres.GetInvoiceOfOrder(ctx, s.pool, req.GetOrderId())
+	if err != nil {
+		return nil, s.fail(ctx, "invoice", "order_id", req.GetOrderId(), err)
+	}
+	return toProtoInvoice(inv), nil
+}
+
+// GetInvoice implements billingv1.BillingServiceServer.
+func (s *Server) GetInvoice(ctx context.Context, req *billingv1.GetInvoiceRequest) (*billingv1.Invoice, error) {
+	inv, err := postgres.GetInvoice(ctx, s.pool, req.GetNumber())
+	if err != nil {
+		return nil, s.fail(ctx, "invoice", "number", req.GetNumber(), err)
+	}
+	return toProtoInvoice(inv), nil
+}
+
+// GetInvoicePDF implements billingv1.BillingServiceServer.
+func (s *Server) GetInvoicePDF(ctx context.Context, req *billingv1.GetInvoiceRequest) (*httpbody.HttpBody, error) {
+	body, err := postgres.InvoicePDF(ctx, s.pool, req.GetNumber())
+	if err != nil {
+		return nil, s.fail(ctx, "invoice", "number", req.GetNumber(), err)
+	}
+	api.SetHeader(ctx, "Content-Disposition", `inline; filename="`+req.GetNumber()+`.pdf"`)
+	return &httpbody.HttpBody{ContentType: "application/pdf", Data: body}, nil
+}
+
+func toProtoInvoice(inv postgres.Invoice) *billingv1.Invoice {
+	out := &billingv1.Invoice{Number: inv.Number, OrderId: inv.OrderID, Status: inv.Status, AmountMinor: inv.AmountMinor,
+		Currency: inv.Currency, IssuedAt: timestamppb.New(inv.IssuedAt)}
+	if inv.VoidedAt != nil {
+		out.VoidedAt = timestamppb.New(*inv.VoidedAt)
+	}
+	return out
+}
+
+func notFound(what, field, id string) error {
+	return api.Error(codes.NotFound, what+"_not_found", field, "no %s %s", what, strconv.Quote(id))
+}
+
+func (s *Server) fail(ctx context.Context, what, field, id string, err error) error {
+	if errors.Is(err, postgres.ErrNotFound) {
+		return notFound(what, field, id)
+	}
+	return api.Unavailable(ctx, s.log, "read "+what, err)
 }

@@ -1,34 +1,51 @@
-// Package http is crm's JSON API: customer timelines.
+// Package http is crm's inbound API, defined in proto/crm/v1 and served as gRPC and
+// REST: customer timelines.
 package http
 
 import (
+	"context"
 	"log/slog"
-	"net/http"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/orderflow/orderflow/platform/httpserver"
+	"github.com/orderflow/orderflow/platform/api"
+	crmv1 "github.com/orderflow/orderflow/proto/crm/v1"
 	"github.com/orderflow/orderflow/services/crm/internal/adapters/postgres"
 )
 
-// Register adds crm's routes to srv.
-func Register(srv *httpserver.Server, pool *pgxpool.Pool, log *slog.Logger) {
-	srv.Handle("GET /v1/customers/{id}/timeline", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		id := r.PathValue("id")
-		if id == "" || len(id) > 64 {
-			httpserver.Invalid("id", "a customer id has 1 to 64 characters").Write(w)
-			return
-		}
-		steps, err := postgres.CustomerTimeline(r.Context(), pool, id, 1000)
-		if err != nil {
-			log.ErrorContext(r.Context(), "read timeline", "err", err)
-			httpserver.WriteError(w, http.StatusServiceUnavailable, "unavailable", "", "try again")
-			return
-		}
-		if len(steps) == 0 {
-			httpserver.WriteError(w, http.StatusNotFound, "customer_not_found", "id", "no orders known for customer "+id)
-			return
-		}
-		httpserver.WriteJSON(w, http.StatusOK, map[string]any{"customer_id": id, "timeline": steps})
-	}))
+// Server implements crmv1.CRMServiceServer.
+type Server struct {
+	crmv1.UnimplementedCRMServiceServer
+	pool *pgxpool.Pool
+	log  *slog.Logger
+}
+
+// Register serves the crm API on srv.
+func Register(ctx context.Context, srv *api.Server, pool *pgxpool.Pool, log *slog.Logger) error {
+	s := &Server{pool: pool, log: log}
+	crmv1.RegisterCRMServiceServer(srv.GRPC, s)
+	srv.SetOpenAPI(crmv1.OpenAPI)
+	return crmv1.RegisterCRMServiceHandlerServer(ctx, srv.Gateway, s)
+}
+
+// GetCustomerTimeline implements crmv1.CRMServiceServer.
+func (s *Server) GetCustomerTimeline(ctx context.Context, req *crmv1.GetCustomerTimelineRequest) (*crmv1.CustomerTimeline, error) {
+	id := req.GetId()
+	if id == "" || len(id) > 64 {
+		return nil, api.Invalid("id", "a customer id has 1 to 64 characters")
+	}
+	steps, err := postgres.CustomerTimeline(ctx, s.pool, id, 1000)
+	if err != nil {
+		return nil, api.Unavailable(ctx, s.log, "read timeline", err)
+	}
+	if len(steps) == 0 {
+		return nil, api.Error(codes.NotFound, "customer_not_found", "id", "no orders known for customer %s", id)
+	}
+	out := &crmv1.CustomerTimeline{CustomerId: id}
+	for _, st := range steps {
+		out.Timeline = append(out.Timeline, &crmv1.Step{OrderId: st.OrderID, At: timestamppb.New(st.At), Service: st.Service, Event: st.Event, Detail: st.Detail})
+	}
+	return out, nil
 }

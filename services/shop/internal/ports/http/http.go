@@ -1,5 +1,6 @@
-// Package http is the shop's JSON API: placing, reading, listing and cancelling orders,
-// and the catalog that prices them.
+// Package http is the shop's inbound API, defined in proto/shop/v1 and served as gRPC and
+// as the REST routes of its google.api.http annotations: placing, reading, listing and
+// cancelling orders, and the catalog that prices them.
 package http
 
 import (
@@ -15,246 +16,217 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/text/currency"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/orderflow/orderflow/platform/httpserver"
+	"github.com/orderflow/orderflow/platform/api"
+	shopv1 "github.com/orderflow/orderflow/proto/shop/v1"
 	"github.com/orderflow/orderflow/services/shop/internal/adapters/postgres"
 	"github.com/orderflow/orderflow/services/shop/internal/app"
 	"github.com/orderflow/orderflow/services/shop/internal/domain/order"
 )
 
-// maxBody bounds every request body: 50 lines of generous size fit in far less.
-const maxBody = 64 << 10
-
-// API serves the shop's routes.
-type API struct {
-	app  *app.App
-	pool *pgxpool.Pool
-	log  *slog.Logger
+// Server implements shopv1.ShopServiceServer.
+type Server struct {
+	shopv1.UnimplementedShopServiceServer
+	app        *app.App
+	pool       *pgxpool.Pool
+	log        *slog.Logger
+	adminToken string
 }
 
-// Register adds the shop's routes to srv; adminToken guards the catalog writes.
-func Register(srv *httpserver.Server, a *app.App, pool *pgxpool.Pool, log *slog.Logger, adminToken string) {
-	api := &API{app: a, pool: pool, log: log}
-	srv.Handle("POST /v1/orders", http.HandlerFunc(api.placeOrder))
-	srv.Handle("GET /v1/orders", http.HandlerFunc(api.listOrders))
-	srv.Handle("GET /v1/orders/{id}", http.HandlerFunc(api.getOrder))
-	srv.Handle("POST /v1/orders/{id}/cancel", http.HandlerFunc(api.cancelOrder))
-	srv.Handle("GET /v1/products", http.HandlerFunc(api.listProducts))
-	srv.Handle("PUT /v1/products/{sku}", httpserver.RequireToken(adminToken, http.HandlerFunc(api.putProduct)))
+// Register serves the shop API on srv; adminToken guards the catalog writes.
+func Register(ctx context.Context, srv *api.Server, a *app.App, pool *pgxpool.Pool, log *slog.Logger, adminToken string) error {
+	s := &Server{app: a, pool: pool, log: log, adminToken: adminToken}
+	shopv1.RegisterShopServiceServer(srv.GRPC, s)
+	srv.SetOpenAPI(shopv1.OpenAPI)
+	return shopv1.RegisterShopServiceHandlerServer(ctx, srv.Gateway, s)
 }
 
-type placeRequest struct {
-	Customer        *order.Customer `json:"customer"`
-	ShippingAddress *order.Address  `json:"shipping_address"`
-	Lines           []struct {
-		SKU      string `json:"sku"`
-		Quantity int    `json:"quantity"`
-	} `json:"lines"`
-	PaymentToken string `json:"payment_token"`
-	Currency     string `json:"currency"`
-}
-
-type placeResponse struct {
-	OrderID string `json:"order_id"`
-	Status  string `json:"status"`
-	Links   struct {
-		Self   string `json:"self"`
-		Cancel string `json:"cancel"`
-	} `json:"links"`
-}
-
-func (api *API) placeOrder(w http.ResponseWriter, r *http.Request) {
-	var req placeRequest
-	if err := httpserver.DecodeJSON(w, r, &req, maxBody); err != nil {
-		err.Write(w)
-		return
-	}
-	key := r.Header.Get("Idempotency-Key")
+// PlaceOrder implements shopv1.ShopServiceServer.
+func (s *Server) PlaceOrder(ctx context.Context, req *shopv1.PlaceOrderRequest) (*shopv1.PlaceOrderResponse, error) {
+	key := api.Header(ctx, "idempotency-key")
 	if len(key) > 200 || strings.ContainsFunc(key, func(c rune) bool { return c < 0x21 || c > 0x7e }) {
-		httpserver.Invalid("Idempotency-Key", "must be at most 200 visible ASCII characters").Write(w)
-		return
+		return nil, api.Invalid("Idempotency-Key", "must be at most 200 visible ASCII characters")
 	}
-	if req.Customer == nil {
-		httpserver.Invalid("customer", "is required").Write(w)
-		return
+	if req.GetCustomer() == nil {
+		return nil, api.Invalid("customer", "is required")
 	}
-	if req.ShippingAddress == nil {
-		httpserver.Invalid("shipping_address", "is required").Write(w)
-		return
+	if req.GetShippingAddress() == nil {
+		return nil, api.Invalid("shipping_address", "is required")
 	}
-	cmd := app.PlaceOrder{IdempotencyKey: key, Customer: *req.Customer, Address: *req.ShippingAddress,
-		PaymentToken: req.PaymentToken, Currency: req.Currency}
-	for _, l := range req.Lines {
-		cmd.Lines = append(cmd.Lines, order.Requested{SKU: l.SKU, Quantity: l.Quantity})
-	}
-	placed, err := api.app.PlaceOrder(r.Context(), cmd)
+	placed, err := s.app.PlaceOrder(ctx, toPlaceOrder(key, req))
 	if err != nil {
-		api.fail(w, r, err)
-		return
+		return nil, s.fail(ctx, "place order", req.GetCustomer().GetId(), err)
 	}
-	var resp placeResponse
-	resp.OrderID, resp.Status = placed.OrderID, string(placed.Status)
-	resp.Links.Self = "/v1/orders/" + placed.OrderID
-	resp.Links.Cancel = resp.Links.Self + "/cancel"
-	w.Header().Set("Location", resp.Links.Self)
+	self := "/v1/orders/" + placed.OrderID
+	api.SetHTTPStatus(ctx, http.StatusAccepted)
+	api.SetHeader(ctx, "Location", self)
 	if placed.Replayed {
-		w.Header().Set("Idempotent-Replayed", "true")
+		api.SetHeader(ctx, "Idempotent-Replayed", "true")
 	}
-	httpserver.WriteJSON(w, http.StatusAccepted, resp)
+	return &shopv1.PlaceOrderResponse{OrderId: placed.OrderID, Status: string(placed.Status),
+		Links: &shopv1.Links{Self: self, Cancel: self + "/cancel"}}, nil
 }
 
-func (api *API) getOrder(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	if uuid.Validate(id) != nil {
-		httpserver.WriteError(w, http.StatusNotFound, "order_not_found", "id", "no order "+strconv.Quote(id))
-		return
+func toPlaceOrder(key string, req *shopv1.PlaceOrderRequest) app.PlaceOrder {
+	c, a := req.GetCustomer(), req.GetShippingAddress()
+	cmd := app.PlaceOrder{
+		IdempotencyKey: key,
+		Customer:       order.Customer{ID: c.GetId(), Email: c.GetEmail(), Name: c.GetName()},
+		Address: order.Address{Name: a.GetName(), Line1: a.GetLine1(), Line2: a.Line2, City: a.GetCity(),
+			PostalCode: a.GetPostalCode(), Country: a.GetCountry()},
+		PaymentToken: req.GetPaymentToken(),
+		Currency:     req.GetCurrency(),
 	}
-	v, err := postgres.GetView(r.Context(), api.pool, id)
+	for _, l := range req.GetLines() {
+		cmd.Lines = append(cmd.Lines, order.Requested{SKU: l.GetSku(), Quantity: int(l.GetQuantity())})
+	}
+	return cmd
+}
+
+// GetOrder implements shopv1.ShopServiceServer.
+func (s *Server) GetOrder(ctx context.Context, req *shopv1.GetOrderRequest) (*shopv1.Order, error) {
+	if uuid.Validate(req.GetId()) != nil {
+		return nil, orderNotFound(req.GetId())
+	}
+	v, err := postgres.GetView(ctx, s.pool, req.GetId())
 	if err != nil {
-		api.fail(w, r, err)
-		return
+		return nil, s.fail(ctx, "read order", req.GetId(), err)
 	}
-	httpserver.WriteJSON(w, http.StatusOK, v)
+	return toProto(v), nil
 }
 
-func (api *API) listOrders(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
-	for k := range q {
-		switch k {
-		case "customer_id", "status", "limit", "cursor":
-		default:
-			httpserver.Invalid(k, "unknown query parameter; use customer_id, status, limit, cursor").Write(w)
-			return
-		}
-	}
-	f := postgres.ListFilter{CustomerID: q.Get("customer_id"), Status: q.Get("status"), Limit: 50}
+// ListOrders implements shopv1.ShopServiceServer.
+func (s *Server) ListOrders(ctx context.Context, req *shopv1.ListOrdersRequest) (*shopv1.ListOrdersResponse, error) {
+	f := postgres.ListFilter{CustomerID: req.GetCustomerId(), Status: req.GetStatus(), Limit: 50}
 	switch order.Status(f.Status) {
 	case "", order.Pending, order.Confirmed, order.Shipped, order.Cancelled:
 	default:
-		httpserver.Invalid("status", "%q is not PENDING, CONFIRMED, SHIPPED or CANCELLED", f.Status).Write(w)
-		return
+		return nil, api.Invalid("status", "%q is not PENDING, CONFIRMED, SHIPPED or CANCELLED", f.Status)
 	}
-	if s := q.Get("limit"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > 500 {
-			httpserver.Invalid("limit", "%q is not a number from 1 to 500", s).Write(w)
-			return
+	if req.Limit != nil {
+		if req.GetLimit() < 1 || req.GetLimit() > 500 {
+			return nil, api.Invalid("limit", "%d is not a number from 1 to 500", req.GetLimit())
 		}
-		f.Limit = n
+		f.Limit = int(req.GetLimit())
 	}
-	if c := q.Get("cursor"); c != "" {
+	if c := req.GetCursor(); c != "" {
 		ts, id, ok := strings.Cut(c, "_")
 		nanos, err := strconv.ParseInt(ts, 10, 64)
 		if !ok || err != nil || uuid.Validate(id) != nil {
-			httpserver.Invalid("cursor", "not a cursor this API returned").Write(w)
-			return
+			return nil, api.Invalid("cursor", "not a cursor this API returned")
 		}
 		f.AfterPlaced, f.AfterID = time.Unix(0, nanos).UTC(), id
 	}
-	views, err := postgres.ListViews(r.Context(), api.pool, f)
+	views, err := postgres.ListViews(ctx, s.pool, f)
 	if err != nil {
-		api.fail(w, r, err)
-		return
+		return nil, s.fail(ctx, "list orders", "", err)
 	}
-	resp := map[string]any{"orders": views}
+	resp := &shopv1.ListOrdersResponse{Orders: make([]*shopv1.Order, len(views))}
+	for i, v := range views {
+		resp.Orders[i] = toProto(v)
+	}
 	if len(views) == f.Limit {
 		last := views[len(views)-1]
-		resp["next_cursor"] = strconv.FormatInt(last.PlacedAt.UnixNano(), 10) + "_" + last.OrderID
+		resp.NextCursor = strconv.FormatInt(last.PlacedAt.UnixNano(), 10) + "_" + last.OrderID
 	}
-	httpserver.WriteJSON(w, http.StatusOK, resp)
+	return resp, nil
 }
 
-func (api *API) cancelOrder(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	if uuid.Validate(id) != nil {
-		httpserver.WriteError(w, http.StatusNotFound, "order_not_found", "id", "no order "+strconv.Quote(id))
-		return
+// CancelOrder implements shopv1.ShopServiceServer.
+func (s *Server) CancelOrder(ctx context.Context, req *shopv1.CancelOrderRequest) (*shopv1.CancelOrderResponse, error) {
+	if uuid.Validate(req.GetId()) != nil {
+		return nil, orderNotFound(req.GetId())
 	}
-	status, err := api.app.CancelOrder(r.Context(), id)
+	st, err := s.app.CancelOrder(ctx, req.GetId())
 	if err != nil {
-		api.fail(w, r, err)
-		return
+		return nil, s.fail(ctx, "cancel order", req.GetId(), err)
 	}
-	httpserver.WriteJSON(w, http.StatusAccepted, map[string]string{"order_id": id, "status": string(status)})
+	api.SetHTTPStatus(ctx, http.StatusAccepted)
+	return &shopv1.CancelOrderResponse{OrderId: req.GetId(), Status: string(st)}, nil
 }
 
-type productBody struct {
-	Name           string `json:"name"`
-	UnitPriceMinor *int64 `json:"unit_price_minor"`
-	Currency       string `json:"currency"`
-}
-
-func (api *API) putProduct(w http.ResponseWriter, r *http.Request) {
-	sku := r.PathValue("sku")
-	var b productBody
-	if err := httpserver.DecodeJSON(w, r, &b, maxBody); err != nil {
-		err.Write(w)
-		return
+// PutProduct implements shopv1.ShopServiceServer.
+func (s *Server) PutProduct(ctx context.Context, req *shopv1.PutProductRequest) (*shopv1.Product, error) {
+	if err := api.RequireToken(ctx, s.adminToken); err != nil {
+		return nil, err
 	}
-	p := order.Product{SKU: sku, Name: strings.TrimSpace(b.Name), Currency: b.Currency}
+	sku := req.GetSku()
+	p := order.Product{SKU: sku, Name: strings.TrimSpace(req.GetName()), Currency: req.GetCurrency()}
 	switch {
 	case len(sku) == 0 || len(sku) > 64 || strings.ContainsAny(sku, " /\t"):
-		httpserver.Invalid("sku", "%q is not a SKU", sku).Write(w)
-		return
+		return nil, api.Invalid("sku", "%q is not a SKU", sku)
 	case p.Name == "" || len(p.Name) > 200:
-		httpserver.Invalid("name", "is required, at most 200 characters").Write(w)
-		return
-	case b.UnitPriceMinor == nil || *b.UnitPriceMinor < 0 || *b.UnitPriceMinor > 1e12:
-		httpserver.Invalid("unit_price_minor", "is required, from 0 to 10^12 minor units").Write(w)
-		return
+		return nil, api.Invalid("name", "is required, at most 200 characters")
+	case req.UnitPriceMinor == nil || req.GetUnitPriceMinor() < 0 || req.GetUnitPriceMinor() > 1e12:
+		return nil, api.Invalid("unit_price_minor", "is required, from 0 to 10^12 minor units")
 	}
 	if _, err := currency.ParseISO(p.Currency); err != nil || strings.ToUpper(p.Currency) != p.Currency {
-		httpserver.Invalid("currency", "%q is not an ISO 4217 currency code", p.Currency).Write(w)
-		return
+		return nil, api.Invalid("currency", "%q is not an ISO 4217 currency code", p.Currency)
 	}
-	p.UnitPriceMinor = *b.UnitPriceMinor
-	if err := pgx.BeginFunc(r.Context(), api.pool, func(tx pgx.Tx) error { return postgres.UpsertProduct(r.Context(), tx, p) }); err != nil {
-		api.fail(w, r, err)
-		return
+	p.UnitPriceMinor = req.GetUnitPriceMinor()
+	if err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error { return postgres.UpsertProduct(ctx, tx, p) }); err != nil {
+		return nil, s.fail(ctx, "upsert product", "", err)
 	}
-	httpserver.WriteJSON(w, http.StatusOK, map[string]any{"sku": p.SKU, "name": p.Name, "unit_price_minor": p.UnitPriceMinor, "currency": p.Currency})
+	return toProtoProduct(p), nil
 }
 
-func (api *API) listProducts(w http.ResponseWriter, r *http.Request) {
+// ListProducts implements shopv1.ShopServiceServer.
+func (s *Server) ListProducts(ctx context.Context, _ *shopv1.ListProductsRequest) (*shopv1.ListProductsResponse, error) {
 	var ps []order.Product
-	err := pgx.BeginFunc(r.Context(), api.pool, func(tx pgx.Tx) error {
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var err error
-		ps, err = postgres.ListProducts(r.Context(), tx)
+		ps, err = postgres.ListProducts(ctx, tx)
 		return err
 	})
 	if err != nil {
-		api.fail(w, r, err)
-		return
+		return nil, s.fail(ctx, "list products", "", err)
 	}
-	out := make([]map[string]any, len(ps))
+	resp := &shopv1.ListProductsResponse{Products: make([]*shopv1.Product, len(ps))}
 	for i, p := range ps {
-		out[i] = map[string]any{"sku": p.SKU, "name": p.Name, "unit_price_minor": p.UnitPriceMinor, "currency": p.Currency}
+		resp.Products[i] = toProtoProduct(p)
 	}
-	httpserver.WriteJSON(w, http.StatusOK, map[string]any{"products": out})
+	return resp, nil
 }
 
-// fail maps an error to its response; unexpected errors are logged here, once.
-func (api *API) fail(w http.ResponseWriter, r *http.Request, err error) {
+func toProtoProduct(p order.Product) *shopv1.Product {
+	return &shopv1.Product{Sku: p.SKU, Name: p.Name, UnitPriceMinor: p.UnitPriceMinor, Currency: p.Currency}
+}
+
+func toProto(v postgres.View) *shopv1.Order {
+	o := &shopv1.Order{OrderId: v.OrderID, CustomerId: v.CustomerID, Status: v.Status, Reason: v.Reason,
+		Currency: v.Currency, TotalMinor: v.TotalMinor, PlacedAt: timestamppb.New(v.PlacedAt), UpdatedAt: timestamppb.New(v.UpdatedAt)}
+	for _, l := range v.Lines {
+		o.Lines = append(o.Lines, &shopv1.Line{Sku: l.SKU, Name: l.Name, Quantity: int32(l.Quantity), UnitPriceMinor: l.UnitPriceMinor})
+	}
+	for _, st := range v.Timeline {
+		o.Timeline = append(o.Timeline, &shopv1.TimelineStep{At: timestamppb.New(st.At), Service: st.Service, Event: st.Event, Detail: st.Detail})
+	}
+	return o
+}
+
+func orderNotFound(id string) error {
+	return api.Error(codes.NotFound, "order_not_found", "id", "no order %s", strconv.Quote(id))
+}
+
+// fail maps an error to its status; unexpected errors are logged here, once.
+func (s *Server) fail(ctx context.Context, what, id string, err error) error {
 	var fe *order.FieldError
 	switch {
 	case errors.As(err, &fe):
-		status := http.StatusBadRequest
 		if fe.Code == "unknown_sku" || fe.Code == "currency_mismatch" {
-			status = http.StatusUnprocessableEntity
+			return api.ErrorHTTP(codes.FailedPrecondition, http.StatusUnprocessableEntity, fe.Code, fe.Field, "%s", fe.Message)
 		}
-		httpserver.WriteError(w, status, fe.Code, fe.Field, fe.Message)
+		return api.Error(codes.InvalidArgument, fe.Code, fe.Field, "%s", fe.Message)
 	case errors.Is(err, app.ErrIdempotencyKeyReused):
-		httpserver.WriteError(w, http.StatusUnprocessableEntity, "idempotency_key_reused", "Idempotency-Key", err.Error())
+		return api.ErrorHTTP(codes.FailedPrecondition, http.StatusUnprocessableEntity, "idempotency_key_reused", "Idempotency-Key", "%v", err)
 	case errors.Is(err, order.ErrNotFound), errors.Is(err, postgres.ErrNotInView):
-		httpserver.WriteError(w, http.StatusNotFound, "order_not_found", "id", "no order "+strconv.Quote(r.PathValue("id")))
+		return orderNotFound(id)
 	case errors.Is(err, order.ErrAlreadyShipped):
-		httpserver.WriteError(w, http.StatusConflict, "order_shipped", "id", err.Error())
+		return api.Error(codes.FailedPrecondition, "order_shipped", "id", "%v", err)
 	case errors.Is(err, order.ErrAlreadyFinal):
-		httpserver.WriteError(w, http.StatusConflict, "order_cancelled", "id", err.Error())
-	case errors.Is(err, context.Canceled):
-		httpserver.WriteError(w, 499, "client_closed", "", "the client went away")
-	default:
-		api.log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
-		httpserver.WriteError(w, http.StatusServiceUnavailable, "unavailable", "", "the shop cannot answer right now; retry with the same Idempotency-Key")
+		return api.Error(codes.FailedPrecondition, "order_cancelled", "id", "%v", err)
 	}
+	return api.Unavailable(ctx, s.log, what, err)
 }

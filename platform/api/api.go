@@ -1,0 +1,234 @@
+// Package api serves a service's synchronous API, defined once in proto/<service>/v1, on
+// two transports from the same implementation: gRPC, and HTTP/JSON REST routes derived
+// from the google.api.http annotations by grpc-gateway (registered in process, so a REST
+// call costs no extra hop). Both share one listener with the health and metrics routes:
+// gRPC arrives as HTTP/2 without TLS (h2c) with an application/grpc content type.
+//
+// Errors are gRPC statuses built with Error; they carry a stable reason, the offending
+// field and, where the gRPC code alone would mislead, the HTTP status. REST clients see
+// them as the JSON error body every orderflow endpoint uses
+// ({"error": {"code", "message", "field"}}); gRPC clients get the code plus ErrorInfo
+// and BadRequest details.
+package api
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync/atomic"
+
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
+	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/protoadapt"
+
+	"github.com/orderflow/orderflow/platform/httpserver"
+)
+
+// Domain is the ErrorInfo domain of every orderflow error.
+const Domain = "orderflow"
+
+// Metadata keys a handler sets (SetHTTPStatus, SetHeader) and the REST gateway turns
+// into the response status and headers.
+const httpCodeKey = "x-http-code"
+
+// forwardedHeaders are the response headers handlers may set, by their metadata key.
+var forwardedHeaders = map[string]string{
+	"location":            "Location",
+	"idempotent-replayed": "Idempotent-Replayed",
+	"content-disposition": "Content-Disposition",
+}
+
+// Server holds a service's gRPC server and REST gateway; register implementations on
+// both (the generated Register<X>Server and Register<X>HandlerServer functions).
+type Server struct {
+	GRPC    *grpc.Server
+	Gateway *runtime.ServeMux
+	health  *health.Server
+	maxBody int64
+	openAPI []byte
+	serving atomic.Bool
+}
+
+// New returns a server whose REST routes accept request bodies of at most maxBody bytes.
+func New(maxBody int64) *Server {
+	s := &Server{
+		GRPC:    grpc.NewServer(grpc.StatsHandler(otelgrpc.NewServerHandler()), grpc.MaxRecvMsgSize(int(maxBody))),
+		health:  health.NewServer(),
+		maxBody: maxBody,
+	}
+	healthpb.RegisterHealthServer(s.GRPC, s.health)
+	reflection.Register(s.GRPC)
+	s.Gateway = runtime.NewServeMux(
+		runtime.WithMarshalerOption(runtime.MIMEWildcard, &runtime.HTTPBodyMarshaler{Marshaler: &runtime.JSONPb{
+			MarshalOptions:   protojson.MarshalOptions{UseProtoNames: true, EmitUnpopulated: true},
+			UnmarshalOptions: protojson.UnmarshalOptions{DiscardUnknown: false},
+		}}),
+		runtime.WithIncomingHeaderMatcher(incomingHeader),
+		runtime.WithOutgoingHeaderMatcher(outgoingHeader),
+		runtime.WithForwardResponseOption(forwardStatus),
+		runtime.WithErrorHandler(writeError),
+		runtime.WithRoutingErrorHandler(routingError),
+		runtime.SetQueryParameterParser(strictQuery{}),
+	)
+	return s
+}
+
+// SetOpenAPI sets the document served at GET /openapi.json.
+func (s *Server) SetOpenAPI(doc []byte) { s.openAPI = doc }
+
+// Mount serves the REST routes under /v1/, the OpenAPI document and gRPC on srv.
+func (s *Server) Mount(srv *httpserver.Server) {
+	guarded := GuardBody(s.maxBody, s.Gateway)
+	srv.Handle("/v1/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !s.serving.Load() {
+			w.Header().Set("Retry-After", "1")
+			httpserver.WriteError(w, http.StatusServiceUnavailable, "starting", "", "the service is starting; retry shortly")
+			return
+		}
+		guarded.ServeHTTP(w, r)
+	}))
+	srv.Handle("GET /openapi.json", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.openAPI == nil {
+			httpserver.WriteError(w, http.StatusNotFound, "not_found", "", "this service publishes no OpenAPI document")
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(s.openAPI)
+	}))
+	srv.ServeGRPC(s.GRPC)
+}
+
+// Serving marks the gRPC health of the service as SERVING (or NOT_SERVING).
+func (s *Server) Serving(ok bool) {
+	st := healthpb.HealthCheckResponse_NOT_SERVING
+	if ok {
+		st = healthpb.HealthCheckResponse_SERVING
+	}
+	s.health.SetServingStatus("", st)
+	s.serving.Store(ok)
+}
+
+// Stop ends every gRPC stream; HTTP shutdown drains unary calls.
+func (s *Server) Stop() { s.GRPC.Stop() }
+
+func incomingHeader(key string) (string, bool) {
+	switch k := strings.ToLower(key); k {
+	case "idempotency-key", "authorization":
+		return k, true
+	}
+	return runtime.DefaultHeaderMatcher(key)
+}
+
+func outgoingHeader(key string) (string, bool) {
+	h, ok := forwardedHeaders[strings.ToLower(key)]
+	return h, ok
+}
+
+// forwardStatus applies the HTTP status a handler chose with SetHTTPStatus.
+func forwardStatus(ctx context.Context, w http.ResponseWriter, _ proto.Message) error {
+	md, ok := runtime.ServerMetadataFromContext(ctx)
+	if !ok {
+		return nil
+	}
+	if v := md.HeaderMD.Get(httpCodeKey); len(v) > 0 {
+		code, err := strconv.Atoi(v[0])
+		if err != nil {
+			return fmt.Errorf("handler set %s to %q", httpCodeKey, v[0])
+		}
+		w.WriteHeader(code)
+	}
+	return nil
+}
+
+// SetHTTPStatus makes a successful REST answer use code (201, 202) instead of 200. gRPC
+// clients see it as response metadata they may ignore.
+func SetHTTPStatus(ctx context.Context, code int) {
+	_ = grpc.SetHeader(ctx, metadata.Pairs(httpCodeKey, strconv.Itoa(code)))
+}
+
+// SetHeader sets a response header (Location, Idempotent-Replayed, Content-Disposition);
+// gRPC clients get it as response metadata.
+func SetHeader(ctx context.Context, key, value string) {
+	_ = grpc.SetHeader(ctx, metadata.Pairs(strings.ToLower(key), value))
+}
+
+// Header returns a request header (gRPC metadata) such as idempotency-key.
+func Header(ctx context.Context, key string) string {
+	md, _ := metadata.FromIncomingContext(ctx)
+	if v := md.Get(strings.ToLower(key)); len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+// Error returns a status error: code for gRPC, reason as the stable machine-readable
+// code, field naming the offending input ("" for none).
+func Error(code codes.Code, reason, field, format string, args ...any) error {
+	return ErrorHTTP(code, 0, reason, field, format, args...)
+}
+
+// ErrorHTTP is Error with an HTTP status other than the one the code implies, such as
+// 422 for a well-formed request the domain refuses, or 409 for a state conflict.
+func ErrorHTTP(code codes.Code, httpStatus int, reason, field, format string, args ...any) error {
+	msg := fmt.Sprintf(format, args...)
+	st := status.New(code, msg)
+	info := &errdetails.ErrorInfo{Reason: reason, Domain: Domain, Metadata: map[string]string{}}
+	if field != "" {
+		info.Metadata["field"] = field
+	}
+	if httpStatus != 0 {
+		info.Metadata["http_status"] = strconv.Itoa(httpStatus)
+	}
+	details := []protoadapt.MessageV1{info}
+	if field != "" {
+		details = append(details, &errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{{Field: field, Description: msg}}})
+	}
+	withDetails, err := st.WithDetails(details...)
+	if err != nil {
+		return st.Err()
+	}
+	return withDetails.Err()
+}
+
+// Invalid is a 400 InvalidArgument naming field.
+func Invalid(field, format string, args ...any) error {
+	return Error(codes.InvalidArgument, "invalid_field", field, format, args...)
+}
+
+// Unavailable logs an unexpected failure once, here, and returns what callers may see:
+// that the service cannot answer now and the request may be retried.
+func Unavailable(ctx context.Context, log *slog.Logger, what string, err error) error {
+	if errors.Is(err, context.Canceled) {
+		return status.Error(codes.Canceled, "the client went away")
+	}
+	log.ErrorContext(ctx, what+" failed", "err", err)
+	return Error(codes.Unavailable, "unavailable", "", "%s: the service cannot answer right now; retry", what)
+}
+
+// RequireToken admits a call bearing "Authorization: Bearer <token>" (gRPC metadata
+// authorization), compared in constant time.
+func RequireToken(ctx context.Context, token string) error {
+	got := Header(ctx, "authorization")
+	if got == "" || !strings.HasPrefix(got, "Bearer ") {
+		return Error(codes.Unauthenticated, "unauthenticated", "Authorization", "admin routes need an Authorization: Bearer token")
+	}
+	if subtle.ConstantTimeCompare([]byte(got), []byte("Bearer "+token)) != 1 {
+		return Error(codes.PermissionDenied, "forbidden", "Authorization", "the bearer token is not valid")
+	}
+	return nil
+}
