@@ -36,7 +36,8 @@ test: ## start a private test stack, run every module's tests (-race -shuffle=on
 bench-platform: ## outbox relay and consumer throughput, commit-to-consume latency
 	@bash scripts/bench-platform.sh
 
-bench: bench-platform ## every benchmark
+bench: ## the whole suite under open-loop load: orders/s, latency percentiles, per-hop latency, lag, CPU and memory
+	@bash scripts/bench.sh
 
 build: ## build the five service binaries into bin/ with the version stamped in
 	@mkdir -p bin

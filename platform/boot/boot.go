@@ -87,7 +87,16 @@ type Deps struct {
 
 // NewConsumer returns a consumer group of the service with the default options.
 func (d *Deps) NewConsumer(group string, topics ...string) (*consumer.Consumer, error) {
-	return consumer.New(group, topics, d.Kafka, d.Pool, d.Serde, d.Log, consumer.Options{})
+	return d.NewConsumerWith(group, consumer.Options{}, topics...)
+}
+
+// NewConsumerWith returns a consumer group of the service with opts.
+// Unless opts says otherwise, every committed batch wakes the outbox relay.
+func (d *Deps) NewConsumerWith(group string, opts consumer.Options, topics ...string) (*consumer.Consumer, error) {
+	if opts.AfterCommit == nil {
+		opts.AfterCommit = d.Outbox.Committed
+	}
+	return consumer.New(group, topics, d.Kafka, d.Pool, d.Serde, d.Log, opts)
 }
 
 // Main runs the binary and exits with its status: 0 on a clean stop, 1 on a failure, 2
@@ -277,7 +286,13 @@ func start(ctx context.Context, spec Spec, log *slog.Logger, srv *httpserver.Ser
 		return nil, err
 	}
 	srv.Waiting("wiring")
-	d := &Deps{Log: log, Pool: pool, Kafka: kcfg, Producer: producer, Serde: sd, Outbox: outbox.New(sd), HTTP: srv, API: apiSrv}
+	relay, err := outbox.NewRelay(pool, producer, log, outbox.RelayOptions{})
+	if err != nil {
+		return nil, err
+	}
+	ob := outbox.New(sd)
+	ob.SetWaker(relay.Wake)
+	d := &Deps{Log: log, Pool: pool, Kafka: kcfg, Producer: producer, Serde: sd, Outbox: ob, HTTP: srv, API: apiSrv}
 	var runners []Runner
 	if spec.Wire != nil {
 		rs, err := spec.Wire(ctx, d)
@@ -285,10 +300,6 @@ func start(ctx context.Context, spec Spec, log *slog.Logger, srv *httpserver.Ser
 			return nil, fmt.Errorf("wire: %w", err)
 		}
 		runners = rs
-	}
-	relay, err := outbox.NewRelay(pool, producer, log, outbox.RelayOptions{})
-	if err != nil {
-		return nil, err
 	}
 	return append(runners, relay.Run), nil
 }

@@ -84,7 +84,7 @@ type route struct {
 
 // Options tunes a Consumer; the zero value of each field picks the default.
 type Options struct {
-	// BatchSize is the most records applied in one transaction (default 256).
+	// BatchSize is the most records applied in one transaction (default 32).
 	BatchSize int
 	// MaxAttempts bounds retries of errors of unknown kind (default 5).
 	MaxAttempts int
@@ -96,11 +96,14 @@ type Options struct {
 	// ShutdownGrace is how long in-flight batches may run on shutdown or revocation
 	// before they are abandoned (default 10 s).
 	ShutdownGrace time.Duration
+	// AfterCommit, if set, runs after every committed batch, outside its transaction:
+	// the place to wake the outbox relay for the events the handlers appended.
+	AfterCommit func(ctx context.Context)
 }
 
 func (o *Options) defaults() {
 	if o.BatchSize <= 0 {
-		o.BatchSize = 256
+		o.BatchSize = 32
 	}
 	if o.MaxAttempts <= 0 {
 		o.MaxAttempts = 5

@@ -2,9 +2,9 @@ package outbox
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -24,8 +24,9 @@ import (
 type RelayOptions struct {
 	// BatchSize is how many rows one pass publishes at most (default 2000).
 	BatchSize int
-	// Fallback is how long the relay waits for a notification before looking anyway, in
-	// case one was missed while its connection was being re-established (default 5 s).
+	// Fallback is how long the relay waits for a wake-up (Wake, Outbox.Committed, or a
+	// NOTIFY on Channel from another process) before looking anyway (default 200 ms). It
+	// bounds the delay of a commit whose wake-up was missed.
 	Fallback time.Duration
 	// Retention is how long published rows are kept for inspection before they are
 	// deleted (default 24 h).
@@ -45,6 +46,9 @@ type Relay struct {
 	opts   RelayOptions
 	lockID int64
 
+	leading atomic.Bool
+	poke    chan struct{} // buffered(1): a wake-up for the leading relay of this process
+
 	published metric.Int64Counter
 	latency   metric.Float64Histogram
 	tracer    trace.Tracer
@@ -57,12 +61,13 @@ func NewRelay(pool *pgxpool.Pool, client *kgo.Client, log *slog.Logger, opts Rel
 		opts.BatchSize = 2000
 	}
 	if opts.Fallback <= 0 {
-		opts.Fallback = 5 * time.Second
+		opts.Fallback = 200 * time.Millisecond
 	}
 	if opts.Retention <= 0 {
 		opts.Retention = 24 * time.Hour
 	}
 	r := &Relay{pool: pool, client: client, log: log, opts: opts, lockID: 0x6f7574626f78, // "outbox"
+		poke:   make(chan struct{}, 1),
 		tracer: otel.Tracer("github.com/orderflow/orderflow/platform/outbox")}
 	meter := otel.Meter("github.com/orderflow/orderflow/platform/outbox")
 	var err error
@@ -88,6 +93,46 @@ func NewRelay(pool *pgxpool.Pool, client *kgo.Client, log *slog.Logger, opts Rel
 		return nil, err
 	}
 	return r, nil
+}
+
+// Wake makes the relay publish now. When this process's relay leads, that is a channel
+// send; otherwise the leader is another replica and hears a NOTIFY sent in a transaction
+// of its own, after the caller's commit, so that the caller's commit never waited for it.
+func (r *Relay) Wake(ctx context.Context) {
+	if r.leading.Load() {
+		r.nudge()
+		return
+	}
+	if _, err := r.pool.Exec(ctx, `SELECT pg_notify($1, '')`, Channel); err != nil && ctx.Err() == nil {
+		r.log.DebugContext(ctx, "outbox wake-up notify failed; the relay looks again within its fallback", "err", err)
+	}
+}
+
+func (r *Relay) nudge() {
+	select {
+	case r.poke <- struct{}{}:
+	default: // a wake-up is already pending
+	}
+}
+
+// listen forwards NOTIFYs on Channel to the relay until ctx ends or the connection fails.
+func (r *Relay) listen(ctx context.Context) error {
+	conn, err := r.pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("acquire listen connection: %w", err)
+	}
+	// The connection carries a LISTEN: never give it back to the pool.
+	c := conn.Hijack()
+	defer func() { _ = c.Close(context.Background()) }()
+	if _, err := c.Exec(ctx, "LISTEN "+Channel); err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	for {
+		if _, err := c.WaitForNotification(ctx); err != nil {
+			return err
+		}
+		r.nudge()
+	}
 }
 
 // Backlog counts committed rows that are not yet published.
@@ -123,7 +168,7 @@ func (r *Relay) lead(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("acquire listen connection: %w", err)
 	}
-	// The connection carries a session lock and a LISTEN: never give it back to the pool.
+	// The connection carries the session lock: never give it back to the pool.
 	defer func() { _ = conn.Hijack().Close(context.Background()) }()
 
 	for {
@@ -140,9 +185,15 @@ func (r *Relay) lead(ctx context.Context) error {
 		case <-time.After(2 * time.Second):
 		}
 	}
-	if _, err := conn.Exec(ctx, "LISTEN "+Channel); err != nil {
-		return fmt.Errorf("listen: %w", err)
-	}
+	lctx, stopListening := context.WithCancel(ctx)
+	defer stopListening()
+	go func() {
+		if err := r.listen(lctx); err != nil && lctx.Err() == nil {
+			r.log.WarnContext(ctx, "outbox relay stopped listening; other replicas' commits wait for the fallback look", "err", err)
+		}
+	}()
+	r.leading.Store(true)
+	defer r.leading.Store(false)
 	// Marks need not wait for the WAL flush: if a crash loses one, its rows are published
 	// again, which the guarantees allow; losing rows is what they forbid. This session
 	// only reads the outbox and marks it, so the setting touches nothing else.
@@ -165,14 +216,11 @@ func (r *Relay) lead(ctx context.Context) error {
 		if n == r.opts.BatchSize {
 			continue // more are waiting
 		}
-		wctx, cancel := context.WithTimeout(ctx, r.opts.Fallback)
-		_, err = conn.Conn().WaitForNotification(wctx)
-		cancel()
-		if err != nil && ctx.Err() != nil {
+		select {
+		case <-ctx.Done():
 			return ctx.Err()
-		}
-		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
-			return fmt.Errorf("wait for notification: %w", err)
+		case <-r.poke:
+		case <-time.After(r.opts.Fallback):
 		}
 	}
 }

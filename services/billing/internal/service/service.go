@@ -8,6 +8,7 @@ import (
 	"github.com/orderflow/orderflow/avro/contract"
 	"github.com/orderflow/orderflow/platform/boot"
 	"github.com/orderflow/orderflow/platform/config"
+	"github.com/orderflow/orderflow/platform/consumer"
 	"github.com/orderflow/orderflow/platform/kafka"
 	"github.com/orderflow/orderflow/services/billing/internal/adapters/provider"
 	"github.com/orderflow/orderflow/services/billing/internal/app"
@@ -58,7 +59,9 @@ func Spec(version string, cfg *Config) boot.Spec {
 			if err := billinghttp.Register(ctx, d.API, d.Pool, d.Log); err != nil {
 				return nil, err
 			}
-			c, err := d.NewConsumer(events.PaymentsGroup, events.Topics...)
+			// Every invoice takes the year's gapless counter row: one event per transaction
+			// keeps that lock for one commit, not for a whole batch of other orders.
+			c, err := d.NewConsumerWith(events.PaymentsGroup, consumer.Options{BatchSize: 1}, events.Topics...)
 			if err != nil {
 				return nil, err
 			}

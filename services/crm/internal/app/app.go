@@ -175,6 +175,8 @@ func (a *App) send(ctx context.Context, e postgres.Email) {
 		})
 		if err != nil {
 			a.log.ErrorContext(ctx, "e-mail sent but not recorded; it stays SENDING and is not sent again", "order_id", e.OrderID, "kind", e.Kind, "err", err)
+		} else {
+			a.outbox.Committed(bctx)
 		}
 	case errors.Is(err, smtp.ErrUncertain):
 		a.log.ErrorContext(ctx, "e-mail outcome unknown; not sending it again", "order_id", e.OrderID, "kind", e.Kind, "err", err)

@@ -156,5 +156,8 @@ func (a *App) Receive(ctx context.Context, r Receipt) (stock.Level, error) {
 	if errors.Is(err, postgres.ErrReceiptReplayed) {
 		return level, ErrDuplicateReceipt
 	}
+	if err == nil {
+		a.outbox.Committed(ctx)
+	}
 	return level, err
 }

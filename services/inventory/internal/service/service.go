@@ -8,6 +8,7 @@ import (
 	"github.com/orderflow/orderflow/avro/contract"
 	"github.com/orderflow/orderflow/platform/boot"
 	"github.com/orderflow/orderflow/platform/config"
+	"github.com/orderflow/orderflow/platform/consumer"
 	"github.com/orderflow/orderflow/platform/kafka"
 	"github.com/orderflow/orderflow/services/inventory/internal/app"
 	"github.com/orderflow/orderflow/services/inventory/internal/ports/events"
@@ -46,12 +47,15 @@ func Spec(version string, cfg *Config) boot.Spec {
 			if err := invhttp.Register(ctx, d.API, a, d.Pool, d.Log, cfg.AdminToken); err != nil {
 				return nil, err
 			}
-			reservations, err := d.NewConsumer(events.ReservationsGroup, events.ReservationTopics...)
+			// Both groups lock stock rows by SKU, which many orders share: one event per
+			// transaction, each locking its SKUs in order, cannot deadlock; batches could.
+			perEvent := consumer.Options{BatchSize: 1}
+			reservations, err := d.NewConsumerWith(events.ReservationsGroup, perEvent, events.ReservationTopics...)
 			if err != nil {
 				return nil, err
 			}
 			events.RegisterReservations(reservations, a)
-			availability, err := d.NewConsumer(events.AvailabilityGroup, events.AvailabilityTopics...)
+			availability, err := d.NewConsumerWith(events.AvailabilityGroup, perEvent, events.AvailabilityTopics...)
 			if err != nil {
 				return nil, err
 			}

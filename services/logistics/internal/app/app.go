@@ -139,6 +139,9 @@ func (a *App) Dispatch(ctx context.Context, orderID string) (postgres.Shipment, 
 			logistics.ShipmentDispatched{OrderID: orderID, ShipmentID: s.ShipmentID, Carrier: s.Carrier, TrackingNumber: s.TrackingNumber,
 				DispatchedAt: now}, events.Cause{CorrelationID: orderID}))
 	})
+	if err == nil {
+		a.outbox.Committed(ctx)
+	}
 	return s, err
 }
 

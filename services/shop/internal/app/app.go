@@ -32,8 +32,13 @@ func New(pool *pgxpool.Pool, ob *outbox.Outbox) *App {
 	return &App{pool: pool, outbox: ob, now: func() time.Time { return time.Now().UTC().Truncate(time.Millisecond) }}
 }
 
+// tx runs fn in a transaction and, once it committed, wakes the outbox relay.
 func (a *App) tx(ctx context.Context, fn func(pgx.Tx) error) error {
-	return pgx.BeginFunc(ctx, a.pool, fn)
+	if err := pgx.BeginFunc(ctx, a.pool, fn); err != nil {
+		return err
+	}
+	a.outbox.Committed(ctx)
+	return nil
 }
 
 func orderPlaced(ctx context.Context, o *order.Order) events.Event {

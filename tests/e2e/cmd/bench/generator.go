@@ -1,0 +1,314 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/orderflow/orderflow/avro/contract"
+	"github.com/orderflow/orderflow/platform/events"
+)
+
+type benchEnv struct {
+	shop, inventory, token, stackDir string
+	brokers                          []string
+}
+
+func loadEnv() (benchEnv, error) {
+	e := benchEnv{shop: os.Getenv("ORDERFLOW_SHOP_URL"), inventory: os.Getenv("ORDERFLOW_INVENTORY_URL"),
+		token: os.Getenv("ORDERFLOW_ADMIN_TOKEN"), stackDir: os.Getenv("ORDERFLOW_STACK_DIR")}
+	brokers := os.Getenv("ORDERFLOW_KAFKA_BROKERS")
+	for name, v := range map[string]string{"ORDERFLOW_SHOP_URL": e.shop, "ORDERFLOW_INVENTORY_URL": e.inventory,
+		"ORDERFLOW_ADMIN_TOKEN": e.token, "ORDERFLOW_STACK_DIR": e.stackDir, "ORDERFLOW_KAFKA_BROKERS": brokers} {
+		if v == "" {
+			return e, fmt.Errorf("%s is not set: run through `make bench`, or eval \"$(deploy/local/stack.sh env)\"", name)
+		}
+	}
+	e.brokers = strings.Split(brokers, ",")
+	return e, nil
+}
+
+// groups are the services' consumer groups whose lag is sampled.
+var groups = []string{"shop.workflow", "shop.order-view", "inventory.reservations", "inventory.availability",
+	"billing.payments", "logistics.shipments", "crm.engagements"}
+
+const skus = 20
+
+// trace is what the generator learns about one order.
+type trace struct {
+	scheduled, answered time.Time
+	placed, reserved    time.Time
+	authorized          time.Time
+	confirmed, prepared time.Time
+	notified            time.Time
+	cancelled           bool
+}
+
+type generator struct {
+	env    benchEnv
+	http   *http.Client
+	kafka  *kgo.Client
+	admin  *kadm.Client
+	prefix string
+
+	mu     sync.Mutex
+	orders map[string]*trace // by order id
+}
+
+func newGenerator(ctx context.Context, env benchEnv) (*generator, error) {
+	g := &generator{env: env, orders: map[string]*trace{}, prefix: "BENCH-" + uuid.NewString()[:6],
+		http: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
+			MaxIdleConns: 1024, MaxIdleConnsPerHost: 1024, IdleConnTimeout: time.Minute}}}
+	// The generator reads the workflow's topics from their current end: it sees the events
+	// of its own orders and nothing older. No consumer group, so no service is disturbed.
+	var err error
+	g.kafka, err = kgo.NewClient(kgo.SeedBrokers(env.brokers...),
+		kgo.ConsumeTopics(contract.TopicShopOrders, contract.TopicInventoryReservations, contract.TopicBillingPayments,
+			contract.TopicLogisticsShipments, contract.TopicCRMEngagements),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtEnd()), kgo.FetchMaxWait(50*time.Millisecond))
+	if err != nil {
+		return nil, err
+	}
+	g.admin = kadm.NewClient(g.kafka)
+	go g.follow(ctx)
+	return g, nil
+}
+
+func (g *generator) close() { g.kafka.Close() }
+
+// follow records the event times of the generator's orders.
+func (g *generator) follow(ctx context.Context) {
+	for ctx.Err() == nil {
+		fs := g.kafka.PollFetches(ctx)
+		fs.EachRecord(func(r *kgo.Record) {
+			m, err := events.ParseHeaders(r.Headers)
+			if err != nil {
+				return
+			}
+			g.mu.Lock()
+			defer g.mu.Unlock()
+			// An order's first events can arrive before its POST has answered: the trace
+			// is created by whichever comes first. Events of orders this step did not
+			// place stay without a scheduled time and are left out of every figure.
+			t := g.orders[m.CorrelationID]
+			if t == nil {
+				t = &trace{}
+				g.orders[m.CorrelationID] = t
+			}
+			at := m.Time
+			switch m.Type {
+			case contract.OrderPlaced.Name:
+				t.placed = at
+			case contract.StockReserved.Name:
+				t.reserved = at
+			case contract.PaymentAuthorized.Name:
+				t.authorized = at
+			case contract.OrderConfirmed.Name:
+				t.confirmed = at
+			case contract.ShipmentPrepared.Name:
+				t.prepared = at
+			case contract.CustomerNotified.Name:
+				if t.notified.IsZero() {
+					t.notified = at
+				}
+			case contract.OrderCancelled.Name:
+				t.cancelled = true
+			}
+		})
+	}
+}
+
+// seed puts the generator's SKUs in the catalog with stock for any run.
+func (g *generator) seed(ctx context.Context) error {
+	for i := range skus {
+		sku := fmt.Sprintf("%s-%02d", g.prefix, i)
+		if err := g.call(ctx, "PUT", g.env.shop+"/v1/products/"+sku,
+			map[string]any{"name": "Bench item " + sku, "unit_price_minor": 100 + i, "currency": "EUR"}, 200); err != nil {
+			return err
+		}
+		if err := g.call(ctx, "POST", g.env.inventory+"/v1/stock/"+sku+"/receipts",
+			map[string]any{"receipt_id": "seed-" + sku, "quantity": 1_000_000}, 201); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (g *generator) call(ctx context.Context, method, url string, body any, want int) error {
+	b, _ := json.Marshal(body)
+	req, _ := http.NewRequestWithContext(ctx, method, url, bytes.NewReader(b))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+g.env.token)
+	resp, err := g.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != want {
+		msg, _ := io.ReadAll(resp.Body)
+		return fmt.Errorf("%s %s: %d %s", method, url, resp.StatusCode, msg)
+	}
+	return nil
+}
+
+// place sends one order and records it under its id.
+func (g *generator) place(ctx context.Context, n int, scheduled time.Time) error {
+	sku := fmt.Sprintf("%s-%02d", g.prefix, n%skus)
+	body, _ := json.Marshal(map[string]any{
+		"customer":         map[string]any{"id": fmt.Sprintf("bench-%d", n%5000), "email": fmt.Sprintf("bench-%d@example.com", n%5000), "name": "Bench Customer"},
+		"shipping_address": map[string]any{"name": "Bench Customer", "line1": "1 Load Street", "city": "Berlin", "postal_code": "10115", "country": "DE"},
+		"lines":            []map[string]any{{"sku": sku, "quantity": 1 + n%3}},
+		"payment_token":    "tok_visa",
+	})
+	req, _ := http.NewRequestWithContext(ctx, "POST", g.env.shop+"/v1/orders", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Idempotency-Key", uuid.NewString())
+	resp, err := g.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	var out struct {
+		OrderID string `json:"order_id"`
+	}
+	if resp.StatusCode != http.StatusAccepted {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return fmt.Errorf("POST /v1/orders: %d %s", resp.StatusCode, msg)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || out.OrderID == "" {
+		return fmt.Errorf("POST /v1/orders: unreadable answer: %v", err)
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	// Events may already have arrived for this order: keep what follow recorded.
+	t := g.orders[out.OrderID]
+	if t == nil {
+		t = &trace{}
+		g.orders[out.OrderID] = t
+	}
+	t.scheduled, t.answered = scheduled, time.Now()
+	return nil
+}
+
+// step offers rate orders/s for d, then waits up to drain for them to complete.
+func (g *generator) step(ctx context.Context, rate int, d, drain time.Duration, procs *sampler) (Step, error) {
+	g.mu.Lock()
+	g.orders = map[string]*trace{}
+	g.mu.Unlock()
+
+	res := Step{Offered: rate, Hops: map[string]Dist{}}
+	interval := time.Second / time.Duration(rate)
+	total := int(d / interval)
+	var (
+		wg       sync.WaitGroup
+		errs     atomic.Int64
+		accepted atomic.Int64
+		firstErr atomic.Value
+		inflight = make(chan struct{}, 4096)
+	)
+	lagCtx, stopLag := context.WithCancel(ctx)
+	lags := make(chan []int64, 1)
+	go func() { lags <- g.sampleLag(lagCtx) }()
+	before := procs.snapshot()
+	start := time.Now()
+	for i := 0; i < total && ctx.Err() == nil; i++ {
+		at := start.Add(time.Duration(i) * interval)
+		if wait := time.Until(at); wait > 0 {
+			time.Sleep(wait)
+		}
+		select {
+		case inflight <- struct{}{}:
+		default:
+			errs.Add(1) // more than 4096 requests outstanding: the shop is not answering
+			firstErr.CompareAndSwap(nil, "over 4096 requests in flight")
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-inflight }()
+			if err := g.place(ctx, i, at); err != nil {
+				errs.Add(1)
+				firstErr.CompareAndSwap(nil, err.Error())
+				return
+			}
+			accepted.Add(1)
+		}()
+	}
+	end := time.Now()
+	wg.Wait()
+	stopLag()
+	after := procs.snapshot()
+	res.Sent, res.Errors, res.Accepted = total, int(errs.Load()), int(accepted.Load())
+	if v := firstErr.Load(); v != nil {
+		res.FirstError = v.(string)
+	}
+	res.Lag = lagSummary(<-lags)
+	res.Processes = procs.usage(before, after)
+
+	deadline := time.Now().Add(drain)
+	for time.Now().Before(deadline) && ctx.Err() == nil && g.pending() > 0 {
+		time.Sleep(200 * time.Millisecond)
+	}
+	g.summarise(&res, start, end)
+	return res, ctx.Err()
+}
+
+func (g *generator) pending() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	n := 0
+	for _, t := range g.orders {
+		if !t.scheduled.IsZero() && t.confirmed.IsZero() && !t.cancelled {
+			n++
+		}
+	}
+	return n
+}
+
+// sampleLag sums the lag of the services' groups once a second until ctx ends.
+func (g *generator) sampleLag(ctx context.Context) []int64 {
+	var out []int64
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return out
+		case <-tick.C:
+		}
+		qctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		lags, err := g.admin.Lag(qctx, groups...)
+		cancel()
+		if err != nil {
+			if errors.Is(err, context.Canceled) {
+				return out
+			}
+			continue
+		}
+		var sum int64
+		lags.Each(func(l kadm.DescribedGroupLag) {
+			for _, ps := range l.Lag {
+				for _, p := range ps {
+					if p.Lag > 0 {
+						sum += p.Lag
+					}
+				}
+			}
+		})
+		out = append(out, sum)
+	}
+}

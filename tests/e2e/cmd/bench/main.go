@@ -1,0 +1,184 @@
+// Command bench is orderflow's open-loop load generator (`make bench`). It places orders
+// through the shop's REST API at fixed arrival rates, one step per rate: a request is sent
+// at its scheduled time whether or not earlier ones have been answered, and every latency
+// is measured from that scheduled time, so a slow system cannot hide its slowness by
+// slowing the generator down (no coordinated omission).
+//
+// For every step it reports orders/s offered and completed, HTTP errors, the latency from
+// the scheduled POST to the order's OrderConfirmed event (p50/p95/p99/max), per-hop
+// latencies from the events' own timestamps (ce_time), the total lag of the services'
+// consumer groups sampled every second, and the CPU and peak memory of every process of
+// the stack. It writes bench.json and latency.svg (percentiles against offered rate).
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context) error {
+	rates := flag.String("rates", "50,100,200,300,400,500", "offered rates in orders/s, one step each")
+	stepDur := flag.Duration("step", 20*time.Second, "how long each rate is offered")
+	warmup := flag.Duration("warmup", 10*time.Second, "a first step at the lowest rate, not reported")
+	drain := flag.Duration("drain", 30*time.Second, "how long to wait after a step for its orders to complete")
+	out := flag.String("out", "bench/out", "directory for bench.json and latency.svg")
+	flag.Parse()
+	var steps []int
+	for _, s := range strings.Split(*rates, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 1 || n > 10_000 {
+			return fmt.Errorf("-rates: %q is not a rate from 1 to 10000", s)
+		}
+		steps = append(steps, n)
+	}
+	env, err := loadEnv()
+	if err != nil {
+		return err
+	}
+	g, err := newGenerator(ctx, env)
+	if err != nil {
+		return err
+	}
+	defer g.close()
+	if err := g.seed(ctx); err != nil {
+		return fmt.Errorf("seed the catalog: %w", err)
+	}
+	procs := newSampler(env.stackDir)
+	go procs.run(ctx, 500*time.Millisecond)
+
+	report := Report{Machine: machine(), Started: time.Now().UTC(), StepSeconds: stepDur.Seconds()}
+	if *warmup > 0 {
+		fmt.Printf("warm-up: %d orders/s for %v\n", steps[0], *warmup)
+		if _, err := g.step(ctx, steps[0], *warmup, *drain, procs); err != nil {
+			return err
+		}
+	}
+	for _, rate := range steps {
+		fmt.Printf("step: %d orders/s for %v\n", rate, *stepDur)
+		res, err := g.step(ctx, rate, *stepDur, *drain, procs)
+		if err != nil {
+			return err
+		}
+		report.Steps = append(report.Steps, res)
+		printStep(res)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+	report.Peak = procs.peaks()
+	report.MaxSustained = maxSustained(report.Steps)
+	printSummary(report)
+	if err := os.MkdirAll(*out, 0o755); err != nil {
+		return err
+	}
+	js, err := json.MarshalIndent(report, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(*out, "bench.json"), append(js, '\n'), 0o644); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(*out, "latency.svg"), chart(report), 0o644); err != nil {
+		return err
+	}
+	fmt.Printf("wrote %s and %s\n", filepath.Join(*out, "bench.json"), filepath.Join(*out, "latency.svg"))
+	return nil
+}
+
+// Report is bench.json.
+type Report struct {
+	Machine      Machine             `json:"machine"`
+	Started      time.Time           `json:"started"`
+	StepSeconds  float64             `json:"step_seconds"`
+	Steps        []Step              `json:"steps"`
+	Peak         map[string]ProcPeak `json:"peak_per_process"`
+	MaxSustained int                 `json:"max_sustained_orders_per_s"`
+}
+
+// Machine describes where the numbers were measured.
+type Machine struct {
+	Cores    int    `json:"cores"`
+	MemGiB   int    `json:"mem_gib"`
+	CPU      string `json:"cpu"`
+	Go       string `json:"go"`
+	Hostname string `json:"hostname"`
+}
+
+func machine() Machine {
+	m := Machine{Cores: runtime.NumCPU(), Go: runtime.Version()}
+	m.Hostname, _ = os.Hostname()
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
+				m.CPU = strings.TrimSpace(v)
+				break
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		var kb int
+		fmt.Sscanf(string(b), "MemTotal: %d kB", &kb)
+		m.MemGiB = (kb + 512*1024) / (1024 * 1024)
+	}
+	return m
+}
+
+// maxSustained is the highest offered rate of a step that kept up: every order
+// completed, no errors, completed rate within 5% of offered, and consumer lag flat.
+func maxSustained(steps []Step) int {
+	best := 0
+	for _, s := range steps {
+		if s.Sustained && s.Offered > best {
+			best = s.Offered
+		}
+	}
+	return best
+}
+
+func printStep(s Step) {
+	fmt.Printf("  offered %d/s  sent %d  accepted %d  errors %d  confirmed %d (%.1f/s)  sustained %v\n",
+		s.Offered, s.Sent, s.Accepted, s.Errors, s.Confirmed, s.CompletedPerS, s.Sustained)
+	fmt.Printf("  POST->CONFIRMED ms  p50 %.1f  p95 %.1f  p99 %.1f  max %.1f\n", s.Latency.P50, s.Latency.P95, s.Latency.P99, s.Latency.Max)
+	for _, h := range hopOrder {
+		if d, ok := s.Hops[h]; ok {
+			fmt.Printf("    %-28s p50 %7.1f  p99 %7.1f  max %7.1f  (n=%d)\n", h, d.P50, d.P99, d.Max, d.N)
+		}
+	}
+	fmt.Printf("  consumer lag (all groups)  max %d  first-third avg %.0f  last-third avg %.0f\n", s.Lag.Max, s.Lag.FirstThird, s.Lag.LastThird)
+	for _, name := range sortedKeys(s.Processes) {
+		p := s.Processes[name]
+		fmt.Printf("    %-10s cpu %5.2f cores  peak %6.1f MiB\n", name, p.CPUCores, p.PeakMiB)
+	}
+}
+
+func printSummary(r Report) {
+	fmt.Printf("\nmachine: %d cores, %d GiB, %s\n", r.Machine.Cores, r.Machine.MemGiB, r.Machine.CPU)
+	fmt.Printf("%8s %10s %8s %8s %8s %8s %8s %10s\n", "offered", "completed", "p50 ms", "p95 ms", "p99 ms", "max ms", "errors", "sustained")
+	for _, s := range r.Steps {
+		fmt.Printf("%8d %10.1f %8.1f %8.1f %8.1f %8.1f %8d %10v\n", s.Offered, s.CompletedPerS, s.Latency.P50, s.Latency.P95, s.Latency.P99, s.Latency.Max, s.Errors, s.Sustained)
+	}
+	fmt.Printf("max sustained: %d orders/s\npeak memory per process over the run:\n", r.MaxSustained)
+	for _, name := range sortedKeys(r.Peak) {
+		fmt.Printf("  %-10s %6.1f MiB (%s)\n", name, r.Peak[name].PeakMiB, r.Peak[name].Measure)
+	}
+}

@@ -1,0 +1,199 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// sampler follows the CPU time and memory of the stack's processes: every process
+// started by stack.sh (its pid files), PostgreSQL (the postmaster and its children) and
+// the generator itself.
+type sampler struct {
+	stackDir, pgData string
+
+	mu       sync.Mutex
+	peak     map[string]float64 // MiB, over the run
+	stepPeak map[string]float64 // MiB, since the last snapshot
+}
+
+// ProcUsage is a process's share of a step.
+type ProcUsage struct {
+	CPUCores float64 `json:"cpu_cores"`
+	PeakMiB  float64 `json:"peak_mib"`
+}
+
+// ProcPeak is a process's peak memory over the whole run.
+type ProcPeak struct {
+	PeakMiB float64 `json:"peak_mib"`
+	Measure string  `json:"measure"`
+}
+
+type procSnap struct {
+	at   time.Time
+	cpu  map[string]float64 // seconds of CPU
+	peak map[string]float64 // MiB: the peak since the previous snapshot
+}
+
+var clockTicks = 100.0 // USER_HZ on Linux
+
+func newSampler(stackDir string) *sampler {
+	return &sampler{stackDir: stackDir, pgData: os.Getenv("ORDERFLOW_PG_DATA"), peak: map[string]float64{}}
+}
+
+// pids maps a name to the pids that make it up.
+func (s *sampler) pids() map[string][]int {
+	out := map[string][]int{"loadgen": {os.Getpid()}}
+	files, _ := filepath.Glob(filepath.Join(s.stackDir, "run", "*.pid"))
+	for _, f := range files {
+		if pid := readPid(f); pid > 0 {
+			out[strings.TrimSuffix(filepath.Base(f), ".pid")] = []int{pid}
+		}
+	}
+	if s.pgData != "" {
+		if pm := readPid(filepath.Join(s.pgData, "postmaster.pid")); pm > 0 {
+			out["postgres"] = append([]int{pm}, children(pm)...)
+		}
+	}
+	return out
+}
+
+func readPid(file string) int {
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	pid, _ := strconv.Atoi(strings.TrimSpace(line))
+	return pid
+}
+
+func children(parent int) []int {
+	var out []int
+	dirs, _ := os.ReadDir("/proc")
+	for _, d := range dirs {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		if f := statFields(pid); len(f) > 3 && f[3] == strconv.Itoa(parent) {
+			out = append(out, pid)
+		}
+	}
+	return out
+}
+
+// statFields returns /proc/pid/stat split after the command name, renumbered so that
+// f[i] is field i+1 of proc(5) (f[0] is the pid, f[2] the state, f[3] the ppid).
+func statFields(pid int) []string {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return nil
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return nil
+	}
+	return append([]string{strconv.Itoa(pid), "comm"}, strings.Fields(s[i+1:])...)
+}
+
+func cpuSeconds(pid int) float64 {
+	f := statFields(pid)
+	if len(f) < 15 {
+		return 0
+	}
+	u, _ := strconv.ParseFloat(f[13], 64)
+	k, _ := strconv.ParseFloat(f[14], 64)
+	return (u + k) / clockTicks
+}
+
+// memMiB is a process's proportional set size (its private memory plus its share of
+// shared pages), so that summing PostgreSQL's processes does not count shared buffers
+// once per backend; for a single Go or Java process it equals its RSS.
+func memMiB(pid int) float64 {
+	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/smaps_rollup")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "Pss:"); ok {
+			kb, _ := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
+
+func (s *sampler) run(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		for name, pids := range s.pids() {
+			var mem float64
+			for _, p := range pids {
+				mem += memMiB(p)
+			}
+			s.mu.Lock()
+			s.peak[name] = max(s.peak[name], mem)
+			if s.stepPeak != nil {
+				s.stepPeak[name] = max(s.stepPeak[name], mem)
+			}
+			s.mu.Unlock()
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (s *sampler) snapshot() procSnap {
+	snap := procSnap{at: time.Now(), cpu: map[string]float64{}}
+	for name, pids := range s.pids() {
+		for _, p := range pids {
+			snap.cpu[name] += cpuSeconds(p)
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	snap.peak, s.stepPeak = s.stepPeak, map[string]float64{}
+	return snap
+}
+
+// usage is each process's CPU between two snapshots, in cores, and its peak memory
+// between them.
+func (s *sampler) usage(a, b procSnap) map[string]ProcUsage {
+	wall := b.at.Sub(a.at).Seconds()
+	out := map[string]ProcUsage{}
+	for name, cpu := range b.cpu {
+		// PostgreSQL backends come and go; those that ended between the snapshots take
+		// their CPU with them, so its figure is a lower bound.
+		out[name] = ProcUsage{CPUCores: round2(max(0, cpu-a.cpu[name]) / wall), PeakMiB: round(b.peak[name])}
+	}
+	return out
+}
+
+func (s *sampler) peaks() map[string]ProcPeak {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string]ProcPeak{}
+	for name, v := range s.peak {
+		m := "PSS sampled every 500 ms"
+		if name == "postgres" {
+			m = "sum of PSS of the postmaster and its backends, sampled every 500 ms"
+		}
+		out[name] = ProcPeak{PeakMiB: round(v), Measure: m}
+	}
+	return out
+}
+
+func round2(v float64) float64 { return float64(int(v*100+0.5)) / 100 }

@@ -1,0 +1,167 @@
+package main
+
+import (
+	"math"
+	"slices"
+	"sort"
+	"time"
+)
+
+// Step is the result of offering one rate.
+type Step struct {
+	Offered       int                  `json:"offered_per_s"`
+	Sent          int                  `json:"sent"`
+	Accepted      int                  `json:"accepted"`
+	Errors        int                  `json:"errors"`
+	FirstError    string               `json:"first_error,omitempty"`
+	Confirmed     int                  `json:"confirmed"`
+	Cancelled     int                  `json:"cancelled"`
+	Incomplete    int                  `json:"incomplete"`
+	CompletedPerS float64              `json:"completed_per_s"`
+	Latency       Dist                 `json:"post_to_confirmed_ms"`
+	Hops          map[string]Dist      `json:"hops_ms"`
+	Lag           Lag                  `json:"consumer_lag"`
+	Processes     map[string]ProcUsage `json:"processes"`
+	Sustained     bool                 `json:"sustained"`
+}
+
+// Dist is a latency distribution in milliseconds.
+type Dist struct {
+	N   int     `json:"n"`
+	P50 float64 `json:"p50"`
+	P95 float64 `json:"p95"`
+	P99 float64 `json:"p99"`
+	Max float64 `json:"max"`
+}
+
+// Lag summarises the total consumer lag sampled once a second during a step.
+type Lag struct {
+	Samples    []int64 `json:"samples"`
+	Max        int64   `json:"max"`
+	FirstThird float64 `json:"first_third_avg"`
+	LastThird  float64 `json:"last_third_avg"`
+	Flat       bool    `json:"flat"`
+}
+
+// The hops, from the events' own timestamps (ce_time, set when the publishing
+// service's transaction wrote the event).
+const (
+	hopAccept    = "http: scheduled -> 202"
+	hopInventory = "inventory: placed -> reserved"
+	hopBilling   = "billing: placed -> authorized"
+	hopShop      = "shop: both -> confirmed"
+	hopLogistics = "logistics: both -> prepared"
+	hopCRM       = "crm: confirmed -> notified"
+)
+
+var hopOrder = []string{hopAccept, hopInventory, hopBilling, hopShop, hopLogistics, hopCRM}
+
+func dist(ms []float64) Dist {
+	if len(ms) == 0 {
+		return Dist{}
+	}
+	slices.Sort(ms)
+	at := func(q float64) float64 {
+		i := int(math.Ceil(q*float64(len(ms)))) - 1
+		return round(ms[max(0, min(i, len(ms)-1))])
+	}
+	return Dist{N: len(ms), P50: at(0.50), P95: at(0.95), P99: at(0.99), Max: round(ms[len(ms)-1])}
+}
+
+func round(v float64) float64 { return math.Round(v*10) / 10 }
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// lagSummary calls lag flat when its average over the last third of the step is no
+// more than 50 events above the first third: a backlog that grows with time is not.
+func lagSummary(samples []int64) Lag {
+	l := Lag{Samples: samples, Flat: true}
+	if len(samples) == 0 {
+		return l
+	}
+	avg := func(xs []int64) float64 {
+		if len(xs) == 0 {
+			return 0
+		}
+		var s int64
+		for _, x := range xs {
+			s += x
+		}
+		return float64(s) / float64(len(xs))
+	}
+	third := max(1, len(samples)/3)
+	l.Max = slices.Max(samples)
+	l.FirstThird, l.LastThird = round(avg(samples[:third])), round(avg(samples[len(samples)-third:]))
+	l.Flat = l.LastThird <= l.FirstThird+50
+	return l
+}
+
+// summarise computes a step's figures from the traces of its orders.
+func (g *generator) summarise(res *Step, start, end time.Time) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var e2e []float64
+	hops := map[string][]float64{}
+	inWindow := 0
+	for _, t := range g.orders {
+		if t.scheduled.IsZero() {
+			continue
+		}
+		hops[hopAccept] = append(hops[hopAccept], ms(t.answered.Sub(t.scheduled)))
+		switch {
+		case t.cancelled:
+			res.Cancelled++
+			continue
+		case t.confirmed.IsZero():
+			res.Incomplete++
+			continue
+		}
+		res.Confirmed++
+		e2e = append(e2e, ms(t.confirmed.Sub(t.scheduled)))
+		if !t.confirmed.After(end.Add(time.Second)) {
+			inWindow++
+		}
+		if !t.placed.IsZero() {
+			if !t.reserved.IsZero() {
+				hops[hopInventory] = append(hops[hopInventory], ms(t.reserved.Sub(t.placed)))
+			}
+			if !t.authorized.IsZero() {
+				hops[hopBilling] = append(hops[hopBilling], ms(t.authorized.Sub(t.placed)))
+			}
+		}
+		if both := later(t.reserved, t.authorized); !t.reserved.IsZero() && !t.authorized.IsZero() {
+			hops[hopShop] = append(hops[hopShop], ms(t.confirmed.Sub(both)))
+			if !t.prepared.IsZero() {
+				hops[hopLogistics] = append(hops[hopLogistics], ms(t.prepared.Sub(both)))
+			}
+		}
+		if !t.notified.IsZero() {
+			hops[hopCRM] = append(hops[hopCRM], ms(t.notified.Sub(t.confirmed)))
+		}
+	}
+	res.Latency = dist(e2e)
+	for h, xs := range hops {
+		res.Hops[h] = dist(xs)
+	}
+	// Completed per second: orders confirmed by one second after the step's last request,
+	// over the step's length. What was only confirmed while draining does not count.
+	res.CompletedPerS = round(float64(inWindow) / end.Sub(start).Seconds())
+	res.Sustained = res.Errors == 0 && res.Incomplete == 0 && res.Cancelled == 0 &&
+		res.CompletedPerS >= 0.95*float64(res.Offered) && res.Lag.Flat
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
