@@ -37,7 +37,7 @@ bench-platform: ## outbox relay and consumer throughput, commit-to-consume laten
 	@bash scripts/bench-platform.sh
 
 bench: ## the whole suite under open-loop load: orders/s, latency percentiles, per-hop latency, lag, CPU and memory
-	@bash scripts/bench.sh
+	@BENCH_ARGS='$(BENCH_ARGS)' bash scripts/bench.sh
 
 build: ## build the five service binaries into bin/ with the version stamped in
 	@mkdir -p bin

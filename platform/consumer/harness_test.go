@@ -62,6 +62,7 @@ func (h *harness) event(key string, seq int64) events.Event {
 // appendNext commits one event for key whose seq is the aggregate's next number, taken
 // under the aggregate's row lock as a real write model would.
 func (h *harness) appendNext(ctx context.Context, key string) error {
+	defer h.outbox.Committed(ctx) // as services do after a commit: wake the relay
 	return pgx.BeginFunc(ctx, h.pool, func(tx pgx.Tx) error {
 		var seq int64
 		err := tx.QueryRow(ctx, `INSERT INTO counters (key, n) VALUES ($1, 1)
@@ -80,6 +81,7 @@ func (h *harness) runRelay(opts outbox.RelayOptions) {
 	if err != nil {
 		h.t.Fatal(err)
 	}
+	h.outbox.SetWaker(r.Wake)
 	stop := h.run(r.Run)
 	h.t.Cleanup(stop)
 }

@@ -68,12 +68,16 @@ func chart(r Report) []byte {
 		fmt.Fprintf(&b, `<line x1="%.0f" y1="%.0f" x2="%.0f" y2="%.0f" stroke="%s" stroke-width="2"/><text x="%.0f" y="%.0f">%s</text>`+"\n",
 			left+pw+10, ly, left+pw+30, ly, se.color, left+pw+36, ly+4, se.name)
 	}
-	// Steps that did not keep up are marked.
+	// Steps that did not keep up are marked with a red cross on the rate axis.
 	for _, s := range r.Steps {
 		if !s.Sustained {
-			fmt.Fprintf(&b, `<text x="%.1f" y="%.0f" text-anchor="middle" fill="#c00">not sustained</text>`+"\n", x(float64(s.Offered)), top+ph+34)
+			cx, cy := x(float64(s.Offered)), top+ph
+			fmt.Fprintf(&b, `<path d="M%.1f %.1f l8 8 m0 -8 l-8 8" stroke="#c00" stroke-width="2"/>`+"\n", cx-4, cy-4)
 		}
 	}
+	ly := top + 20 + float64(len(series))*18
+	fmt.Fprintf(&b, `<path d="M%.1f %.1f l8 8 m0 -8 l-8 8" stroke="#c00" stroke-width="2"/><text x="%.0f" y="%.0f">not sustained</text>`+"\n",
+		left+pw+16, ly-4, left+pw+36, ly+4)
 	b.WriteString("</svg>\n")
 	return b.Bytes()
 }

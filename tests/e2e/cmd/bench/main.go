@@ -42,7 +42,19 @@ func run(ctx context.Context) error {
 	warmup := flag.Duration("warmup", 10*time.Second, "a first step at the lowest rate, not reported")
 	drain := flag.Duration("drain", 30*time.Second, "how long to wait after a step for its orders to complete")
 	out := flag.String("out", "bench/out", "directory for bench.json and latency.svg")
+	replot := flag.String("replot", "", "only redraw latency.svg (in -out) from this bench.json")
 	flag.Parse()
+	if *replot != "" {
+		var r Report
+		b, err := os.ReadFile(*replot)
+		if err == nil {
+			err = json.Unmarshal(b, &r)
+		}
+		if err != nil {
+			return fmt.Errorf("-replot: %w", err)
+		}
+		return os.WriteFile(filepath.Join(*out, "latency.svg"), chart(r), 0o644)
+	}
 	var steps []int
 	for _, s := range strings.Split(*rates, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
