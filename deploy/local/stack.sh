@@ -275,6 +275,9 @@ share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
 auto.create.topics.enable=false
 log.retention.ms=-1
+# A single local broker on a small machine: fewer threads, less context switching.
+num.network.threads=2
+num.io.threads=2
 PROPS
   cp "$ROOT/deploy/local/kafka/log4j2.yaml" "$STACK/kafka/log4j2.yaml"
   if [[ ! -f $data/meta.properties ]]; then

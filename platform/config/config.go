@@ -97,7 +97,7 @@ type Base struct {
 	RegistryURL string `env:"ORDERFLOW_REGISTRY_URL,required"`
 
 	DatabaseURL      string `env:"ORDERFLOW_DATABASE_URL,required" secret:"true"`
-	DatabaseMaxConns int32  `env:"ORDERFLOW_DATABASE_MAX_CONNS,default=20"`
+	DatabaseMaxConns int32  `env:"ORDERFLOW_DATABASE_MAX_CONNS,default=8"`
 
 	AdminToken string `env:"ORDERFLOW_ADMIN_TOKEN,required" secret:"true"`
 
@@ -139,8 +139,8 @@ func (b *Base) Validate() error {
 	if u, err := url.Parse(b.DatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") || u.Host == "" {
 		p.Add("ORDERFLOW_DATABASE_URL", "not a postgres:// URL")
 	}
-	if b.DatabaseMaxConns < 2 {
-		p.Add("ORDERFLOW_DATABASE_MAX_CONNS", "%d is below 2 (the outbox relay holds one connection)", b.DatabaseMaxConns)
+	if b.DatabaseMaxConns < 3 {
+		p.Add("ORDERFLOW_DATABASE_MAX_CONNS", "%d is below 3 (the outbox relay holds two connections: its leader lock and its LISTEN)", b.DatabaseMaxConns)
 	}
 	if len(b.AdminToken) < 16 {
 		p.Add("ORDERFLOW_ADMIN_TOKEN", "must be at least 16 characters")
