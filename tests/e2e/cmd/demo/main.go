@@ -104,6 +104,7 @@ func run(ctx context.Context) error {
 		stock     int
 	}{{"DEMO-KEYBOARD", "Mechanical keyboard", 8900, 25}, {"DEMO-MOUSE", "Wireless mouse", 2450, 40}, {"DEMO-LAMP", "Desk lamp (last one)", 3900, 1}}
 	fmt.Println("stocking the catalog (shop prices, inventory receives stock):")
+	available := map[string]int{}
 	for _, p := range catalog {
 		if _, err := c.do(ctx, "PUT", c.shop+"/v1/products/"+p.sku, map[string]any{"name": p.name, "unit_price_minor": p.price, "currency": "EUR"}, true, nil); err != nil {
 			return err
@@ -114,11 +115,15 @@ func run(ctx context.Context) error {
 			return err
 		}
 		fmt.Printf("  %-14s %-22s %6.2f EUR  on hand %v, available %v\n", p.sku, p.name, float64(p.price)/100, lvl["on_hand"], lvl["available"])
+		if n, ok := lvl["available"].(float64); ok {
+			available[p.sku] = int(n)
+		}
 	}
 
 	scenarios := []*scenario{
 		{name: "ships", token: "tok_visa", sku: "DEMO-KEYBOARD", quantity: 1, dispatch: true, want: "SHIPPED"},
-		{name: "out of stock", token: "tok_visa", sku: "DEMO-LAMP", quantity: 3, want: "CANCELLED"},
+		// One more lamp than there is, however many earlier demo runs left on a kept stack.
+		{name: "out of stock", token: "tok_visa", sku: "DEMO-LAMP", quantity: available["DEMO-LAMP"] + 1, want: "CANCELLED"},
 		{name: "card declined", token: "tok_declined", sku: "DEMO-MOUSE", quantity: 2, want: "CANCELLED"},
 		{name: "flaky provider", token: "tok_flaky", sku: "DEMO-MOUSE", quantity: 1, want: "CONFIRMED"},
 		{name: "customer cancels", token: "tok_visa", sku: "DEMO-KEYBOARD", quantity: 2, cancel: true, want: "CANCELLED"},
@@ -214,8 +219,10 @@ where to look next:
   customer timeline    %s/v1/customers/demo-%s-0/timeline
   e-mails (Mailpit)    %s
   metrics              %s/metrics
+  the API (OpenAPI)    %s/openapi.json   (gRPC on the same port: grpcurl -plaintext %s list)
   logs                 make logs    (make logs F=1 follows them)
-`, c.shop, scenarios[0].id, c.shop, c.billing, inv.Number, c.logistics, scenarios[0].id, c.crm, run, c.mailpit, c.shop)
+`, c.shop, scenarios[0].id, c.shop, c.billing, inv.Number, c.logistics, scenarios[0].id, c.crm, run, c.mailpit, c.shop,
+		c.shop, strings.TrimPrefix(c.shop, "http://"))
 	return nil
 }
 
