@@ -13,7 +13,6 @@ package api
 
 import (
 	"context"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -221,14 +220,14 @@ func Unavailable(ctx context.Context, log *slog.Logger, what string, err error) 
 }
 
 // RequireToken admits a call bearing "Authorization: Bearer <token>" (gRPC metadata
-// authorization), compared in constant time.
+// authorization), checked as every orderflow admin route checks it.
 func RequireToken(ctx context.Context, token string) error {
-	got := Header(ctx, "authorization")
-	if got == "" || !strings.HasPrefix(got, "Bearer ") {
-		return Error(codes.Unauthenticated, "unauthenticated", "Authorization", "admin routes need an Authorization: Bearer token")
-	}
-	if subtle.ConstantTimeCompare([]byte(got), []byte("Bearer "+token)) != 1 {
-		return Error(codes.PermissionDenied, "forbidden", "Authorization", "the bearer token is not valid")
+	if err := httpserver.CheckBearer(Header(ctx, "authorization"), token); err != nil {
+		code := codes.PermissionDenied
+		if err.Status == http.StatusUnauthorized {
+			code = codes.Unauthenticated
+		}
+		return Error(code, err.Code, err.Field, "%s", err.Message)
 	}
 	return nil
 }

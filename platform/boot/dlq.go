@@ -143,10 +143,9 @@ func dlqRoutes(srv *httpserver.Server, spec Spec, kcfg kafka.Config, token strin
 			All     bool    `json:"all"`
 			Offsets []int64 `json:"offsets"`
 		}
-		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<16))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&body); err != nil {
-			httpserver.WriteError(w, http.StatusBadRequest, "invalid_body", "", "body must be {\"all\": true} or {\"offsets\": [...]}: "+err.Error())
+		if err := httpserver.DecodeJSON(w, r, &body, 1<<16); err != nil {
+			err.Message += `; send {"all": true} or {"offsets": [...]}`
+			err.Write(w)
 			return
 		}
 		if body.All == (len(body.Offsets) > 0) {

@@ -32,27 +32,40 @@ func Invalid(field, format string, args ...any) *RequestError {
 	return &RequestError{Status: http.StatusBadRequest, Code: "invalid_field", Field: field, Message: fmt.Sprintf(format, args...)}
 }
 
-// DecodeJSON reads a JSON request body into v strictly: the content type must be
-// application/json, the body at most limit bytes of valid UTF-8 holding exactly one JSON
-// value, with no field v does not declare. Every failure names what is wrong and, where
-// there is one, the field.
-func DecodeJSON(w http.ResponseWriter, r *http.Request, v any, limit int64) *RequestError {
-	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if err != nil || mt != "application/json" {
-		return &RequestError{Status: http.StatusUnsupportedMediaType, Code: "unsupported_media_type", Field: "Content-Type",
-			Message: fmt.Sprintf("Content-Type must be application/json, got %q", r.Header.Get("Content-Type"))}
-	}
+// ReadBody reads a JSON request body for decoding elsewhere: the content type must be
+// application/json and the body at most limit bytes of valid UTF-8. An empty body is
+// returned as such; the caller decides whether that is allowed.
+func ReadBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, *RequestError) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			return &RequestError{Status: http.StatusRequestEntityTooLarge, Code: "body_too_large",
+			return nil, &RequestError{Status: http.StatusRequestEntityTooLarge, Code: "body_too_large",
 				Message: fmt.Sprintf("the body is larger than %d bytes", limit)}
 		}
-		return &RequestError{Status: http.StatusBadRequest, Code: "unreadable_body", Message: "the body could not be read: " + err.Error()}
+		return nil, &RequestError{Status: http.StatusBadRequest, Code: "unreadable_body", Message: "the body could not be read: " + err.Error()}
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return body, nil
+	}
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "application/json" {
+		return nil, &RequestError{Status: http.StatusUnsupportedMediaType, Code: "unsupported_media_type", Field: "Content-Type",
+			Message: fmt.Sprintf("Content-Type must be application/json, got %q", r.Header.Get("Content-Type"))}
 	}
 	if !utf8.Valid(body) {
-		return &RequestError{Status: http.StatusBadRequest, Code: "invalid_utf8", Message: "the body is not valid UTF-8"}
+		return nil, &RequestError{Status: http.StatusBadRequest, Code: "invalid_utf8", Message: "the body is not valid UTF-8"}
+	}
+	return body, nil
+}
+
+// DecodeJSON reads a JSON request body into v strictly: ReadBody's checks, then exactly
+// one JSON value with no field v does not declare. Every failure names what is wrong and,
+// where there is one, the field.
+func DecodeJSON(w http.ResponseWriter, r *http.Request, v any, limit int64) *RequestError {
+	body, rerr := ReadBody(w, r, limit)
+	if rerr != nil {
+		return rerr
 	}
 	if len(bytes.TrimSpace(body)) == 0 {
 		return &RequestError{Status: http.StatusBadRequest, Code: "empty_body", Message: "the body is empty; send a JSON object"}

@@ -193,18 +193,27 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-// RequireToken protects an admin handler with a bearer token compared in constant time.
+// CheckBearer compares an Authorization header with "Bearer <token>" in constant time: a
+// missing or non-bearer header is 401, a wrong token 403, both naming Authorization.
+func CheckBearer(header, token string) *RequestError {
+	if header == "" || !strings.HasPrefix(header, "Bearer ") {
+		return &RequestError{Status: http.StatusUnauthorized, Code: "unauthenticated", Field: "Authorization",
+			Message: "admin routes need an Authorization: Bearer token"}
+	}
+	if subtle.ConstantTimeCompare([]byte(header), []byte("Bearer "+token)) != 1 {
+		return &RequestError{Status: http.StatusForbidden, Code: "forbidden", Field: "Authorization", Message: "the bearer token is not valid"}
+	}
+	return nil
+}
+
+// RequireToken protects an admin handler with a bearer token (CheckBearer).
 func RequireToken(token string, next http.Handler) http.Handler {
-	want := []byte("Bearer " + token)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got := r.Header.Get("Authorization")
-		if got == "" || !strings.HasPrefix(got, "Bearer ") {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="orderflow-admin"`)
-			WriteError(w, http.StatusUnauthorized, "unauthenticated", "Authorization", "admin routes need an Authorization: Bearer token")
-			return
-		}
-		if subtle.ConstantTimeCompare([]byte(got), want) != 1 {
-			WriteError(w, http.StatusForbidden, "forbidden", "Authorization", "the bearer token is not valid")
+		if err := CheckBearer(r.Header.Get("Authorization"), token); err != nil {
+			if err.Status == http.StatusUnauthorized {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="orderflow-admin"`)
+			}
+			err.Write(w)
 			return
 		}
 		next.ServeHTTP(w, r)

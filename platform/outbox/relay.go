@@ -115,6 +115,28 @@ func (r *Relay) nudge() {
 	}
 }
 
+// keepListening runs listen until ctx ends, reconnecting with backoff. While it is down,
+// other replicas' commits wait for the fallback look; nothing is lost.
+func (r *Relay) keepListening(ctx context.Context) {
+	for attempt := 1; ctx.Err() == nil; attempt++ {
+		started := time.Now()
+		err := r.listen(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if time.Since(started) > time.Minute {
+			attempt = 1 // it had been working: start the backoff over
+		}
+		d := backoff.Duration(attempt, 100*time.Millisecond, 10*time.Second)
+		r.log.WarnContext(ctx, "outbox relay lost its LISTEN connection; other replicas' commits wait for the fallback look until it is back",
+			"err", err, "retry_in", d.String())
+		select {
+		case <-ctx.Done():
+		case <-time.After(d):
+		}
+	}
+}
+
 // listen forwards NOTIFYs on Channel to the relay until ctx ends or the connection fails.
 func (r *Relay) listen(ctx context.Context) error {
 	conn, err := r.pool.Acquire(ctx)
@@ -187,11 +209,7 @@ func (r *Relay) lead(ctx context.Context) error {
 	}
 	lctx, stopListening := context.WithCancel(ctx)
 	defer stopListening()
-	go func() {
-		if err := r.listen(lctx); err != nil && lctx.Err() == nil {
-			r.log.WarnContext(ctx, "outbox relay stopped listening; other replicas' commits wait for the fallback look", "err", err)
-		}
-	}()
+	go r.keepListening(lctx)
 	r.leading.Store(true)
 	defer r.leading.Store(false)
 	// Marks need not wait for the WAL flush: if a crash loses one, its rows are published

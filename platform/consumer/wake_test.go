@@ -1,0 +1,45 @@
+package consumer_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/orderflow/orderflow/platform/kafka/kafkatest"
+	"github.com/orderflow/orderflow/platform/outbox"
+)
+
+// A commit made in a process whose relay does not lead (another replica) wakes the
+// leading relay with a NOTIFY sent after the commit. The leader here never looks on its
+// own (an hour's fallback), so only that NOTIFY can get the row published.
+func TestRelayIsWokenByAnotherReplica(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, 1)
+	ctx := context.Background()
+	h.runRelay(outbox.RelayOptions{Fallback: time.Hour})
+	unpublished := func() int { return h.count(`SELECT count(*) FROM platform_outbox WHERE published_at IS NULL`) }
+
+	// The leader's own in-process wake-up: once this row is out, it leads and is idle.
+	if err := h.appendNext(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "the first row to be published", func() bool { return unpublished() == 0 })
+
+	// A commit that wakes nobody stays in the outbox.
+	if err := pgx.BeginFunc(ctx, h.pool, func(tx pgx.Tx) error { return h.outbox.Append(ctx, tx, h.event("b", 1)) }); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if n := unpublished(); n != 1 {
+		t.Fatalf("%d rows unpublished without a wake-up, want 1: the relay looked on its own", n)
+	}
+	// Another replica's relay, never run and so never leading, wakes the leader.
+	other, err := outbox.NewRelay(h.pool, kafkatest.Client(t), h.log, outbox.RelayOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	other.Wake(ctx)
+	waitFor(t, 10*time.Second, "the NOTIFY to wake the leader", func() bool { return unpublished() == 0 })
+}
