@@ -157,13 +157,22 @@ func forwardStatus(ctx context.Context, w http.ResponseWriter, _ proto.Message) 
 // SetHTTPStatus makes a successful REST answer use code (201, 202) instead of 200. gRPC
 // clients see it as response metadata they may ignore.
 func SetHTTPStatus(ctx context.Context, code int) {
-	_ = grpc.SetHeader(ctx, metadata.Pairs(httpCodeKey, strconv.Itoa(code)))
+	setHeader(ctx, httpCodeKey, strconv.Itoa(code))
 }
 
 // SetHeader sets a response header (Location, Idempotent-Replayed, Content-Disposition);
 // gRPC clients get it as response metadata.
 func SetHeader(ctx context.Context, key, value string) {
-	_ = grpc.SetHeader(ctx, metadata.Pairs(strings.ToLower(key), value))
+	setHeader(ctx, strings.ToLower(key), value)
+}
+
+// setHeader cannot fail inside a handler: the gRPC server and the in-process gateway both
+// give it a stream. Outside one it is a programming error, and says so loudly rather than
+// answering 200 where 202 was meant.
+func setHeader(ctx context.Context, key, value string) {
+	if err := grpc.SetHeader(ctx, metadata.Pairs(key, value)); err != nil {
+		panic(fmt.Sprintf("api: response header %s set outside a handler: %v", key, err))
+	}
 }
 
 // Header returns a request header (gRPC metadata) such as idempotency-key.
@@ -198,7 +207,7 @@ func ErrorHTTP(code codes.Code, httpStatus int, reason, field, format string, ar
 		details = append(details, &errdetails.BadRequest{FieldViolations: []*errdetails.BadRequest_FieldViolation{{Field: field, Description: msg}}})
 	}
 	withDetails, err := st.WithDetails(details...)
-	if err != nil {
+	if err != nil { // only for codes.OK, which is no error to report
 		return st.Err()
 	}
 	return withDetails.Err()
