@@ -20,6 +20,7 @@ import (
 
 	"github.com/orderflow/orderflow/platform/backoff"
 	"github.com/orderflow/orderflow/platform/events"
+	"github.com/orderflow/orderflow/platform/kafka"
 	"github.com/orderflow/orderflow/platform/telemetry"
 )
 
@@ -332,28 +333,7 @@ func (w *worker) settle(ps []*pending) {
 // deadLetter writes p to the group's dead-letter topic. It reports false when the write
 // failed, and the record is then retried like a transient failure.
 func (w *worker) deadLetter(p *pending, cause error) bool {
-	var stack string
-	var pe *PanicError
-	if errors.As(cause, &pe) {
-		stack = string(pe.Stack)
-	}
-	rec := &kgo.Record{
-		Topic: w.c.DeadLetterTopic(),
-		Key:   p.rec.Key,
-		Value: p.rec.Value,
-		Headers: append(append([]kgo.RecordHeader(nil), p.rec.Headers...),
-			kgo.RecordHeader{Key: HeaderDLQError, Value: []byte(cause.Error())},
-			kgo.RecordHeader{Key: HeaderDLQAttempts, Value: []byte(strconv.Itoa(p.attempts))},
-			kgo.RecordHeader{Key: HeaderDLQTopic, Value: []byte(p.rec.Topic)},
-			kgo.RecordHeader{Key: HeaderDLQPartition, Value: []byte(strconv.Itoa(int(p.rec.Partition)))},
-			kgo.RecordHeader{Key: HeaderDLQOffset, Value: []byte(strconv.FormatInt(p.rec.Offset, 10))},
-			kgo.RecordHeader{Key: HeaderDLQGroup, Value: []byte(w.c.group)},
-			kgo.RecordHeader{Key: HeaderDLQTime, Value: []byte(time.Now().UTC().Format(time.RFC3339Nano))},
-		),
-	}
-	if stack != "" {
-		rec.Headers = append(rec.Headers, kgo.RecordHeader{Key: HeaderDLQStack, Value: []byte(stack)})
-	}
+	rec := DeadLetterRecord(w.c.group, p.rec, cause, p.attempts)
 	if err := w.c.client.ProduceSync(w.ctx, rec).FirstErr(); err != nil {
 		w.c.log.ErrorContext(w.ctx, "dead-letter write failed, will retry", "topic", p.rec.Topic,
 			"partition", p.rec.Partition, "offset", p.rec.Offset, "err", err)
@@ -365,6 +345,31 @@ func (w *worker) deadLetter(p *pending, cause error) bool {
 		"topic", p.rec.Topic, "partition", p.rec.Partition, "offset", p.rec.Offset,
 		"ce_type", p.msg.Type, "attempts", p.attempts, "dlq", rec.Topic, "err", cause)
 	return true
+}
+
+// DeadLetterRecord returns the dead letter of rec for group's dead-letter topic: rec's
+// key, value and headers, followed by the Header* headers that say what went wrong,
+// how often it was tried and where the record came from (plus the stack of a panic).
+func DeadLetterRecord(group string, rec *kgo.Record, cause error, attempts int) *kgo.Record {
+	dead := &kgo.Record{
+		Topic: kafka.DeadLetterTopicName(group),
+		Key:   rec.Key,
+		Value: rec.Value,
+		Headers: append(append([]kgo.RecordHeader(nil), rec.Headers...),
+			kgo.RecordHeader{Key: HeaderDLQError, Value: []byte(cause.Error())},
+			kgo.RecordHeader{Key: HeaderDLQAttempts, Value: []byte(strconv.Itoa(attempts))},
+			kgo.RecordHeader{Key: HeaderDLQTopic, Value: []byte(rec.Topic)},
+			kgo.RecordHeader{Key: HeaderDLQPartition, Value: []byte(strconv.Itoa(int(rec.Partition)))},
+			kgo.RecordHeader{Key: HeaderDLQOffset, Value: []byte(strconv.FormatInt(rec.Offset, 10))},
+			kgo.RecordHeader{Key: HeaderDLQGroup, Value: []byte(group)},
+			kgo.RecordHeader{Key: HeaderDLQTime, Value: []byte(time.Now().UTC().Format(time.RFC3339Nano))},
+		),
+	}
+	var pe *PanicError
+	if errors.As(cause, &pe) {
+		dead.Headers = append(dead.Headers, kgo.RecordHeader{Key: HeaderDLQStack, Value: pe.Stack})
+	}
+	return dead
 }
 
 // Headers added to a dead-lettered record, after its original headers.

@@ -1,0 +1,495 @@
+package projection
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/orderflow/orderflow/platform/events"
+	"github.com/orderflow/orderflow/platform/internal/testevent"
+	"github.com/orderflow/orderflow/platform/kafka/kafkatest"
+	"github.com/orderflow/orderflow/platform/pg/pgtest"
+	"github.com/orderflow/orderflow/platform/serde"
+)
+
+// fixture is a database with a two-table read model over two fresh topics: per key the
+// sum of amounts, the greatest note and the latest event time, deduplicated by event id:
+// commutative, as every model must be.
+type fixture struct {
+	t      *testing.T
+	pool   *pgxpool.Pool
+	deps   Deps
+	model  *Model
+	topics []string
+	serde  *serde.Serde
+	prod   *kgo.Client
+}
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	f := &fixture{t: t, pool: pgtest.NewPool(t, nil), topics: []string{kafkatest.Topic(t, 3), kafkatest.Topic(t, 2)}}
+	f.serde = serde.New(kafkatest.RegistryURL(t), 5*time.Second)
+	f.prod = kafkatest.Client(t)
+	var w io.Writer = io.Discard
+	if testing.Verbose() {
+		w = os.Stderr
+	}
+	f.deps = Deps{Service: kafkatest.Name("svc"), Pool: f.pool, Kafka: kafkatest.Config(t), Decoder: f.serde,
+		Log: slog.New(slog.NewJSONHandler(w, nil))}
+	_, err := f.pool.Exec(context.Background(), `
+		CREATE TABLE totals (key text PRIMARY KEY, total bigint NOT NULL, note text, last_at timestamptz NOT NULL);
+		CREATE INDEX totals_by_total ON totals (total, key);
+		CREATE TABLE totals_seen (event_id uuid PRIMARY KEY)`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.model = &Model{
+		Name:   "totals",
+		Tables: []Table{{Name: "totals", Key: "key"}, {Name: "totals_seen", Key: "event_id"}},
+		Topics: f.topics,
+		Apply:  applyTotals,
+	}
+	On[testevent.ThingV2](f.model, testevent.V2)
+	return f
+}
+
+func applyTotals(ctx context.Context, tx pgx.Tx, t Tables, batch []Event) error {
+	fresh, err := FirstSeen(ctx, tx, t.Of("totals_seen"), batch)
+	if err != nil {
+		return err
+	}
+	var keys, notes []string
+	var amounts []int64
+	var ats []time.Time
+	for _, e := range fresh {
+		th := e.Payload.(testevent.ThingV2)
+		note := ""
+		if th.Note != nil {
+			note = *th.Note
+		}
+		keys, amounts, notes, ats = append(keys, th.ID), append(amounts, th.Amount), append(notes, note), append(ats, e.Time)
+	}
+	_, err = tx.Exec(ctx, fmt.Sprintf(`
+		INSERT INTO %[1]s AS o (key, total, note, last_at)
+		SELECT k, sum(a), max(NULLIF(n, '')), max(at)
+		  FROM unnest($1::text[], $2::bigint[], $3::text[], $4::timestamptz[]) AS u (k, a, n, at) GROUP BY k
+		ON CONFLICT (key) DO UPDATE SET total = o.total + excluded.total,
+		    note = GREATEST(o.note, excluded.note),
+		    last_at = GREATEST(o.last_at, excluded.last_at)`, t.Of("totals")), keys, amounts, notes, ats)
+	return err
+}
+
+// send produces one event per amount for key on topic, with schema typ.
+func (f *fixture) send(topic, key string, typ events.Type, payload any) {
+	f.t.Helper()
+	ev := events.New(context.Background(), "test", topic, key, typ, payload, events.Cause{})
+	val, err := f.serde.Encode(topic, typ.Schema, payload)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	rec := &kgo.Record{Topic: topic, Key: []byte(key), Value: val, Headers: ev.Metadata.Headers()}
+	if err := f.prod.ProduceSync(context.Background(), rec).FirstErr(); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+// history sends n events over both topics and returns the expected total per key.
+func (f *fixture) history(n int) map[string]int64 {
+	f.t.Helper()
+	want := map[string]int64{}
+	recs := make([]*kgo.Record, 0, n)
+	for i := range n {
+		key := fmt.Sprintf("k%02d", i%17)
+		topic := f.topics[i%2]
+		th := testevent.ThingV2{ID: key, Seq: int64(i), Amount: int64(i%5 + 1)}
+		if i%7 == 0 {
+			note := fmt.Sprintf("note %d", i)
+			th.Note = &note
+		}
+		ev := events.New(context.Background(), "test", topic, key, testevent.V2, th, events.Cause{})
+		val, err := f.serde.Encode(topic, testevent.V2.Schema, th)
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		recs = append(recs, &kgo.Record{Topic: topic, Key: []byte(key), Value: val, Headers: ev.Metadata.Headers()})
+		want[key] += th.Amount
+	}
+	if err := f.prod.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+		f.t.Fatal(err)
+	}
+	return want
+}
+
+// run runs the live runner until the test ends.
+func (f *fixture) run() {
+	f.t.Helper()
+	r, err := NewRunner(f.deps, f.model, RunnerOptions{Standby: 200 * time.Millisecond})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = r.Run(ctx) }()
+	f.t.Cleanup(func() { cancel(); <-done })
+	f.waitBuilt()
+}
+
+// waitBuilt waits until the runner's first build is over: the model has its state row
+// and nobody holds the rebuild lock.
+func (f *fixture) waitBuilt() {
+	f.t.Helper()
+	ctx := context.Background()
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		var built, free bool
+		err := f.pool.QueryRow(ctx, `SELECT EXISTS (SELECT FROM platform_projections WHERE model = $1)`, f.model.Name).Scan(&built)
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		if !built {
+			continue
+		}
+		conn, err := f.pool.Acquire(ctx)
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		err = conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, rebuildLock(f.model.Name)).Scan(&free)
+		if err == nil && free {
+			_, err = conn.Exec(ctx, `SELECT pg_advisory_unlock($1)`, rebuildLock(f.model.Name))
+		}
+		conn.Release()
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		if free {
+			return
+		}
+	}
+	f.t.Fatal("the runner did not build the model within 30 s")
+}
+
+func (f *fixture) totals() map[string]int64 {
+	f.t.Helper()
+	rows, err := f.pool.Query(context.Background(), `SELECT key, total FROM totals`)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	got := map[string]int64{}
+	for rows.Next() {
+		var k string
+		var n int64
+		if err := rows.Scan(&k, &n); err != nil {
+			f.t.Fatal(err)
+		}
+		got[k] = n
+	}
+	return got
+}
+
+func (f *fixture) waitTotals(want map[string]int64) {
+	f.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		got := f.totals()
+		if fmt.Sprint(got) == fmt.Sprint(want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			f.t.Fatalf("totals: got %v, want %v", got, want)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (f *fixture) tables() []string {
+	f.t.Helper()
+	rows, err := f.pool.Query(context.Background(), `SELECT tablename FROM pg_tables WHERE tablename LIKE 'totals%' ORDER BY 1`)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return names
+}
+
+func TestLiveRunnerBuildsFromHistoryThenFollows(t *testing.T) {
+	f := newFixture(t)
+	want := f.history(200) // history before the model existed
+	f.run()
+	f.waitTotals(want)
+	more := f.history(100)
+	for k, v := range more {
+		want[k] += v
+	}
+	f.waitTotals(want)
+	var n int
+	if err := f.pool.QueryRow(context.Background(), `SELECT sum(next_offset) FROM platform_projection_offsets WHERE model = 'totals'`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 300 { // every partition starts at 0: the offsets sum to the records read
+		t.Fatalf("stored offsets sum to %d, want 300", n)
+	}
+}
+
+func TestDuplicateEventsAreAppliedOnce(t *testing.T) {
+	f := newFixture(t)
+	f.run()
+	want := f.history(50)
+	f.waitTotals(want)
+	// The relay may publish an event twice; both copies must count once.
+	th := testevent.ThingV2{ID: "dup", Amount: 7}
+	ev := events.New(context.Background(), "test", f.topics[0], "dup", testevent.V2, th, events.Cause{})
+	val, err := f.serde.Encode(f.topics[0], testevent.V2.Schema, th)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := func() *kgo.Record {
+		return &kgo.Record{Topic: f.topics[0], Key: []byte("dup"), Value: val, Headers: ev.Metadata.Headers()}
+	}
+	if err := f.prod.ProduceSync(context.Background(), rec(), rec()).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	want["dup"] = 7
+	f.waitTotals(want)
+}
+
+func TestRebuildVerifySwap(t *testing.T) {
+	f := newFixture(t)
+	f.run()
+	want := f.history(300)
+	f.waitTotals(want)
+	ctx := context.Background()
+
+	res, err := Rebuild(ctx, f.deps, f.model, Options{Verify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Report.Identical || res.Swapped {
+		t.Fatalf("verify of an intact model: %+v", res.Report)
+	}
+
+	// Corrupt the live model: a wrong total, a lost row, an invented row.
+	if _, err := f.pool.Exec(ctx, `UPDATE totals SET total = total + 1 WHERE key = 'k01';
+	                              DELETE FROM totals WHERE key = 'k02';
+	                              INSERT INTO totals VALUES ('bogus', 1, NULL, now())`); err != nil {
+		t.Fatal(err)
+	}
+	res, err = Rebuild(ctx, f.deps, f.model, Options{Verify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Report.Identical {
+		t.Fatal("verify did not notice the corruption")
+	}
+	got := map[string]string{}
+	for _, d := range res.Report.Tables[0].Differences {
+		got[d.Key] = d.Kind
+	}
+	wantDiff := map[string]string{"(k01)": "changed", "(k02)": "only_rebuilt", "(bogus)": "only_live"}
+	if fmt.Sprint(got) != fmt.Sprint(wantDiff) {
+		t.Fatalf("differences: got %v, want %v", got, wantDiff)
+	}
+	if tables := f.tables(); fmt.Sprint(tables) != "[totals totals_seen]" {
+		t.Fatalf("verify left tables behind: %v", tables)
+	}
+
+	// Rebuild while events keep arriving; the live runner carries on after the swap.
+	stop := make(chan struct{})
+	var sent sync.WaitGroup
+	var mu sync.Mutex
+	sent.Add(1)
+	go func() {
+		defer sent.Done()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			more := f.history(10)
+			mu.Lock()
+			for k, v := range more {
+				want[k] += v
+			}
+			mu.Unlock()
+		}
+	}()
+	var progress []Progress
+	res, err = Rebuild(ctx, f.deps, f.model, Options{BatchSize: 50, CatchUp: 20, Progress: func(p Progress) { progress = append(progress, p) }})
+	close(stop)
+	sent.Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Swapped || res.Epoch != 2 {
+		t.Fatalf("rebuild result: %+v", res)
+	}
+	if len(progress) == 0 || progress[len(progress)-1].Phase != PhaseDone {
+		t.Fatalf("progress: %+v", progress)
+	}
+	f.waitTotals(want)
+	res, err = Rebuild(ctx, f.deps, f.model, Options{Verify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Report.Identical {
+		t.Fatalf("after the rebuild: %+v", res.Report)
+	}
+	// Indexes keep the names the migrations gave them.
+	rows, err := f.pool.Query(ctx, `SELECT indexname FROM pg_indexes WHERE tablename = 'totals' ORDER BY 1`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx, _ := pgx.CollectRows(rows, pgx.RowTo[string])
+	if fmt.Sprint(idx) != "[totals_by_total totals_pkey]" {
+		t.Fatalf("indexes after the swap: %v", idx)
+	}
+	var logged string
+	if err := f.pool.QueryRow(ctx, `SELECT relpersistence::text FROM pg_class WHERE relname = 'totals'`).Scan(&logged); err != nil || logged != "p" {
+		t.Fatalf("swapped table persistence %q (%v), want p (logged)", logged, err)
+	}
+}
+
+func TestSecondRebuildIsRefused(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	conn, err := f.pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, rebuildLock("totals")); err != nil {
+		t.Fatal(err)
+	}
+	_, err = Rebuild(ctx, f.deps, f.model, Options{})
+	var running *RunningError
+	if !errors.As(err, &running) || !strings.Contains(err.Error(), "already running") {
+		t.Fatalf("got %v, want a RunningError", err)
+	}
+	if tables := f.tables(); fmt.Sprint(tables) != "[totals totals_seen]" {
+		t.Fatalf("a refused rebuild touched the tables: %v", tables)
+	}
+}
+
+func TestUndecodableRecordStopsRebuildOrIsDeadLettered(t *testing.T) {
+	f := newFixture(t)
+	f.run()
+	want := f.history(20)
+	f.waitTotals(want)
+	ctx := context.Background()
+	bad := events.New(ctx, "test", f.topics[1], "k00", testevent.V2, nil, events.Cause{})
+	rec := &kgo.Record{Topic: f.topics[1], Key: []byte("k00"), Value: []byte("not avro"), Headers: bad.Metadata.Headers()}
+	res := f.prod.ProduceSync(ctx, rec)
+	if err := res.FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	badRec, _ := res.First()
+	more := f.history(10)
+	for k, v := range more {
+		want[k] += v
+	}
+	f.waitTotals(want) // the live runner dead-letters it and goes on
+
+	_, err := Rebuild(ctx, f.deps, f.model, Options{})
+	var re *RecordError
+	if !errors.As(err, &re) || re.Topic != f.topics[1] || re.Partition != badRec.Partition || re.Offset != badRec.Offset {
+		t.Fatalf("got %v, want the record error of %s/%d@%d", err, f.topics[1], badRec.Partition, badRec.Offset)
+	}
+	if tables := f.tables(); fmt.Sprint(tables) != "[totals totals_seen]" {
+		t.Fatalf("a failed rebuild left tables behind: %v", tables)
+	}
+	f.waitTotals(want) // live model untouched
+
+	r, err := Rebuild(ctx, f.deps, f.model, Options{DeadLetter: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.DeadLettered != 1 || !r.Swapped {
+		t.Fatalf("rebuild with dead letters: %+v", r)
+	}
+	recs := kafkatest.Consume(t, DeadLetterGroup(f.deps.Service, "totals")+".replay.dlq", 1, 10*time.Second)
+	if len(recs) != 1 || !bytes.Equal(recs[0].Value, []byte("not avro")) {
+		t.Fatalf("replay dead letters: %d", len(recs))
+	}
+	f.waitTotals(want)
+}
+
+func TestInterruptedRebuildLeavesLiveModelAlone(t *testing.T) {
+	f := newFixture(t)
+	f.run()
+	want := f.history(2000)
+	f.waitTotals(want)
+	ctx, cancel := context.WithCancel(context.Background())
+	_, err := Rebuild(ctx, f.deps, f.model, Options{BatchSize: 10, Progress: func(p Progress) {
+		if p.Records > 0 {
+			cancel()
+		}
+	}})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("got %v, want context.Canceled", err)
+	}
+	if tables := f.tables(); fmt.Sprint(tables) != "[totals totals_seen]" {
+		t.Fatalf("an interrupted rebuild left tables behind: %v", tables)
+	}
+	f.waitTotals(want)
+}
+
+func TestOlderSchemaVersionIsReadWithTheCurrentOne(t *testing.T) {
+	f := newFixture(t)
+	// Written before the note field existed.
+	f.send(f.topics[0], "old", testevent.V1, testevent.Thing{ID: "old", Seq: 1, Amount: 4})
+	note := "new"
+	f.send(f.topics[0], "old", testevent.V2, testevent.ThingV2{ID: "old", Seq: 2, Amount: 1, Note: &note})
+	f.run()
+	f.waitTotals(map[string]int64{"old": 5})
+}
+
+func TestFindNamesTheValidModels(t *testing.T) {
+	models := []*Model{{Name: "b"}, {Name: "a"}}
+	_, err := Find(models, "c")
+	if err == nil || err.Error() != `unknown read model "c"; this service has: [a b]` {
+		t.Fatalf("got %v", err)
+	}
+	if m, err := Find(models, "b"); err != nil || m != models[0] {
+		t.Fatal(m, err)
+	}
+}
+
+func TestModelValidate(t *testing.T) {
+	err := (&Model{Name: "Bad Name"}).Validate()
+	for _, want := range []string{"lowercase", "no tables", "no topics", "no event types", "no Apply"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("validate: %v does not mention %q", err, want)
+		}
+	}
+}
+
+func TestBar(t *testing.T) {
+	p := Progress{Model: "order-view", Phase: PhaseRebuilding, Records: 250, Remaining: 750, Rate: 100, ETA: 7500 * time.Millisecond}
+	got := Bar(p, 8)
+	if !strings.Contains(got, "[##......]  25.0%") || !strings.Contains(got, "ETA 8s") || strings.HasSuffix(got, "\n") {
+		t.Fatalf("bar: %q", got)
+	}
+	p.Phase, p.Remaining = PhaseDone, 0
+	if got := Bar(p, 8); !strings.Contains(got, "[########] 100.0%") || !strings.HasSuffix(got, "\n") {
+		t.Fatalf("bar: %q", got)
+	}
+	var buf bytes.Buffer
+	Printer(&buf)(p)
+	if !strings.HasPrefix(buf.String(), `{"model":"order-view","phase":"done"`) {
+		t.Fatalf("json line: %s", buf.String())
+	}
+}

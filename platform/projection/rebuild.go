@@ -1,0 +1,486 @@
+package projection
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/orderflow/orderflow/platform/consumer"
+	"github.com/orderflow/orderflow/platform/kafka"
+)
+
+// Options tunes a rebuild; the zero value rebuilds from the first offset of every
+// partition, stops on an undecodable record and swaps.
+type Options struct {
+	// From starts every partition at its first record at or after this time instead of
+	// its beginning. Events before it are not in the rebuilt model.
+	From time.Time
+	// Verify builds the model up to exactly the live model's offsets, compares the two
+	// and drops the rebuilt version instead of swapping it in.
+	Verify bool
+	// DeadLetter sends undecodable records to <service>.<model>.replay.dlq and counts
+	// them instead of stopping the rebuild.
+	DeadLetter bool
+	// Progress, when set, is called about once a second and once at the end.
+	Progress func(Progress)
+	// BatchSize is the most records applied in one transaction (default 20000).
+	BatchSize int
+	// CatchUp is how close to the head (in records) the rebuild gets before it takes the
+	// model's exclusive lock to drain the rest and swap (default 2000).
+	CatchUp int64
+	// DrainTimeout bounds how long the final drain may wait for records the broker
+	// announced (default 30 s).
+	DrainTimeout time.Duration
+}
+
+// Phases of a rebuild, as Progress reports them.
+const (
+	PhaseRebuilding = "rebuilding"
+	PhaseSwapping   = "swapping"
+	PhaseVerifying  = "verifying"
+	PhaseDone       = "done"
+)
+
+// Progress is a snapshot of a running rebuild.
+type Progress struct {
+	Model   string `json:"model"`
+	Phase   string `json:"phase"`
+	Records int64  `json:"records"`
+	// Rate is records per second since the rebuild started.
+	Rate float64 `json:"records_per_second"`
+	// Remaining counts records between the rebuild's position and the head, in total
+	// and per partition ("topic/partition").
+	Remaining    int64            `json:"remaining"`
+	PerPartition map[string]int64 `json:"remaining_per_partition"`
+	Elapsed      time.Duration    `json:"elapsed_ns"`
+	// ETA estimates the time left at the current rate; zero when unknown.
+	ETA          time.Duration `json:"eta_ns"`
+	DeadLettered int64         `json:"dead_lettered,omitempty"`
+}
+
+// Result is what a finished rebuild did.
+type Result struct {
+	Model        string        `json:"model"`
+	Records      int64         `json:"records"`
+	Events       int64         `json:"events"`
+	DeadLettered int64         `json:"dead_lettered"`
+	Duration     time.Duration `json:"duration_ns"`
+	Rate         float64       `json:"records_per_second"`
+	// Swapped is true when the rebuilt version replaced the live one; Epoch is then the
+	// model's new epoch.
+	Swapped bool  `json:"swapped"`
+	Epoch   int64 `json:"epoch,omitempty"`
+	// Report is the comparison a verification made.
+	Report *Report `json:"report,omitempty"`
+}
+
+// Report compares a rebuilt model with the live one.
+type Report struct {
+	Identical bool          `json:"identical"`
+	Tables    []TableReport `json:"tables"`
+}
+
+// TableReport compares one table.
+type TableReport struct {
+	Table       string `json:"table"`
+	LiveRows    int64  `json:"live_rows"`
+	RebuiltRows int64  `json:"rebuilt_rows"`
+	LiveHash    string `json:"live_hash"`
+	RebuiltHash string `json:"rebuilt_hash"`
+	// Differences are the keys of rows that differ, are missing from the live table
+	// (only rebuilt) or from the rebuilt one (only live), at most MaxDifferences.
+	Differences []Difference `json:"differences,omitempty"`
+}
+
+// Difference is a row that is not the same in both versions.
+type Difference struct {
+	Key  string `json:"key"`
+	Kind string `json:"kind"` // "changed", "only_live", "only_rebuilt"
+}
+
+// MaxDifferences bounds the differing keys a TableReport lists.
+const MaxDifferences = 100
+
+// RunningError refuses a rebuild of a model that is being rebuilt.
+type RunningError struct{ Model string }
+
+func (e *RunningError) Error() string {
+	return fmt.Sprintf("a rebuild of read model %s is already running; wait for it to finish or stop it", e.Model)
+}
+
+// Rebuild builds m anew from its topics into shadow tables and, once caught up, swaps it
+// in (or compares it, with Options.Verify). It returns when done, on the first error, or
+// when ctx ends; in the last two cases the live model is untouched and the shadow tables
+// are dropped.
+func Rebuild(ctx context.Context, d Deps, m *Model, o Options) (*Result, error) {
+	if err := m.Validate(); err != nil {
+		return nil, err
+	}
+	if o.Verify && !o.From.IsZero() {
+		return nil, errors.New("verify compares the whole history: it cannot start from a time")
+	}
+	if o.BatchSize <= 0 {
+		o.BatchSize = 20000
+	}
+	if o.CatchUp <= 0 {
+		o.CatchUp = 2000
+	}
+	if o.DrainTimeout <= 0 {
+		o.DrainTimeout = 30 * time.Second
+	}
+	conn, err := d.Pool.Acquire(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("acquire: %w", err)
+	}
+	defer conn.Release()
+	var ok bool
+	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, rebuildLock(m.Name)).Scan(&ok); err != nil {
+		return nil, fmt.Errorf("rebuild lock: %w", err)
+	}
+	if !ok {
+		return nil, &RunningError{Model: m.Name}
+	}
+	defer func() {
+		if _, err := conn.Exec(context.Background(), `SELECT pg_advisory_unlock($1)`, rebuildLock(m.Name)); err != nil {
+			conn.Conn().Close(context.Background())
+		}
+	}()
+
+	b := &builder{d: d, m: m, o: o, started: time.Now(), log: d.Log.With("read_model", m.Name)}
+	if err := b.createShadow(ctx); err != nil {
+		return nil, err
+	}
+	defer b.dropShadow()
+	res, err := b.run(ctx)
+	if err != nil {
+		b.log.ErrorContext(ctx, "rebuild failed; the live model is untouched", "err", err)
+		return nil, err
+	}
+	return res, nil
+}
+
+// builder is one rebuild.
+type builder struct {
+	d       Deps
+	m       *Model
+	o       Options
+	log     *slog.Logger
+	started time.Time
+	swapped bool
+
+	admin   *kgo.Client // bounds, dead letters
+	pos     offsets     // everything before pos was read
+	end     offsets     // the head as last seen
+	records int64
+	events  int64
+	dead    int64
+	// pending holds records read past the live model's offsets during a verification.
+	pending []Event
+	lastTick time.Time
+}
+
+func (b *builder) createShadow(ctx context.Context) error {
+	b.dropShadowCtx(ctx)
+	for _, t := range b.m.Tables {
+		live, shadow := pgx.Identifier{t.Name}.Sanitize(), pgx.Identifier{shadowName(t.Name)}.Sanitize()
+		// Unlogged while filling: no WAL for rows that are thrown away if anything fails.
+		if _, err := b.d.Pool.Exec(ctx, fmt.Sprintf(`CREATE UNLOGGED TABLE %s (LIKE %s INCLUDING ALL)`, shadow, live)); err != nil {
+			return fmt.Errorf("create shadow of %s: %w", t.Name, err)
+		}
+	}
+	return nil
+}
+
+// dropShadow drops the shadow tables unless they were swapped in; it runs after ctx
+// may have ended.
+func (b *builder) dropShadow() {
+	if b.swapped {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	b.dropShadowCtx(ctx)
+}
+
+func (b *builder) dropShadowCtx(ctx context.Context) {
+	for _, t := range b.m.Tables {
+		_, _ = b.d.Pool.Exec(ctx, `DROP TABLE IF EXISTS `+pgx.Identifier{shadowName(t.Name)}.Sanitize())
+	}
+}
+
+func (b *builder) run(ctx context.Context) (*Result, error) {
+	admin, err := kafka.NewClient(b.d.Kafka)
+	if err != nil {
+		return nil, err
+	}
+	defer admin.Close()
+	b.admin = admin
+	start, end, err := bounds(ctx, admin, b.m.Topics)
+	if err != nil {
+		return nil, err
+	}
+	b.end = end
+	b.pos = start
+	if !b.o.From.IsZero() {
+		if b.pos, err = offsetsAfter(ctx, admin, b.m.Topics, b.o.From); err != nil {
+			return nil, err
+		}
+	}
+	var live state
+	if b.o.Verify {
+		if live, err = loadState(ctx, b.d.Pool, b.m.Name); err != nil {
+			return nil, fmt.Errorf("cannot verify %s: %w", b.m.Name, err)
+		}
+		b.clampToLive(live.offsets, start)
+	}
+	rd, err := openReader(b.d.Kafka, b.m, b.d.Decoder, b.pos,
+		kgo.FetchMaxBytes(64<<20), kgo.FetchMaxPartitionBytes(16<<20), kgo.FetchMaxWait(200*time.Millisecond))
+	if err != nil {
+		return nil, err
+	}
+	defer rd.close()
+
+	// Catch up with the head (or the live model's offsets) without blocking anyone.
+	for b.remaining(b.target(live)) > b.o.CatchUp {
+		if err := b.step(ctx, rd, b.d.Pool, live, b.o.BatchSize); err != nil {
+			return nil, err
+		}
+		if b.o.Verify {
+			if cur, err := loadState(ctx, b.d.Pool, b.m.Name); err == nil {
+				live = cur
+			}
+		}
+		b.tick(PhaseRebuilding, b.target(live))
+	}
+	if !b.o.Verify {
+		// Write the shadow tables to the WAL now, outside the exclusive lock.
+		for _, t := range b.m.Tables {
+			if _, err := b.d.Pool.Exec(ctx, `ALTER TABLE `+pgx.Identifier{shadowName(t.Name)}.Sanitize()+` SET LOGGED`); err != nil {
+				return nil, fmt.Errorf("log shadow of %s: %w", t.Name, err)
+			}
+		}
+	}
+	return b.finish(ctx, rd)
+}
+
+// clampToLive makes every partition the live model has never read count as read up to
+// where the live model would start it.
+func (b *builder) clampToLive(live, start offsets) {
+	for p := range b.pos {
+		if _, ok := live[p]; !ok {
+			live[p] = start[p]
+		}
+	}
+}
+
+// target is where the rebuild is heading: the head, or the live model's offsets when
+// verifying.
+func (b *builder) target(live state) offsets {
+	if b.o.Verify {
+		return live.offsets
+	}
+	return b.end
+}
+
+func (b *builder) remaining(target offsets) int64 {
+	var n int64
+	for p, t := range target {
+		n += max(0, t-b.pos[p])
+	}
+	return n
+}
+
+// step reads one chunk and applies what is below the target in one transaction on q.
+func (b *builder) step(ctx context.Context, rd *reader, q txBeginner, live state, max int) error {
+	c, err := rd.poll(ctx, 500*time.Millisecond, max, nil)
+	if err != nil {
+		return err
+	}
+	for p, hw := range c.high {
+		b.end[p] = hw
+	}
+	if c.records == 0 && len(b.pending) == 0 {
+		return nil
+	}
+	if len(c.bad) > 0 {
+		if err := b.deadLetter(ctx, c.bad); err != nil {
+			return err
+		}
+	}
+	evs := c.events
+	if b.o.Verify {
+		evs, b.pending = splitBelow(append(b.pending, evs...), live.offsets)
+	}
+	if len(evs) > 0 {
+		if err := pgx.BeginFunc(ctx, q, func(tx pgx.Tx) error {
+			return b.m.Apply(ctx, tx, b.m.shadow(), evs)
+		}); err != nil {
+			return fmt.Errorf("apply %d events: %w", len(evs), err)
+		}
+	}
+	b.records += int64(c.records)
+	b.events += int64(len(evs))
+	for p, n := range c.next {
+		b.pos[p] = n
+	}
+	return nil
+}
+
+// txBeginner is a pool or a transaction (a nested Begin is a savepoint).
+type txBeginner interface {
+	Begin(ctx context.Context) (pgx.Tx, error)
+}
+
+var _ txBeginner = (*pgxpool.Pool)(nil)
+
+// splitBelow separates events below the live offsets from those at or past them.
+func splitBelow(evs []Event, live offsets) (below, past []Event) {
+	for _, e := range evs {
+		if e.Offset < live[position{e.Topic, e.Partition}] {
+			below = append(below, e)
+		} else {
+			past = append(past, e)
+		}
+	}
+	return below, past
+}
+
+// deadLetter stops the rebuild at the first bad record, or sends the records to the
+// replay dead-letter topic when asked to.
+func (b *builder) deadLetter(ctx context.Context, bad []badRecord) error {
+	if !b.o.DeadLetter {
+		return bad[0].err
+	}
+	group := DeadLetterGroup(b.d.Service, b.m.Name) + ".replay"
+	if err := kafka.EnsureTopics(ctx, b.admin, kafka.DeadLetterTopic(group)); err != nil {
+		return err
+	}
+	recs := make([]*kgo.Record, len(bad))
+	for i, r := range bad {
+		recs[i] = consumer.DeadLetterRecord(group, r.rec, r.err, 1)
+	}
+	if err := b.admin.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		return fmt.Errorf("dead-letter: %w", err)
+	}
+	b.dead += int64(len(bad))
+	return nil
+}
+
+// finish takes the exclusive lock, drains to the target and swaps or compares.
+func (b *builder) finish(ctx context.Context, rd *reader) (*Result, error) {
+	tx, err := b.d.Pool.Begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = tx.Rollback(context.Background()) }()
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, swapLock(b.m.Name)); err != nil {
+		return nil, fmt.Errorf("swap lock: %w", err)
+	}
+	// The live runner is now between batches and stays there until this commits.
+	var live state
+	if b.o.Verify {
+		start, _, err := bounds(ctx, b.admin, b.m.Topics)
+		if err != nil {
+			return nil, err
+		}
+		if live, err = loadState(ctx, tx, b.m.Name); err != nil {
+			return nil, err
+		}
+		b.clampToLive(live.offsets, start)
+	} else {
+		_, end, err := bounds(ctx, b.admin, b.m.Topics)
+		if err != nil {
+			return nil, err
+		}
+		b.end = end
+	}
+	target := b.target(live)
+	deadline := time.Now().Add(b.o.DrainTimeout)
+	for b.remaining(target) > 0 || len(b.pending) > 0 && b.o.Verify && hasBelow(b.pending, target) {
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("drain: %d records announced by the broker did not arrive within %s", b.remaining(target), b.o.DrainTimeout)
+		}
+		if err := b.step(ctx, rd, tx, live, b.o.BatchSize); err != nil {
+			return nil, err
+		}
+		b.tick(PhaseSwapping, target)
+	}
+	res := &Result{Model: b.m.Name, Records: b.records, Events: b.events, DeadLettered: b.dead}
+	if b.o.Verify {
+		b.tick(PhaseVerifying, target)
+		rep, err := compare(ctx, tx, b.m)
+		if err != nil {
+			return nil, err
+		}
+		res.Report = rep
+	} else {
+		if err := swap(ctx, tx, b.m); err != nil {
+			return nil, err
+		}
+		if err := tx.QueryRow(ctx, `INSERT INTO platform_projections (model, epoch, rebuilt_at, events) VALUES ($1, 1, now(), $2)
+		                            ON CONFLICT (model) DO UPDATE SET epoch = platform_projections.epoch + 1, rebuilt_at = now(), events = $2
+		                            RETURNING epoch`, b.m.Name, b.records).Scan(&res.Epoch); err != nil {
+			return nil, fmt.Errorf("bump epoch: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM platform_projection_offsets WHERE model = $1`, b.m.Name); err != nil {
+			return nil, err
+		}
+		if err := saveOffsets(ctx, tx, b.m.Name, b.pos); err != nil {
+			return nil, err
+		}
+		if err := tx.Commit(ctx); err != nil {
+			return nil, fmt.Errorf("commit swap: %w", err)
+		}
+		b.swapped = true
+		res.Swapped = true
+	}
+	res.Duration = time.Since(b.started)
+	res.Rate = float64(b.records) / res.Duration.Seconds()
+	b.lastTick = time.Time{}
+	b.tick(PhaseDone, target)
+	return res, nil
+}
+
+func hasBelow(evs []Event, live offsets) bool {
+	below, _ := splitBelow(evs, live)
+	return len(below) > 0
+}
+
+// tick reports progress at most once a second, and always for PhaseDone.
+func (b *builder) tick(phase string, target offsets) {
+	if b.o.Progress == nil || (phase != PhaseDone && time.Since(b.lastTick) < time.Second) {
+		return
+	}
+	b.lastTick = time.Now()
+	p := Progress{Model: b.m.Name, Phase: phase, Records: b.records, Elapsed: since(b.started),
+		PerPartition: map[string]int64{}, DeadLettered: b.dead}
+	for pos, t := range target {
+		left := max(0, t-b.pos[pos])
+		p.PerPartition[pos.String()] = left
+		p.Remaining += left
+	}
+	if s := p.Elapsed.Seconds(); s > 0 {
+		p.Rate = float64(b.records) / s
+	}
+	if p.Rate > 0 {
+		p.ETA = time.Duration(float64(p.Remaining) / p.Rate * float64(time.Second))
+	}
+	b.o.Progress(p)
+}
+
+// Partitions returns the partition names of a progress report in a stable order.
+func (p Progress) Partitions() []string {
+	names := make([]string, 0, len(p.PerPartition))
+	for n := range p.PerPartition {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}

@@ -1,0 +1,298 @@
+package projection
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+
+	"github.com/orderflow/orderflow/platform/backoff"
+	"github.com/orderflow/orderflow/platform/consumer"
+	"github.com/orderflow/orderflow/platform/kafka"
+)
+
+// Deps is what running and rebuilding a model needs.
+type Deps struct {
+	// Service names the dead-letter topics: <service>.<model>.dlq for the live runner,
+	// <service>.<model>.replay.dlq for a rebuild asked to dead-letter.
+	Service string
+	Pool    *pgxpool.Pool
+	Kafka   kafka.Config
+	Decoder Decoder
+	Log     *slog.Logger
+}
+
+// DeadLetterGroup is the name whose <name>.dlq topic receives the live runner's dead
+// letters of model; `<service> dlq --group <name>` reads them.
+func DeadLetterGroup(service, model string) string { return service + "." + model }
+
+// RunnerOptions tunes a Runner; zero values pick the defaults.
+type RunnerOptions struct {
+	// BatchSize is the most records applied in one transaction (default 2000).
+	BatchSize int
+	// Standby is how often a replica that does not run the model checks whether it
+	// should take over (default 2 s).
+	Standby time.Duration
+}
+
+// Runner keeps a model up to date with its topics. Run it on every replica: one of them
+// runs the model, the others stand by.
+type Runner struct {
+	d    Deps
+	m    *Model
+	opts RunnerOptions
+	log  *slog.Logger
+	met  *runnerMetrics
+}
+
+// NewRunner returns the live runner of m.
+func NewRunner(d Deps, m *Model, opts RunnerOptions) (*Runner, error) {
+	if err := m.Validate(); err != nil {
+		return nil, err
+	}
+	if opts.BatchSize <= 0 {
+		opts.BatchSize = 2000
+	}
+	if opts.Standby <= 0 {
+		opts.Standby = 2 * time.Second
+	}
+	met, err := newRunnerMetrics()
+	if err != nil {
+		return nil, err
+	}
+	return &Runner{d: d, m: m, opts: opts, log: d.Log.With("read_model", m.Name), met: met}, nil
+}
+
+// Run applies the model's topics until ctx ends. The replica holding the model's run
+// lock applies; a model that has never been built is first rebuilt from history.
+func (r *Runner) Run(ctx context.Context) error {
+	for attempt := 1; ctx.Err() == nil; {
+		led, err := r.leadOnce(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		switch {
+		case err != nil:
+			d := backoff.Duration(attempt, 200*time.Millisecond, 10*time.Second)
+			r.log.ErrorContext(ctx, "read model stopped, restarting", "err", err, "retry_in", d.String())
+			attempt++
+			sleep(ctx, d)
+		case !led:
+			sleep(ctx, r.opts.Standby)
+		default:
+			attempt = 1
+		}
+	}
+	return nil
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+// errEpochChanged tells the runner that a rebuild swapped the model's tables: its
+// offsets are no longer the model's.
+var errEpochChanged = errors.New("read model was swapped by a rebuild")
+
+// leadOnce takes the run lock and runs the model until ctx ends, the tables are swapped
+// (it returns true, nil to be called again) or an error. It reports false when another
+// replica holds the lock.
+func (r *Runner) leadOnce(ctx context.Context) (bool, error) {
+	conn, err := r.d.Pool.Acquire(ctx)
+	if err != nil {
+		return false, fmt.Errorf("acquire: %w", err)
+	}
+	defer conn.Release()
+	var ok bool
+	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, runLock(r.m.Name)).Scan(&ok); err != nil {
+		return false, fmt.Errorf("run lock: %w", err)
+	}
+	if !ok {
+		return false, nil
+	}
+	defer func() {
+		if _, err := conn.Exec(context.Background(), `SELECT pg_advisory_unlock($1)`, runLock(r.m.Name)); err != nil {
+			conn.Conn().Close(context.Background()) // closing the session releases the lock
+		}
+	}()
+
+	st, err := loadState(ctx, conn, r.m.Name)
+	if errors.Is(err, errNotBuilt) {
+		r.log.InfoContext(ctx, "read model has never been built: rebuilding it from the topics' history")
+		_, err := Rebuild(ctx, r.d, r.m, Options{})
+		var running *RunningError
+		if errors.As(err, &running) {
+			r.log.InfoContext(ctx, "another process is building the read model, waiting")
+			sleep(ctx, r.opts.Standby)
+			return true, nil
+		}
+		return true, err
+	}
+	if err != nil {
+		return true, err
+	}
+	return true, r.follow(ctx, st)
+}
+
+// follow applies records from st's offsets until ctx ends or the epoch changes.
+func (r *Runner) follow(ctx context.Context, st state) error {
+	admin, err := kafka.NewClient(r.d.Kafka)
+	if err != nil {
+		return err
+	}
+	defer admin.Close()
+	start, _, err := bounds(ctx, admin, r.m.Topics)
+	if err != nil {
+		return err
+	}
+	from := offsets{}
+	for p, first := range start {
+		from[p] = first // a partition the model never read starts at its beginning
+		if off, ok := st.offsets[p]; ok {
+			from[p] = max(off, first)
+		}
+	}
+	rd, err := openReader(r.d.Kafka, r.m, r.d.Decoder, from, kgo.FetchMaxWait(100*time.Millisecond))
+	if err != nil {
+		return err
+	}
+	defer rd.close()
+	r.log.InfoContext(ctx, "read model running", "epoch", st.epoch)
+	for {
+		c, err := rd.poll(ctx, time.Second, r.opts.BatchSize, nil)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		if c.records == 0 {
+			continue
+		}
+		for attempt := 1; ; attempt++ {
+			err := r.apply(ctx, rd.client, st.epoch, c)
+			if err == nil {
+				break
+			}
+			if errors.Is(err, errEpochChanged) || ctx.Err() != nil {
+				return err
+			}
+			d := backoff.Duration(attempt, 100*time.Millisecond, 10*time.Second)
+			r.met.retries.Add(ctx, 1, metric.WithAttributes(attribute.String("read_model", r.m.Name)))
+			r.log.WarnContext(ctx, "applying a batch failed, retrying", "records", c.records, "attempt", attempt,
+				"retry_in", d.String(), "err", err)
+			sleep(ctx, d)
+		}
+		r.observe(ctx, c)
+	}
+}
+
+// apply writes a chunk into the live tables with its offsets, under the shared swap lock.
+func (r *Runner) apply(ctx context.Context, producer *kgo.Client, epoch int64, c *chunk) error {
+	start := time.Now()
+	return pgx.BeginFunc(ctx, r.d.Pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock_shared($1)`, swapLock(r.m.Name)); err != nil {
+			return err
+		}
+		var now int64
+		if err := tx.QueryRow(ctx, `SELECT epoch FROM platform_projections WHERE model = $1`, r.m.Name).Scan(&now); err != nil {
+			return fmt.Errorf("read epoch: %w", err)
+		}
+		if now != epoch {
+			return errEpochChanged
+		}
+		if len(c.bad) > 0 {
+			if err := r.deadLetter(ctx, producer, c.bad); err != nil {
+				return err
+			}
+		}
+		if len(c.events) > 0 {
+			if err := r.m.Apply(ctx, tx, r.m.live(), c.events); err != nil {
+				return fmt.Errorf("apply %d events: %w", len(c.events), err)
+			}
+		}
+		if err := saveOffsets(ctx, tx, r.m.Name, c.next); err != nil {
+			return err
+		}
+		r.met.batch.Record(ctx, time.Since(start).Seconds(), metric.WithAttributes(attribute.String("read_model", r.m.Name)))
+		return nil
+	})
+}
+
+// deadLetter writes records that can never be applied to the model's dead-letter topic.
+func (r *Runner) deadLetter(ctx context.Context, producer *kgo.Client, bad []badRecord) error {
+	group := DeadLetterGroup(r.d.Service, r.m.Name)
+	if err := kafka.EnsureTopics(ctx, producer, kafka.DeadLetterTopic(group)); err != nil {
+		return err
+	}
+	recs := make([]*kgo.Record, len(bad))
+	for i, b := range bad {
+		recs[i] = consumer.DeadLetterRecord(group, b.rec, b.err, 1)
+		r.log.ErrorContext(ctx, "record dead-lettered", "topic", b.rec.Topic, "partition", b.rec.Partition,
+			"offset", b.rec.Offset, "dlq", recs[i].Topic, "err", b.err)
+	}
+	if err := producer.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		return fmt.Errorf("dead-letter: %w", err)
+	}
+	r.met.deadLetters.Add(ctx, int64(len(bad)), metric.WithAttributes(attribute.String("read_model", r.m.Name)))
+	return nil
+}
+
+func (r *Runner) observe(ctx context.Context, c *chunk) {
+	model := attribute.String("read_model", r.m.Name)
+	r.met.records.Add(ctx, int64(c.records), metric.WithAttributes(model))
+	for p, next := range c.next {
+		if hw, ok := c.high[p]; ok {
+			r.met.lag.Record(ctx, max(0, hw-next), metric.WithAttributes(model,
+				attribute.String("topic", p.Topic), attribute.Int("partition", int(p.Partition))))
+		}
+	}
+	now := time.Now()
+	for _, e := range c.events {
+		if !e.Time.IsZero() {
+			r.met.age.Record(ctx, now.Sub(e.Time).Seconds(), metric.WithAttributes(model))
+		}
+	}
+}
+
+type runnerMetrics struct {
+	records, retries, deadLetters metric.Int64Counter
+	lag                           metric.Int64Gauge
+	age, batch                    metric.Float64Histogram
+}
+
+var buckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60}
+
+func newRunnerMetrics() (*runnerMetrics, error) {
+	meter := otel.Meter("github.com/orderflow/orderflow/platform/projection")
+	var m runnerMetrics
+	var errs [6]error
+	m.records, errs[0] = meter.Int64Counter("projection_records_total",
+		metric.WithDescription("Records a read model consumed (applied, skipped or dead-lettered)."))
+	m.retries, errs[1] = meter.Int64Counter("projection_retries_total",
+		metric.WithDescription("Batches that failed and were retried."))
+	m.deadLetters, errs[2] = meter.Int64Counter("projection_dead_letters_total",
+		metric.WithDescription("Records written to the read model's dead-letter topic."))
+	m.lag, errs[3] = meter.Int64Gauge("projection_lag",
+		metric.WithDescription("Records between a read model's offset and the partition's high watermark."))
+	m.age, errs[4] = meter.Float64Histogram("projection_event_age_seconds",
+		metric.WithDescription("From an event's ce_time to its application to a read model."),
+		metric.WithExplicitBucketBoundaries(buckets...))
+	m.batch, errs[5] = meter.Float64Histogram("projection_batch_duration_seconds",
+		metric.WithDescription("Time to apply one batch to a read model, inside its transaction."),
+		metric.WithExplicitBucketBoundaries(buckets...))
+	return &m, errors.Join(errs[:]...)
+}
