@@ -182,7 +182,7 @@ type builder struct {
 	events  int64
 	dead    int64
 	// pending holds records read past the live model's offsets during a verification.
-	pending []Event
+	pending  []Event
 	lastTick time.Time
 }
 
