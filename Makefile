@@ -6,7 +6,7 @@ STACK   := deploy/local/stack.sh
 MODULES := $(shell bash scripts/modules.sh)
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: help up down status logs env demo test bench bench-platform replay gen gen-check lint build fmt
+.PHONY: help up down status logs env demo test bench bench-platform bench-replay replay gen gen-check lint build fmt
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -32,6 +32,13 @@ demo: up ## start the suite and show it working: a mix of orders, their outcome 
 
 test: ## start a private test stack, run every module's tests (-race -shuffle=on), stop it
 	@bash scripts/test.sh
+
+replay: ## rebuild read models from the topics while the suite runs: make replay SERVICE=shop [MODEL=order-view] [ARGS=--verify]
+	@test -n "$(SERVICE)" || { echo "usage: make replay SERVICE=shop|inventory|billing|crm [MODEL=name] [ARGS='--verify | --from TIME | --dead-letter | --json']" >&2; exit 2; }
+	@$(STACK) run $(SERVICE) replay $(if $(MODEL),--model $(MODEL),) $(ARGS)
+
+bench-replay: ## replay throughput: 1M synthetic events into the shop order view on a private stack
+	@BENCH_ARGS='$(BENCH_ARGS)' bash scripts/bench-replay.sh
 
 bench-platform: ## outbox relay and consumer throughput, commit-to-consume latency
 	@bash scripts/bench-platform.sh

@@ -488,6 +488,15 @@ cmd_service() { # cmd_service start|stop NAME: one service alone, the rest untou
   esac
 }
 
+cmd_run() { # cmd_run NAME ARGS...: run a subcommand of a service's binary (replay, dlq, ...) with its environment
+  local svc=${1:-}
+  service_port "$svc" >/dev/null 2>&1 || die "unknown service ${svc:-(none)}; services: ${SERVICES[*]}"
+  shift
+  local envfile="$STACK/run/$svc.env"
+  [[ -x $STACK/bin/$svc && -f $envfile ]] || die "$svc was never started by 'up'; run '$0 up' first"
+  (set -a; . "$envfile"; set +a; exec "$STACK/bin/$svc" "$@")
+}
+
 cmd_wipe() { # stop, then delete every piece of state of this stack
   cmd_down
   rm -rf "$PG_HOME" "$STACK"
@@ -498,9 +507,10 @@ case ${1:-} in
   up) shift; cmd_up "$@" ;;
   wipe) cmd_wipe ;;
   start|stop) cmd_service "$1" "${2:-}" ;;
+  run) shift; cmd_run "$@" ;;
   down) cmd_down ;;
   status) cmd_status ;;
   logs) shift; cmd_logs "$@" ;;
   env) cmd_env ;;
-  *) die "usage: $0 up [--infra] | down | status | logs [-f] | env | start SERVICE | stop SERVICE | wipe" ;;
+  *) die "usage: $0 up [--infra] | down | status | logs [-f] | env | start SERVICE | stop SERVICE | run SERVICE ARGS... | wipe" ;;
 esac

@@ -34,6 +34,7 @@ import (
 	"github.com/orderflow/orderflow/platform/kafka"
 	"github.com/orderflow/orderflow/platform/outbox"
 	"github.com/orderflow/orderflow/platform/pg"
+	"github.com/orderflow/orderflow/platform/projection"
 	"github.com/orderflow/orderflow/platform/serde"
 	"github.com/orderflow/orderflow/platform/telemetry"
 )
@@ -63,6 +64,9 @@ type Spec struct {
 	// Wire builds the service's components once its dependencies are up: it registers
 	// HTTP routes on d.HTTP and returns the runners (consumers, schedulers) to run.
 	Wire func(ctx context.Context, d *Deps) ([]Runner, error)
+	// Models are the service's read models: each runs live on one replica, and
+	// `<service> replay` or POST /admin/replay/{model} rebuilds it from the topics.
+	Models []*projection.Model
 	// MaxRequestBody bounds REST request bodies and gRPC messages; 64 KiB when zero.
 	MaxRequestBody int64
 }
@@ -137,8 +141,10 @@ func Run(ctx context.Context, spec Spec, cfg Configurable, args []string, stdout
 		err = migrateOnly(ctx, spec, base, log)
 	case "dlq":
 		err = dlqCommand(ctx, spec, base, args, stdout)
+	case "replay":
+		err = replayCommand(ctx, spec, base, log, args, stdout)
 	default:
-		err = &UsageError{Msg: fmt.Sprintf("unknown command %q; commands: serve, migrate, dlq, version", cmd)}
+		err = &UsageError{Msg: fmt.Sprintf("unknown command %q; commands: serve, migrate, dlq, replay, version", cmd)}
 	}
 	var usage *UsageError
 	switch {
@@ -199,8 +205,13 @@ func serve(ctx context.Context, spec Spec, cfg Configurable, log *slog.Logger) e
 	srv.AddCheck("postgres", func(ctx context.Context) error { return pool.Ping(ctx) })
 	srv.AddCheck("kafka", func(ctx context.Context) error { return kafka.Ping(ctx, producer) })
 	srv.AddCheck("registry", registryCheck(base.RegistryURL))
-	if len(spec.ConsumerGroups) > 0 {
+	if len(deadLetterGroups(spec)) > 0 {
 		dlqRoutes(srv, spec, kcfg, base.AdminToken)
+	}
+	rp := &replays{ctx: ctx, spec: spec, jobs: map[string]*replayJob{}, deps: projection.Deps{
+		Service: spec.Name, Pool: pool, Kafka: kcfg, Decoder: sd, Log: log}}
+	if len(spec.Models) > 0 {
+		replayRoutes(srv, rp, base.AdminToken)
 	}
 	maxBody := spec.MaxRequestBody
 	if maxBody == 0 {
@@ -300,6 +311,14 @@ func start(ctx context.Context, spec Spec, log *slog.Logger, srv *httpserver.Ser
 			return nil, fmt.Errorf("wire: %w", err)
 		}
 		runners = rs
+	}
+	for _, m := range spec.Models {
+		r, err := projection.NewRunner(projection.Deps{Service: spec.Name, Pool: pool, Kafka: kcfg, Decoder: sd, Log: log},
+			m, projection.RunnerOptions{})
+		if err != nil {
+			return nil, err
+		}
+		runners = append(runners, r.Run)
 	}
 	return append(runners, relay.Run), nil
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/orderflow/orderflow/platform/dlq"
 	"github.com/orderflow/orderflow/platform/httpserver"
 	"github.com/orderflow/orderflow/platform/kafka"
+	"github.com/orderflow/orderflow/platform/projection"
 )
 
 const dlqUsage = `usage:
@@ -90,15 +91,27 @@ func dlqCommand(ctx context.Context, spec Spec, base *config.Base, args []string
 	}
 }
 
-func pickGroup(spec Spec, group string) (string, error) {
-	if group == "" {
-		if len(spec.ConsumerGroups) == 1 {
-			return spec.ConsumerGroups[0], nil
-		}
-		return "", &UsageError{Msg: fmt.Sprintf("--group is required; groups of %s: %v", spec.Name, spec.ConsumerGroups)}
+// deadLetterGroups names every dead-letter topic of the service: its consumer groups',
+// and its read models' (live and replay).
+func deadLetterGroups(spec Spec) []string {
+	groups := slices.Clone(spec.ConsumerGroups)
+	for _, m := range spec.Models {
+		g := projection.DeadLetterGroup(spec.Name, m.Name)
+		groups = append(groups, g, g+".replay")
 	}
-	if !slices.Contains(spec.ConsumerGroups, group) {
-		return "", &UsageError{Msg: fmt.Sprintf("unknown group %q; groups of %s: %v", group, spec.Name, spec.ConsumerGroups)}
+	return groups
+}
+
+func pickGroup(spec Spec, group string) (string, error) {
+	groups := deadLetterGroups(spec)
+	if group == "" {
+		if len(groups) == 1 {
+			return groups[0], nil
+		}
+		return "", &UsageError{Msg: fmt.Sprintf("--group is required; groups of %s: %v", spec.Name, groups)}
+	}
+	if !slices.Contains(groups, group) {
+		return "", &UsageError{Msg: fmt.Sprintf("unknown group %q; groups of %s: %v", group, spec.Name, groups)}
 	}
 	return group, nil
 }

@@ -140,6 +140,15 @@ func New(ctx context.Context, source, topic, key string, typ Type, payload any, 
 	return Event{Topic: topic, Key: key, Type: typ, Payload: payload, Metadata: md}
 }
 
+// ShortName is the event name inside a ce_type: orderflow.billing.PaymentAuthorized.v1
+// gives PaymentAuthorized. A type without dots is returned as it is.
+func ShortName(ceType string) string {
+	if parts := strings.Split(ceType, "."); len(parts) >= 2 {
+		return parts[len(parts)-2]
+	}
+	return ceType
+}
+
 // Validate reports every missing part of the event at once.
 func (e Event) Validate() error {
 	var errs []error

@@ -80,3 +80,11 @@ func TestValidateEvent(t *testing.T) {
 		}
 	}
 }
+
+func TestShortName(t *testing.T) {
+	for in, want := range map[string]string{"orderflow.billing.PaymentAuthorized.v1": "PaymentAuthorized", "Plain": "Plain"} {
+		if got := events.ShortName(in); got != want {
+			t.Errorf("ShortName(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -17,6 +17,11 @@ func Printer(w io.Writer) func(Progress) {
 			return func(p Progress) { fmt.Fprint(w, Bar(p, 30)) }
 		}
 	}
+	return JSONLines(w)
+}
+
+// JSONLines returns a Progress callback writing one JSON object per line to w.
+func JSONLines(w io.Writer) func(Progress) {
 	enc := json.NewEncoder(w)
 	return func(p Progress) { _ = enc.Encode(p) }
 }

@@ -118,8 +118,25 @@ func (e *RunningError) Error() string {
 // Rebuild builds m anew from its topics into shadow tables and, once caught up, swaps it
 // in (or compares it, with Options.Verify). It returns when done, on the first error, or
 // when ctx ends; in the last two cases the live model is untouched and the shadow tables
-// are dropped.
+// are dropped. It is Begin followed by Run.
 func Rebuild(ctx context.Context, d Deps, m *Model, o Options) (*Result, error) {
+	b, err := Begin(ctx, d, m, o)
+	if err != nil {
+		return nil, err
+	}
+	return b.Run(ctx)
+}
+
+// Build is a rebuild that has started: it holds the model's rebuild lock and its empty
+// shadow tables exist. Run it, exactly once.
+type Build struct {
+	b    *builder
+	conn *pgxpool.Conn
+}
+
+// Begin checks the options, takes the model's rebuild lock (a *RunningError when another
+// rebuild holds it, in this process or any other) and creates the shadow tables.
+func Begin(ctx context.Context, d Deps, m *Model, o Options) (*Build, error) {
 	if err := m.Validate(); err != nil {
 		return nil, err
 	}
@@ -139,28 +156,39 @@ func Rebuild(ctx context.Context, d Deps, m *Model, o Options) (*Result, error) 
 	if err != nil {
 		return nil, fmt.Errorf("acquire: %w", err)
 	}
-	defer conn.Release()
 	var ok bool
 	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, rebuildLock(m.Name)).Scan(&ok); err != nil {
+		conn.Release()
 		return nil, fmt.Errorf("rebuild lock: %w", err)
 	}
 	if !ok {
+		conn.Release()
 		return nil, &RunningError{Model: m.Name}
 	}
-	defer func() {
-		if _, err := conn.Exec(context.Background(), `SELECT pg_advisory_unlock($1)`, rebuildLock(m.Name)); err != nil {
-			conn.Conn().Close(context.Background())
-		}
-	}()
-
-	b := &builder{d: d, m: m, o: o, started: time.Now(), log: d.Log.With("read_model", m.Name)}
-	if err := b.createShadow(ctx); err != nil {
+	bd := &Build{conn: conn, b: &builder{d: d, m: m, o: o, started: time.Now(), log: d.Log.With("read_model", m.Name)}}
+	if err := bd.b.createShadow(ctx); err != nil {
+		bd.b.dropShadow()
+		bd.release()
 		return nil, err
 	}
-	defer b.dropShadow()
-	res, err := b.run(ctx)
+	return bd, nil
+}
+
+func (bd *Build) release() {
+	if _, err := bd.conn.Exec(context.Background(), `SELECT pg_advisory_unlock($1)`, rebuildLock(bd.b.m.Name)); err != nil {
+		bd.conn.Conn().Close(context.Background()) // closing the session releases the lock
+	}
+	bd.conn.Release()
+}
+
+// Run rebuilds, swaps or verifies, drops what is left of the shadow tables and releases
+// the rebuild lock.
+func (bd *Build) Run(ctx context.Context) (*Result, error) {
+	defer bd.release()
+	defer bd.b.dropShadow()
+	res, err := bd.b.run(ctx)
 	if err != nil {
-		b.log.ErrorContext(ctx, "rebuild failed; the live model is untouched", "err", err)
+		bd.b.log.ErrorContext(ctx, "rebuild failed; the live model is untouched", "err", err)
 		return nil, err
 	}
 	return res, nil

@@ -352,6 +352,208 @@ func (x *Invoice) GetVoidedAt() *timestamppb.Timestamp {
 	return nil
 }
 
+type ListDailyRevenueRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// First and last day included, as YYYY-MM-DD; empty for no bound.
+	From string `protobuf:"bytes,1,opt,name=from,proto3" json:"from,omitempty"`
+	To   string `protobuf:"bytes,2,opt,name=to,proto3" json:"to,omitempty"`
+	// ISO 4217 code; empty for every currency.
+	Currency      string `protobuf:"bytes,3,opt,name=currency,proto3" json:"currency,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListDailyRevenueRequest) Reset() {
+	*x = ListDailyRevenueRequest{}
+	mi := &file_billing_v1_billing_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListDailyRevenueRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListDailyRevenueRequest) ProtoMessage() {}
+
+func (x *ListDailyRevenueRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_billing_v1_billing_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListDailyRevenueRequest.ProtoReflect.Descriptor instead.
+func (*ListDailyRevenueRequest) Descriptor() ([]byte, []int) {
+	return file_billing_v1_billing_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *ListDailyRevenueRequest) GetFrom() string {
+	if x != nil {
+		return x.From
+	}
+	return ""
+}
+
+func (x *ListDailyRevenueRequest) GetTo() string {
+	if x != nil {
+		return x.To
+	}
+	return ""
+}
+
+func (x *ListDailyRevenueRequest) GetCurrency() string {
+	if x != nil {
+		return x.Currency
+	}
+	return ""
+}
+
+type DailyRevenue struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// YYYY-MM-DD, UTC.
+	Day      string `protobuf:"bytes,1,opt,name=day,proto3" json:"day,omitempty"`
+	Currency string `protobuf:"bytes,2,opt,name=currency,proto3" json:"currency,omitempty"`
+	// Payments authorized that day and their sum.
+	Authorizations  int64 `protobuf:"varint,3,opt,name=authorizations,proto3" json:"authorizations,omitempty"`
+	AuthorizedMinor int64 `protobuf:"varint,4,opt,name=authorized_minor,json=authorizedMinor,proto3" json:"authorized_minor,omitempty"`
+	// Authorizations voided that day (compensation, cancellation) and their sum.
+	Voids       int64 `protobuf:"varint,5,opt,name=voids,proto3" json:"voids,omitempty"`
+	VoidedMinor int64 `protobuf:"varint,6,opt,name=voided_minor,json=voidedMinor,proto3" json:"voided_minor,omitempty"`
+	// authorized_minor - voided_minor.
+	NetMinor      int64 `protobuf:"varint,7,opt,name=net_minor,json=netMinor,proto3" json:"net_minor,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DailyRevenue) Reset() {
+	*x = DailyRevenue{}
+	mi := &file_billing_v1_billing_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DailyRevenue) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DailyRevenue) ProtoMessage() {}
+
+func (x *DailyRevenue) ProtoReflect() protoreflect.Message {
+	mi := &file_billing_v1_billing_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DailyRevenue.ProtoReflect.Descriptor instead.
+func (*DailyRevenue) Descriptor() ([]byte, []int) {
+	return file_billing_v1_billing_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *DailyRevenue) GetDay() string {
+	if x != nil {
+		return x.Day
+	}
+	return ""
+}
+
+func (x *DailyRevenue) GetCurrency() string {
+	if x != nil {
+		return x.Currency
+	}
+	return ""
+}
+
+func (x *DailyRevenue) GetAuthorizations() int64 {
+	if x != nil {
+		return x.Authorizations
+	}
+	return 0
+}
+
+func (x *DailyRevenue) GetAuthorizedMinor() int64 {
+	if x != nil {
+		return x.AuthorizedMinor
+	}
+	return 0
+}
+
+func (x *DailyRevenue) GetVoids() int64 {
+	if x != nil {
+		return x.Voids
+	}
+	return 0
+}
+
+func (x *DailyRevenue) GetVoidedMinor() int64 {
+	if x != nil {
+		return x.VoidedMinor
+	}
+	return 0
+}
+
+func (x *DailyRevenue) GetNetMinor() int64 {
+	if x != nil {
+		return x.NetMinor
+	}
+	return 0
+}
+
+type ListDailyRevenueResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Days          []*DailyRevenue        `protobuf:"bytes,1,rep,name=days,proto3" json:"days,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListDailyRevenueResponse) Reset() {
+	*x = ListDailyRevenueResponse{}
+	mi := &file_billing_v1_billing_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListDailyRevenueResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListDailyRevenueResponse) ProtoMessage() {}
+
+func (x *ListDailyRevenueResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_billing_v1_billing_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListDailyRevenueResponse.ProtoReflect.Descriptor instead.
+func (*ListDailyRevenueResponse) Descriptor() ([]byte, []int) {
+	return file_billing_v1_billing_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ListDailyRevenueResponse) GetDays() []*DailyRevenue {
+	if x != nil {
+		return x.Days
+	}
+	return nil
+}
+
 var File_billing_v1_billing_proto protoreflect.FileDescriptor
 
 const file_billing_v1_billing_proto_rawDesc = "" +
@@ -381,14 +583,29 @@ const file_billing_v1_billing_proto_rawDesc = "" +
 	"\famount_minor\x18\x04 \x01(\x03R\vamountMinor\x12\x1a\n" +
 	"\bcurrency\x18\x05 \x01(\tR\bcurrency\x127\n" +
 	"\tissued_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\bissuedAt\x127\n" +
-	"\tvoided_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\bvoidedAt2\xf7\x03\n" +
+	"\tvoided_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\bvoidedAt\"Y\n" +
+	"\x17ListDailyRevenueRequest\x12\x12\n" +
+	"\x04from\x18\x01 \x01(\tR\x04from\x12\x0e\n" +
+	"\x02to\x18\x02 \x01(\tR\x02to\x12\x1a\n" +
+	"\bcurrency\x18\x03 \x01(\tR\bcurrency\"\xe5\x01\n" +
+	"\fDailyRevenue\x12\x10\n" +
+	"\x03day\x18\x01 \x01(\tR\x03day\x12\x1a\n" +
+	"\bcurrency\x18\x02 \x01(\tR\bcurrency\x12&\n" +
+	"\x0eauthorizations\x18\x03 \x01(\x03R\x0eauthorizations\x12)\n" +
+	"\x10authorized_minor\x18\x04 \x01(\x03R\x0fauthorizedMinor\x12\x14\n" +
+	"\x05voids\x18\x05 \x01(\x03R\x05voids\x12!\n" +
+	"\fvoided_minor\x18\x06 \x01(\x03R\vvoidedMinor\x12\x1b\n" +
+	"\tnet_minor\x18\a \x01(\x03R\bnetMinor\"R\n" +
+	"\x18ListDailyRevenueResponse\x126\n" +
+	"\x04days\x18\x01 \x03(\v2\".orderflow.billing.v1.DailyRevenueR\x04days2\x86\x05\n" +
 	"\x0eBillingService\x12u\n" +
 	"\n" +
 	"GetPayment\x12'.orderflow.billing.v1.GetPaymentRequest\x1a\x1d.orderflow.billing.v1.Payment\"\x1f\x82\xd3\xe4\x93\x02\x19\x12\x17/v1/payments/{order_id}\x12\x85\x01\n" +
 	"\x0fGetOrderInvoice\x12,.orderflow.billing.v1.GetOrderInvoiceRequest\x1a\x1d.orderflow.billing.v1.Invoice\"%\x82\xd3\xe4\x93\x02\x1f\x12\x1d/v1/orders/{order_id}/invoice\x12s\n" +
 	"\n" +
 	"GetInvoice\x12'.orderflow.billing.v1.GetInvoiceRequest\x1a\x1d.orderflow.billing.v1.Invoice\"\x1d\x82\xd3\xe4\x93\x02\x17\x12\x15/v1/invoices/{number}\x12q\n" +
-	"\rGetInvoicePDF\x12'.orderflow.billing.v1.GetInvoiceRequest\x1a\x14.google.api.HttpBody\"!\x82\xd3\xe4\x93\x02\x1b\x12\x19/v1/invoices/{number}/pdfB;Z9github.com/orderflow/orderflow/proto/billing/v1;billingv1b\x06proto3"
+	"\rGetInvoicePDF\x12'.orderflow.billing.v1.GetInvoiceRequest\x1a\x14.google.api.HttpBody\"!\x82\xd3\xe4\x93\x02\x1b\x12\x19/v1/invoices/{number}/pdf\x12\x8c\x01\n" +
+	"\x10ListDailyRevenue\x12-.orderflow.billing.v1.ListDailyRevenueRequest\x1a..orderflow.billing.v1.ListDailyRevenueResponse\"\x19\x82\xd3\xe4\x93\x02\x13\x12\x11/v1/revenue/dailyB;Z9github.com/orderflow/orderflow/proto/billing/v1;billingv1b\x06proto3"
 
 var (
 	file_billing_v1_billing_proto_rawDescOnce sync.Once
@@ -402,33 +619,39 @@ func file_billing_v1_billing_proto_rawDescGZIP() []byte {
 	return file_billing_v1_billing_proto_rawDescData
 }
 
-var file_billing_v1_billing_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_billing_v1_billing_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_billing_v1_billing_proto_goTypes = []any{
-	(*GetPaymentRequest)(nil),      // 0: orderflow.billing.v1.GetPaymentRequest
-	(*Payment)(nil),                // 1: orderflow.billing.v1.Payment
-	(*GetOrderInvoiceRequest)(nil), // 2: orderflow.billing.v1.GetOrderInvoiceRequest
-	(*GetInvoiceRequest)(nil),      // 3: orderflow.billing.v1.GetInvoiceRequest
-	(*Invoice)(nil),                // 4: orderflow.billing.v1.Invoice
-	(*timestamppb.Timestamp)(nil),  // 5: google.protobuf.Timestamp
-	(*httpbody.HttpBody)(nil),      // 6: google.api.HttpBody
+	(*GetPaymentRequest)(nil),        // 0: orderflow.billing.v1.GetPaymentRequest
+	(*Payment)(nil),                  // 1: orderflow.billing.v1.Payment
+	(*GetOrderInvoiceRequest)(nil),   // 2: orderflow.billing.v1.GetOrderInvoiceRequest
+	(*GetInvoiceRequest)(nil),        // 3: orderflow.billing.v1.GetInvoiceRequest
+	(*Invoice)(nil),                  // 4: orderflow.billing.v1.Invoice
+	(*ListDailyRevenueRequest)(nil),  // 5: orderflow.billing.v1.ListDailyRevenueRequest
+	(*DailyRevenue)(nil),             // 6: orderflow.billing.v1.DailyRevenue
+	(*ListDailyRevenueResponse)(nil), // 7: orderflow.billing.v1.ListDailyRevenueResponse
+	(*timestamppb.Timestamp)(nil),    // 8: google.protobuf.Timestamp
+	(*httpbody.HttpBody)(nil),        // 9: google.api.HttpBody
 }
 var file_billing_v1_billing_proto_depIdxs = []int32{
-	5, // 0: orderflow.billing.v1.Payment.updated_at:type_name -> google.protobuf.Timestamp
-	5, // 1: orderflow.billing.v1.Invoice.issued_at:type_name -> google.protobuf.Timestamp
-	5, // 2: orderflow.billing.v1.Invoice.voided_at:type_name -> google.protobuf.Timestamp
-	0, // 3: orderflow.billing.v1.BillingService.GetPayment:input_type -> orderflow.billing.v1.GetPaymentRequest
-	2, // 4: orderflow.billing.v1.BillingService.GetOrderInvoice:input_type -> orderflow.billing.v1.GetOrderInvoiceRequest
-	3, // 5: orderflow.billing.v1.BillingService.GetInvoice:input_type -> orderflow.billing.v1.GetInvoiceRequest
-	3, // 6: orderflow.billing.v1.BillingService.GetInvoicePDF:input_type -> orderflow.billing.v1.GetInvoiceRequest
-	1, // 7: orderflow.billing.v1.BillingService.GetPayment:output_type -> orderflow.billing.v1.Payment
-	4, // 8: orderflow.billing.v1.BillingService.GetOrderInvoice:output_type -> orderflow.billing.v1.Invoice
-	4, // 9: orderflow.billing.v1.BillingService.GetInvoice:output_type -> orderflow.billing.v1.Invoice
-	6, // 10: orderflow.billing.v1.BillingService.GetInvoicePDF:output_type -> google.api.HttpBody
-	7, // [7:11] is the sub-list for method output_type
-	3, // [3:7] is the sub-list for method input_type
-	3, // [3:3] is the sub-list for extension type_name
-	3, // [3:3] is the sub-list for extension extendee
-	0, // [0:3] is the sub-list for field type_name
+	8, // 0: orderflow.billing.v1.Payment.updated_at:type_name -> google.protobuf.Timestamp
+	8, // 1: orderflow.billing.v1.Invoice.issued_at:type_name -> google.protobuf.Timestamp
+	8, // 2: orderflow.billing.v1.Invoice.voided_at:type_name -> google.protobuf.Timestamp
+	6, // 3: orderflow.billing.v1.ListDailyRevenueResponse.days:type_name -> orderflow.billing.v1.DailyRevenue
+	0, // 4: orderflow.billing.v1.BillingService.GetPayment:input_type -> orderflow.billing.v1.GetPaymentRequest
+	2, // 5: orderflow.billing.v1.BillingService.GetOrderInvoice:input_type -> orderflow.billing.v1.GetOrderInvoiceRequest
+	3, // 6: orderflow.billing.v1.BillingService.GetInvoice:input_type -> orderflow.billing.v1.GetInvoiceRequest
+	3, // 7: orderflow.billing.v1.BillingService.GetInvoicePDF:input_type -> orderflow.billing.v1.GetInvoiceRequest
+	5, // 8: orderflow.billing.v1.BillingService.ListDailyRevenue:input_type -> orderflow.billing.v1.ListDailyRevenueRequest
+	1, // 9: orderflow.billing.v1.BillingService.GetPayment:output_type -> orderflow.billing.v1.Payment
+	4, // 10: orderflow.billing.v1.BillingService.GetOrderInvoice:output_type -> orderflow.billing.v1.Invoice
+	4, // 11: orderflow.billing.v1.BillingService.GetInvoice:output_type -> orderflow.billing.v1.Invoice
+	9, // 12: orderflow.billing.v1.BillingService.GetInvoicePDF:output_type -> google.api.HttpBody
+	7, // 13: orderflow.billing.v1.BillingService.ListDailyRevenue:output_type -> orderflow.billing.v1.ListDailyRevenueResponse
+	9, // [9:14] is the sub-list for method output_type
+	4, // [4:9] is the sub-list for method input_type
+	4, // [4:4] is the sub-list for extension type_name
+	4, // [4:4] is the sub-list for extension extendee
+	0, // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_billing_v1_billing_proto_init() }
@@ -442,7 +665,7 @@ func file_billing_v1_billing_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_billing_v1_billing_proto_rawDesc), len(file_billing_v1_billing_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   5,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

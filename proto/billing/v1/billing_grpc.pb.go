@@ -22,10 +22,11 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	BillingService_GetPayment_FullMethodName      = "/orderflow.billing.v1.BillingService/GetPayment"
-	BillingService_GetOrderInvoice_FullMethodName = "/orderflow.billing.v1.BillingService/GetOrderInvoice"
-	BillingService_GetInvoice_FullMethodName      = "/orderflow.billing.v1.BillingService/GetInvoice"
-	BillingService_GetInvoicePDF_FullMethodName   = "/orderflow.billing.v1.BillingService/GetInvoicePDF"
+	BillingService_GetPayment_FullMethodName       = "/orderflow.billing.v1.BillingService/GetPayment"
+	BillingService_GetOrderInvoice_FullMethodName  = "/orderflow.billing.v1.BillingService/GetOrderInvoice"
+	BillingService_GetInvoice_FullMethodName       = "/orderflow.billing.v1.BillingService/GetInvoice"
+	BillingService_GetInvoicePDF_FullMethodName    = "/orderflow.billing.v1.BillingService/GetInvoicePDF"
+	BillingService_ListDailyRevenue_FullMethodName = "/orderflow.billing.v1.BillingService/ListDailyRevenue"
 )
 
 // BillingServiceClient is the client API for BillingService service.
@@ -40,6 +41,9 @@ type BillingServiceClient interface {
 	GetInvoice(ctx context.Context, in *GetInvoiceRequest, opts ...grpc.CallOption) (*Invoice, error)
 	// The invoice as a PDF (application/pdf).
 	GetInvoicePDF(ctx context.Context, in *GetInvoiceRequest, opts ...grpc.CallOption) (*httpbody.HttpBody, error)
+	// Authorized and voided amounts per UTC day and currency, newest day first, from the
+	// revenue read model.
+	ListDailyRevenue(ctx context.Context, in *ListDailyRevenueRequest, opts ...grpc.CallOption) (*ListDailyRevenueResponse, error)
 }
 
 type billingServiceClient struct {
@@ -90,6 +94,16 @@ func (c *billingServiceClient) GetInvoicePDF(ctx context.Context, in *GetInvoice
 	return out, nil
 }
 
+func (c *billingServiceClient) ListDailyRevenue(ctx context.Context, in *ListDailyRevenueRequest, opts ...grpc.CallOption) (*ListDailyRevenueResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListDailyRevenueResponse)
+	err := c.cc.Invoke(ctx, BillingService_ListDailyRevenue_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // BillingServiceServer is the server API for BillingService service.
 // All implementations must embed UnimplementedBillingServiceServer
 // for forward compatibility.
@@ -102,6 +116,9 @@ type BillingServiceServer interface {
 	GetInvoice(context.Context, *GetInvoiceRequest) (*Invoice, error)
 	// The invoice as a PDF (application/pdf).
 	GetInvoicePDF(context.Context, *GetInvoiceRequest) (*httpbody.HttpBody, error)
+	// Authorized and voided amounts per UTC day and currency, newest day first, from the
+	// revenue read model.
+	ListDailyRevenue(context.Context, *ListDailyRevenueRequest) (*ListDailyRevenueResponse, error)
 	mustEmbedUnimplementedBillingServiceServer()
 }
 
@@ -123,6 +140,9 @@ func (UnimplementedBillingServiceServer) GetInvoice(context.Context, *GetInvoice
 }
 func (UnimplementedBillingServiceServer) GetInvoicePDF(context.Context, *GetInvoiceRequest) (*httpbody.HttpBody, error) {
 	return nil, status.Error(codes.Unimplemented, "method GetInvoicePDF not implemented")
+}
+func (UnimplementedBillingServiceServer) ListDailyRevenue(context.Context, *ListDailyRevenueRequest) (*ListDailyRevenueResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListDailyRevenue not implemented")
 }
 func (UnimplementedBillingServiceServer) mustEmbedUnimplementedBillingServiceServer() {}
 func (UnimplementedBillingServiceServer) testEmbeddedByValue()                        {}
@@ -217,6 +237,24 @@ func _BillingService_GetInvoicePDF_Handler(srv interface{}, ctx context.Context,
 	return interceptor(ctx, in, info, handler)
 }
 
+func _BillingService_ListDailyRevenue_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListDailyRevenueRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BillingServiceServer).ListDailyRevenue(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: BillingService_ListDailyRevenue_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BillingServiceServer).ListDailyRevenue(ctx, req.(*ListDailyRevenueRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // BillingService_ServiceDesc is the grpc.ServiceDesc for BillingService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -239,6 +277,10 @@ var BillingService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetInvoicePDF",
 			Handler:    _BillingService_GetInvoicePDF_Handler,
+		},
+		{
+			MethodName: "ListDailyRevenue",
+			Handler:    _BillingService_ListDailyRevenue_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -10,6 +10,7 @@ import (
 	"github.com/orderflow/orderflow/platform/config"
 	"github.com/orderflow/orderflow/platform/consumer"
 	"github.com/orderflow/orderflow/platform/kafka"
+	"github.com/orderflow/orderflow/platform/projection"
 	"github.com/orderflow/orderflow/services/billing/internal/adapters/provider"
 	"github.com/orderflow/orderflow/services/billing/internal/app"
 	"github.com/orderflow/orderflow/services/billing/internal/ports/events"
@@ -54,6 +55,7 @@ func Spec(version string, cfg *Config) boot.Spec {
 			{Topic: contract.TopicBillingPayments, Type: contract.InvoiceVoided},
 		},
 		ConsumerGroups: []string{events.PaymentsGroup},
+		Models:         []*projection.Model{events.Revenue()},
 		Wire: func(ctx context.Context, d *boot.Deps) ([]boot.Runner, error) {
 			a := app.New(d.Outbox, provider.NewLocal())
 			if err := billinghttp.Register(ctx, d.API, d.Pool, d.Log); err != nil {

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -48,15 +47,6 @@ type App struct {
 func New(pool *pgxpool.Pool, ob *outbox.Outbox, mailer smtp.Mailer, followUpDelay time.Duration, log *slog.Logger) *App {
 	return &App{pool: pool, outbox: ob, mailer: mailer, followUpDelay: followUpDelay, log: log,
 		now: func() time.Time { return time.Now().UTC().Truncate(time.Millisecond) }}
-}
-
-// Record puts an event on the timeline.
-func (a *App) Record(ctx context.Context, tx pgx.Tx, eventID, service, ceType, orderID string, at time.Time, detail string) error {
-	name := ceType
-	if parts := strings.Split(ceType, "."); len(parts) >= 2 {
-		name = parts[len(parts)-2]
-	}
-	return postgres.AddStep(ctx, tx, eventID, postgres.Step{OrderID: orderID, At: at, Service: service, Event: name, Detail: detail})
 }
 
 // Placed remembers who to write to about the order.

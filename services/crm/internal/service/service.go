@@ -12,6 +12,7 @@ import (
 	"github.com/orderflow/orderflow/platform/boot"
 	"github.com/orderflow/orderflow/platform/config"
 	"github.com/orderflow/orderflow/platform/kafka"
+	"github.com/orderflow/orderflow/platform/projection"
 	"github.com/orderflow/orderflow/services/crm/internal/adapters/smtp"
 	"github.com/orderflow/orderflow/services/crm/internal/app"
 	"github.com/orderflow/orderflow/services/crm/internal/ports/events"
@@ -60,6 +61,7 @@ func Spec(version string, cfg *Config) boot.Spec {
 			{Topic: contract.TopicCRMEngagements, Type: contract.CustomerNotified},
 		},
 		ConsumerGroups: []string{events.EngagementsGroup},
+		Models:         []*projection.Model{events.CustomerTimeline()},
 		Wire: func(ctx context.Context, d *boot.Deps) ([]boot.Runner, error) {
 			a := app.New(d.Pool, d.Outbox, smtp.Mailer{Addr: cfg.SMTPAddr, From: cfg.MailFrom}, cfg.FollowUpDelay, d.Log)
 			if err := crmhttp.Register(ctx, d.API, d.Pool, d.Log); err != nil {

@@ -10,6 +10,7 @@ import (
 	"github.com/orderflow/orderflow/platform/config"
 	"github.com/orderflow/orderflow/platform/consumer"
 	"github.com/orderflow/orderflow/platform/kafka"
+	"github.com/orderflow/orderflow/platform/projection"
 	"github.com/orderflow/orderflow/services/inventory/internal/app"
 	"github.com/orderflow/orderflow/services/inventory/internal/ports/events"
 	invhttp "github.com/orderflow/orderflow/services/inventory/internal/ports/http"
@@ -41,13 +42,14 @@ func Spec(version string, cfg *Config) boot.Spec {
 			{Topic: contract.TopicInventoryStock, Type: contract.StockLow},
 			{Topic: contract.TopicInventoryStock, Type: contract.StockReceived},
 		},
-		ConsumerGroups: []string{events.ReservationsGroup, events.AvailabilityGroup},
+		ConsumerGroups: []string{events.ReservationsGroup},
+		Models:         []*projection.Model{events.Availability()},
 		Wire: func(ctx context.Context, d *boot.Deps) ([]boot.Runner, error) {
 			a := app.New(d.Pool, d.Outbox)
 			if err := invhttp.Register(ctx, d.API, a, d.Pool, d.Log, cfg.AdminToken); err != nil {
 				return nil, err
 			}
-			// Both groups lock stock rows by SKU, which many orders share: one event per
+			// The group locks stock rows by SKU, which many orders share: one event per
 			// transaction, each locking its SKUs in order, cannot deadlock; batches could.
 			perEvent := consumer.Options{BatchSize: 1}
 			reservations, err := d.NewConsumerWith(events.ReservationsGroup, perEvent, events.ReservationTopics...)
@@ -55,12 +57,7 @@ func Spec(version string, cfg *Config) boot.Spec {
 				return nil, err
 			}
 			events.RegisterReservations(reservations, a)
-			availability, err := d.NewConsumerWith(events.AvailabilityGroup, perEvent, events.AvailabilityTopics...)
-			if err != nil {
-				return nil, err
-			}
-			events.RegisterAvailability(availability)
-			return []boot.Runner{reservations.Run, availability.Run}, nil
+			return []boot.Runner{reservations.Run}, nil
 		},
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/orderflow/orderflow/platform/boot"
 	"github.com/orderflow/orderflow/platform/config"
 	"github.com/orderflow/orderflow/platform/kafka"
+	"github.com/orderflow/orderflow/platform/projection"
 	"github.com/orderflow/orderflow/services/shop/internal/app"
 	"github.com/orderflow/orderflow/services/shop/internal/ports/events"
 	shophttp "github.com/orderflow/orderflow/services/shop/internal/ports/http"
@@ -35,7 +36,8 @@ func Spec(version string, cfg *Config) boot.Spec {
 			{Topic: contract.TopicShopOrders, Type: contract.OrderConfirmed},
 			{Topic: contract.TopicShopOrders, Type: contract.OrderCancelled},
 		},
-		ConsumerGroups: []string{events.WorkflowGroup, events.OrderViewGroup},
+		ConsumerGroups: []string{events.WorkflowGroup},
+		Models:         []*projection.Model{events.OrderView()},
 		Wire: func(ctx context.Context, d *boot.Deps) ([]boot.Runner, error) {
 			a := app.New(d.Pool, d.Outbox)
 			if err := shophttp.Register(ctx, d.API, a, d.Pool, d.Log, cfg.AdminToken); err != nil {
@@ -46,12 +48,7 @@ func Spec(version string, cfg *Config) boot.Spec {
 				return nil, err
 			}
 			events.RegisterWorkflow(workflow, a)
-			view, err := d.NewConsumer(events.OrderViewGroup, events.OrderViewTopics...)
-			if err != nil {
-				return nil, err
-			}
-			events.RegisterOrderView(view)
-			return []boot.Runner{workflow.Run, view.Run}, nil
+			return []boot.Runner{workflow.Run}, nil
 		},
 	}
 }

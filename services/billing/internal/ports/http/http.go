@@ -7,6 +7,8 @@ import (
 	"errors"
 	"log/slog"
 	"strconv"
+	"strings"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -76,6 +78,41 @@ func (s *Server) GetInvoicePDF(ctx context.Context, req *billingv1.GetInvoiceReq
 	}
 	api.SetHeader(ctx, "Content-Disposition", `inline; filename="`+req.GetNumber()+`.pdf"`)
 	return &httpbody.HttpBody{ContentType: "application/pdf", Data: body}, nil
+}
+
+// ListDailyRevenue implements billingv1.BillingServiceServer.
+func (s *Server) ListDailyRevenue(ctx context.Context, req *billingv1.ListDailyRevenueRequest) (*billingv1.ListDailyRevenueResponse, error) {
+	var f postgres.RevenueFilter
+	for _, d := range []struct {
+		field, value string
+		into         *time.Time
+	}{{"from", req.GetFrom(), &f.From}, {"to", req.GetTo(), &f.To}} {
+		if d.value == "" {
+			continue
+		}
+		t, err := time.Parse(time.DateOnly, d.value)
+		if err != nil {
+			return nil, api.Invalid(d.field, "%s %q is not a day as YYYY-MM-DD", d.field, d.value)
+		}
+		*d.into = t
+	}
+	if c := req.GetCurrency(); c != "" {
+		if len(c) != 3 || strings.ToUpper(c) != c {
+			return nil, api.Invalid("currency", "currency %q is not an ISO 4217 code such as EUR", c)
+		}
+		f.Currency = c
+	}
+	days, err := postgres.ListRevenue(ctx, s.pool, f)
+	if err != nil {
+		return nil, api.Unavailable(ctx, s.log, "read revenue", err)
+	}
+	out := &billingv1.ListDailyRevenueResponse{Days: make([]*billingv1.DailyRevenue, len(days))}
+	for i, d := range days {
+		out.Days[i] = &billingv1.DailyRevenue{Day: d.Day.Format(time.DateOnly), Currency: d.Currency,
+			Authorizations: d.Authorizations, AuthorizedMinor: d.AuthorizedMinor, Voids: d.Voids, VoidedMinor: d.VoidedMinor,
+			NetMinor: d.AuthorizedMinor - d.VoidedMinor}
+	}
+	return out, nil
 }
 
 func toProtoInvoice(inv postgres.Invoice) *billingv1.Invoice {

@@ -32,6 +32,7 @@ func PutContact(ctx context.Context, tx pgx.Tx, c Contact) error {
 
 // Step is one timeline entry.
 type Step struct {
+	EventID string    `json:"-"`
 	OrderID string    `json:"order_id"`
 	At      time.Time `json:"at"`
 	Service string    `json:"service"`
@@ -39,11 +40,21 @@ type Step struct {
 	Detail  string    `json:"detail,omitempty"`
 }
 
-// AddStep records an event on the timeline once per event id.
-func AddStep(ctx context.Context, tx pgx.Tx, eventID string, s Step) error {
-	_, err := tx.Exec(ctx, `INSERT INTO timeline (event_id, order_id, at, service, event, detail) VALUES ($1, $2, $3, $4, $5, $6)
-	                        ON CONFLICT (event_id) DO NOTHING`, eventID, s.OrderID, s.At, s.Service, s.Event, s.Detail)
-	return err
+// AddSteps records events on the timeline table named table (quoted), once per event
+// id, in one statement.
+func AddSteps(ctx context.Context, tx pgx.Tx, table string, steps []Step) error {
+	n := len(steps)
+	evs, orders, ats, services, names, details := make([]string, n), make([]string, n), make([]time.Time, n), make([]string, n), make([]string, n), make([]string, n)
+	for i, s := range steps {
+		evs[i], orders[i], ats[i], services[i], names[i], details[i] = s.EventID, s.OrderID, s.At, s.Service, s.Event, s.Detail
+	}
+	_, err := tx.Exec(ctx, fmt.Sprintf(`INSERT INTO %s (event_id, order_id, at, service, event, detail)
+	                                    SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::text[], $5::text[], $6::text[])
+	                                    ON CONFLICT (event_id) DO NOTHING`, table), evs, orders, ats, services, names, details)
+	if err != nil {
+		return fmt.Errorf("write timeline: %w", err)
+	}
+	return nil
 }
 
 // QueueEmail queues an e-mail about an order once per kind; a second one of the same kind

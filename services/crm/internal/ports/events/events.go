@@ -4,7 +4,6 @@ package events
 import (
 	"context"
 	"fmt"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -14,6 +13,8 @@ import (
 	"github.com/orderflow/orderflow/avro/logistics"
 	"github.com/orderflow/orderflow/avro/shop"
 	"github.com/orderflow/orderflow/platform/consumer"
+	platformevents "github.com/orderflow/orderflow/platform/events"
+	"github.com/orderflow/orderflow/platform/projection"
 	"github.com/orderflow/orderflow/services/crm/internal/adapters/postgres"
 	"github.com/orderflow/orderflow/services/crm/internal/app"
 )
@@ -22,58 +23,80 @@ import (
 // topic from the start.
 const EngagementsGroup = "crm.engagements"
 
-// Topics are what crm reads: every order-related topic.
-var Topics = []string{contract.TopicShopOrders, contract.TopicInventoryReservations, contract.TopicBillingPayments, contract.TopicLogisticsShipments}
+// Topics are what the engagements group reads.
+var Topics = []string{contract.TopicShopOrders, contract.TopicLogisticsShipments}
 
 func money(minor int64, cur string) string {
 	return fmt.Sprintf("%d.%02d %s", minor/100, minor%100, cur)
 }
 
-// Register routes every order event to the timeline and the e-mails.
+// Register routes the events that decide which e-mails an order gets.
 func Register(c *consumer.Consumer, a *app.App) {
-	rec := func(ctx context.Context, tx pgx.Tx, m consumer.Message, orderID string, at time.Time, detail string) error {
-		return a.Record(ctx, tx, m.ID, m.Source, m.Type, orderID, at, detail)
-	}
 	consumer.On(c, contract.OrderPlaced, func(ctx context.Context, tx pgx.Tx, m consumer.Message, e shop.OrderPlaced) error {
-		if err := a.Placed(ctx, tx, postgres.Contact{OrderID: e.OrderID, CustomerID: e.CustomerID, Email: e.CustomerEmail, Name: e.CustomerName}); err != nil {
-			return err
-		}
-		return rec(ctx, tx, m, e.OrderID, e.PlacedAt, money(e.TotalMinor, e.Currency))
+		return a.Placed(ctx, tx, postgres.Contact{OrderID: e.OrderID, CustomerID: e.CustomerID, Email: e.CustomerEmail, Name: e.CustomerName})
 	})
 	consumer.On(c, contract.OrderConfirmed, func(ctx context.Context, tx pgx.Tx, m consumer.Message, e shop.OrderConfirmed) error {
-		if err := a.Confirmed(ctx, tx, e.OrderID, money(e.TotalMinor, e.Currency)); err != nil {
-			return err
-		}
-		return rec(ctx, tx, m, e.OrderID, e.ConfirmedAt, "")
+		return a.Confirmed(ctx, tx, e.OrderID, money(e.TotalMinor, e.Currency))
 	})
 	consumer.On(c, contract.OrderCancelled, func(ctx context.Context, tx pgx.Tx, m consumer.Message, e shop.OrderCancelled) error {
-		if err := a.Cancelled(ctx, tx, e.OrderID, e.Reason, e.Detail); err != nil {
-			return err
-		}
-		return rec(ctx, tx, m, e.OrderID, e.CancelledAt, e.Reason)
+		return a.Cancelled(ctx, tx, e.OrderID, e.Reason, e.Detail)
 	})
 	consumer.On(c, contract.ShipmentDispatched, func(ctx context.Context, tx pgx.Tx, m consumer.Message, e logistics.ShipmentDispatched) error {
-		if err := a.Shipped(ctx, tx, m.Cause(), e.OrderID, e.Carrier, e.TrackingNumber, e.DispatchedAt); err != nil {
-			return err
+		return a.Shipped(ctx, tx, m.Cause(), e.OrderID, e.Carrier, e.TrackingNumber, e.DispatchedAt)
+	})
+}
+
+// CustomerTimeline is the read model behind GET /v1/customers/{id}/timeline: every event
+// about a customer's orders, one row per event.
+func CustomerTimeline() *projection.Model {
+	m := &projection.Model{
+		Name:   "customer-timeline",
+		Tables: []projection.Table{{Name: "timeline", Key: "event_id"}},
+		Topics: []string{contract.TopicShopOrders, contract.TopicInventoryReservations, contract.TopicBillingPayments, contract.TopicLogisticsShipments},
+		Apply:  applyTimeline,
+	}
+	projection.On[shop.OrderPlaced](m, contract.OrderPlaced)
+	projection.On[shop.OrderConfirmed](m, contract.OrderConfirmed)
+	projection.On[shop.OrderCancelled](m, contract.OrderCancelled)
+	projection.On[logistics.ShipmentDispatched](m, contract.ShipmentDispatched)
+	projection.On[logistics.ShipmentPrepared](m, contract.ShipmentPrepared)
+	projection.On[inventory.StockReserved](m, contract.StockReserved)
+	projection.On[inventory.StockRejected](m, contract.StockRejected)
+	projection.On[billing.PaymentAuthorized](m, contract.PaymentAuthorized)
+	projection.On[billing.PaymentFailed](m, contract.PaymentFailed)
+	projection.On[billing.InvoiceIssued](m, contract.InvoiceIssued)
+	return m
+}
+
+func applyTimeline(ctx context.Context, tx pgx.Tx, t projection.Tables, batch []projection.Event) error {
+	steps := make([]postgres.Step, 0, len(batch))
+	for _, e := range batch {
+		s := postgres.Step{EventID: e.ID, Service: e.Source, Event: platformevents.ShortName(e.Type)}
+		switch p := e.Payload.(type) {
+		case shop.OrderPlaced:
+			s.OrderID, s.At, s.Detail = p.OrderID, p.PlacedAt, money(p.TotalMinor, p.Currency)
+		case shop.OrderConfirmed:
+			s.OrderID, s.At = p.OrderID, p.ConfirmedAt
+		case shop.OrderCancelled:
+			s.OrderID, s.At, s.Detail = p.OrderID, p.CancelledAt, p.Reason
+		case logistics.ShipmentDispatched:
+			s.OrderID, s.At, s.Detail = p.OrderID, p.DispatchedAt, p.TrackingNumber
+		case logistics.ShipmentPrepared:
+			s.OrderID, s.At, s.Detail = p.OrderID, p.PreparedAt, p.TrackingNumber
+		case inventory.StockReserved:
+			s.OrderID, s.At = p.OrderID, p.ReservedAt
+		case inventory.StockRejected:
+			s.OrderID, s.At, s.Detail = p.OrderID, p.RejectedAt, p.Reason
+		case billing.PaymentAuthorized:
+			s.OrderID, s.At, s.Detail = p.OrderID, p.AuthorizedAt, money(p.AmountMinor, p.Currency)
+		case billing.PaymentFailed:
+			s.OrderID, s.At, s.Detail = p.OrderID, p.FailedAt, p.Reason
+		case billing.InvoiceIssued:
+			s.OrderID, s.At, s.Detail = p.OrderID, p.IssuedAt, p.InvoiceNumber
+		default:
+			return fmt.Errorf("customer timeline: no step for %T", e.Payload)
 		}
-		return rec(ctx, tx, m, e.OrderID, e.DispatchedAt, e.TrackingNumber)
-	})
-	consumer.On(c, contract.StockReserved, func(ctx context.Context, tx pgx.Tx, m consumer.Message, e inventory.StockReserved) error {
-		return rec(ctx, tx, m, e.OrderID, e.ReservedAt, "")
-	})
-	consumer.On(c, contract.StockRejected, func(ctx context.Context, tx pgx.Tx, m consumer.Message, e inventory.StockRejected) error {
-		return rec(ctx, tx, m, e.OrderID, e.RejectedAt, e.Reason)
-	})
-	consumer.On(c, contract.PaymentAuthorized, func(ctx context.Context, tx pgx.Tx, m consumer.Message, e billing.PaymentAuthorized) error {
-		return rec(ctx, tx, m, e.OrderID, e.AuthorizedAt, money(e.AmountMinor, e.Currency))
-	})
-	consumer.On(c, contract.PaymentFailed, func(ctx context.Context, tx pgx.Tx, m consumer.Message, e billing.PaymentFailed) error {
-		return rec(ctx, tx, m, e.OrderID, e.FailedAt, e.Reason)
-	})
-	consumer.On(c, contract.InvoiceIssued, func(ctx context.Context, tx pgx.Tx, m consumer.Message, e billing.InvoiceIssued) error {
-		return rec(ctx, tx, m, e.OrderID, e.IssuedAt, e.InvoiceNumber)
-	})
-	consumer.On(c, contract.ShipmentPrepared, func(ctx context.Context, tx pgx.Tx, m consumer.Message, e logistics.ShipmentPrepared) error {
-		return rec(ctx, tx, m, e.OrderID, e.PreparedAt, e.TrackingNumber)
-	})
+		steps = append(steps, s)
+	}
+	return postgres.AddSteps(ctx, tx, t.Of("timeline"), steps)
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -128,11 +129,32 @@ func Receive(ctx context.Context, tx pgx.Tx, receiptID, sku string, quantity int
 	return l, nil
 }
 
-// AddAvailability applies a delta to the availability read model.
-func AddAvailability(ctx context.Context, tx pgx.Tx, sku string, delta int) error {
-	_, err := tx.Exec(ctx, `INSERT INTO availability (sku, available, updated_at) VALUES ($1, $2, now())
-	                        ON CONFLICT (sku) DO UPDATE SET available = availability.available + $2, updated_at = now()`, sku, delta)
-	return err
+// AvailabilityDelta is the change of a SKU's availability from a batch of events, and
+// the time of the latest of them.
+type AvailabilityDelta struct {
+	SKU   string
+	Delta int
+	At    time.Time
+}
+
+// AddAvailability applies deltas to the availability table named table (quoted), in one
+// statement.
+func AddAvailability(ctx context.Context, tx pgx.Tx, table string, deltas []AvailabilityDelta) error {
+	if len(deltas) == 0 {
+		return nil
+	}
+	skus, ns, ats := make([]string, len(deltas)), make([]int32, len(deltas)), make([]time.Time, len(deltas))
+	for i, d := range deltas {
+		skus[i], ns[i], ats[i] = d.SKU, int32(d.Delta), d.At
+	}
+	_, err := tx.Exec(ctx, fmt.Sprintf(`INSERT INTO %s AS a (sku, available, updated_at)
+	                                    SELECT * FROM unnest($1::text[], $2::int[], $3::timestamptz[])
+	                                    ON CONFLICT (sku) DO UPDATE SET available = a.available + excluded.available,
+	                                        updated_at = GREATEST(a.updated_at, excluded.updated_at)`, table), skus, ns, ats)
+	if err != nil {
+		return fmt.Errorf("write availability: %w", err)
+	}
+	return nil
 }
 
 // Availability is one row of the read model.

@@ -3,6 +3,9 @@ package events
 
 import (
 	"context"
+	"maps"
+	"slices"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -12,22 +15,18 @@ import (
 	"github.com/orderflow/orderflow/avro/logistics"
 	"github.com/orderflow/orderflow/avro/shop"
 	"github.com/orderflow/orderflow/platform/consumer"
+	"github.com/orderflow/orderflow/platform/projection"
 	"github.com/orderflow/orderflow/services/inventory/internal/adapters/postgres"
 	"github.com/orderflow/orderflow/services/inventory/internal/app"
 	"github.com/orderflow/orderflow/services/inventory/internal/domain/stock"
 )
 
-// Consumer group names. Never rename one: a new name re-reads every topic from the start.
-const (
-	ReservationsGroup = "inventory.reservations"
-	AvailabilityGroup = "inventory.availability"
-)
+// ReservationsGroup is the consumer group that reserves and releases stock. Never
+// rename it: a new name re-reads every topic from the start.
+const ReservationsGroup = "inventory.reservations"
 
 // ReservationTopics are read by the reservations group.
 var ReservationTopics = []string{contract.TopicShopOrders, contract.TopicBillingPayments, contract.TopicLogisticsShipments}
-
-// AvailabilityTopics feed the availability read model.
-var AvailabilityTopics = []string{contract.TopicInventoryReservations, contract.TopicInventoryStock}
 
 // RegisterReservations routes the events that reserve, release and ship stock.
 func RegisterReservations(c *consumer.Consumer, a *app.App) {
@@ -49,25 +48,49 @@ func RegisterReservations(c *consumer.Consumer, a *app.App) {
 	})
 }
 
-// RegisterAvailability projects stock movements into the availability read model.
-func RegisterAvailability(c *consumer.Consumer) {
-	consumer.On(c, contract.StockReceived, func(ctx context.Context, tx pgx.Tx, m consumer.Message, e inventory.StockReceived) error {
-		return postgres.AddAvailability(ctx, tx, e.Sku, e.Quantity)
-	})
-	consumer.On(c, contract.StockReserved, func(ctx context.Context, tx pgx.Tx, m consumer.Message, e inventory.StockReserved) error {
-		for _, l := range e.Lines {
-			if err := postgres.AddAvailability(ctx, tx, l.Sku, -l.Quantity); err != nil {
-				return err
+// Availability is the read model behind GET /v1/stock/{sku}/availability: units
+// available per SKU, summed from StockReceived, StockReserved and StockReleased.
+func Availability() *projection.Model {
+	m := &projection.Model{
+		Name:   "availability",
+		Tables: []projection.Table{{Name: "availability", Key: "sku"}, {Name: "availability_events", Key: "event_id"}},
+		Topics: []string{contract.TopicInventoryReservations, contract.TopicInventoryStock},
+		Apply:  applyAvailability,
+	}
+	projection.On[inventory.StockReceived](m, contract.StockReceived)
+	projection.On[inventory.StockReserved](m, contract.StockReserved)
+	projection.On[inventory.StockReleased](m, contract.StockReleased)
+	return m
+}
+
+// applyAvailability sums the batch's deltas per SKU, counting each event id once.
+func applyAvailability(ctx context.Context, tx pgx.Tx, t projection.Tables, batch []projection.Event) error {
+	fresh, err := projection.FirstSeen(ctx, tx, t.Of("availability_events"), batch)
+	if err != nil {
+		return err
+	}
+	deltas := map[string]postgres.AvailabilityDelta{}
+	add := func(sku string, n int, at time.Time) {
+		d := deltas[sku]
+		d.SKU, d.Delta = sku, d.Delta+n
+		if at.After(d.At) {
+			d.At = at
+		}
+		deltas[sku] = d
+	}
+	for _, e := range fresh {
+		switch p := e.Payload.(type) {
+		case inventory.StockReceived:
+			add(p.Sku, p.Quantity, e.Time)
+		case inventory.StockReserved:
+			for _, l := range p.Lines {
+				add(l.Sku, -l.Quantity, e.Time)
+			}
+		case inventory.StockReleased:
+			for _, l := range p.Lines {
+				add(l.Sku, l.Quantity, e.Time)
 			}
 		}
-		return nil
-	})
-	consumer.On(c, contract.StockReleased, func(ctx context.Context, tx pgx.Tx, m consumer.Message, e inventory.StockReleased) error {
-		for _, l := range e.Lines {
-			if err := postgres.AddAvailability(ctx, tx, l.Sku, l.Quantity); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	}
+	return postgres.AddAvailability(ctx, tx, t.Of("availability"), slices.Collect(maps.Values(deltas)))
 }

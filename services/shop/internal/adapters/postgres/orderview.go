@@ -13,9 +13,10 @@ import (
 	"github.com/orderflow/orderflow/services/shop/internal/domain/order"
 )
 
-// The order view is a projection: only the event handlers in ports/events write it, one
-// event at a time inside the consumer's transaction, and every write is idempotent per
-// event id, so the view can be dropped and rebuilt from the topics.
+// The order view is a projection (platform/projection): only the order-view model in
+// ports/events writes it, a batch of events at a time, through WriteOrderView. Every
+// write is commutative and idempotent, so the view can be rebuilt from the topics read
+// in any interleaving.
 
 // ViewLine is a line of the order view.
 type ViewLine = order.Line
@@ -42,37 +43,84 @@ type TimelineStep struct {
 	Detail  string    `json:"detail,omitempty"`
 }
 
-// InsertView creates the view of a placed order (a replayed OrderPlaced changes nothing).
-func InsertView(ctx context.Context, tx pgx.Tx, v View) error {
-	lines, err := json.Marshal(v.Lines)
-	if err != nil {
-		return err
-	}
-	_, err = tx.Exec(ctx, `INSERT INTO order_view (order_id, customer_id, status, currency, total_minor, lines, placed_at, updated_at)
-	                       VALUES ($1, $2, $3, $4, $5, $6, $7, $7) ON CONFLICT (order_id) DO NOTHING`,
-		v.OrderID, v.CustomerID, v.Status, v.Currency, v.TotalMinor, lines, v.PlacedAt)
-	return err
+// ViewChange is what a batch of events does to one order's row: the placement (when the
+// batch holds its OrderPlaced) and the highest status it reached, with the reason of a
+// cancellation and the latest time of a status event.
+type ViewChange struct {
+	OrderID string
+	Placed  *View // customer, currency, total, lines and placed time
+	Status  string
+	Reason  string
+	At      time.Time
 }
 
-// SetViewStatus moves the view of an order to status, unless it is already final
-// (CANCELLED, or SHIPPED for anything but CANCELLED).
-func SetViewStatus(ctx context.Context, tx pgx.Tx, orderID, status, reason string, at time.Time) error {
-	var r *string
-	if reason != "" {
-		r = &reason
-	}
-	_, err := tx.Exec(ctx, `UPDATE order_view SET status = $2, reason = COALESCE($3, reason), updated_at = GREATEST(updated_at, $4)
-	                         WHERE order_id = $1 AND status <> 'CANCELLED' AND NOT (status = 'SHIPPED' AND $2 <> 'CANCELLED')`,
-		orderID, status, r, at)
-	return err
+// Step is a timeline entry of an event.
+type Step struct {
+	EventID string
+	OrderID string
+	TimelineStep
 }
 
-// AddStep appends an event to an order's timeline, once per event id.
-func AddStep(ctx context.Context, tx pgx.Tx, eventID, orderID string, s TimelineStep) error {
-	_, err := tx.Exec(ctx, `INSERT INTO order_timeline (event_id, order_id, at, service, event, detail)
-	                        VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (event_id) DO NOTHING`,
-		eventID, orderID, s.At, s.Service, s.Event, s.Detail)
-	return err
+// statusRank orders the statuses: a row only ever moves to a higher one.
+const statusRank = `array_position(ARRAY['PENDING', 'CONFIRMED', 'SHIPPED', 'CANCELLED'], %s)`
+
+// WriteOrderView applies changes and steps to the view and timeline tables named view
+// and timeline (quoted), with one statement each.
+func WriteOrderView(ctx context.Context, tx pgx.Tx, view, timeline string, changes []ViewChange, steps []Step) error {
+	if len(changes) > 0 {
+		n := len(changes)
+		ids, statuses, ats := make([]string, n), make([]string, n), make([]time.Time, n)
+		reasons, customers, currencies, lines := make([]*string, n), make([]*string, n), make([]*string, n), make([]*string, n)
+		totals, placed := make([]*int64, n), make([]*time.Time, n)
+		for i, c := range changes {
+			ids[i], statuses[i], ats[i] = c.OrderID, c.Status, c.At
+			if c.Reason != "" {
+				reasons[i] = &c.Reason
+			}
+			if p := c.Placed; p != nil {
+				l, err := json.Marshal(p.Lines)
+				if err != nil {
+					return err
+				}
+				ls := string(l)
+				customers[i], currencies[i], lines[i], totals[i], placed[i] = &p.CustomerID, &p.Currency, &ls, &p.TotalMinor, &p.PlacedAt
+			}
+		}
+		_, err := tx.Exec(ctx, fmt.Sprintf(`
+			INSERT INTO %[1]s AS v (order_id, customer_id, status, reason, currency, total_minor, lines, placed_at, updated_at)
+			SELECT o, c, s, r, cur, t, l::jsonb, p, u
+			  FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::text[], $8::timestamptz[], $9::timestamptz[])
+			       AS x (o, c, s, r, cur, t, l, p, u)
+			ON CONFLICT (order_id) DO UPDATE SET
+			    customer_id = COALESCE(v.customer_id, excluded.customer_id),
+			    currency    = COALESCE(v.currency, excluded.currency),
+			    total_minor = COALESCE(v.total_minor, excluded.total_minor),
+			    lines       = COALESCE(v.lines, excluded.lines),
+			    placed_at   = COALESCE(v.placed_at, excluded.placed_at),
+			    status      = CASE WHEN %[2]s > %[3]s THEN excluded.status ELSE v.status END,
+			    reason      = COALESCE(v.reason, excluded.reason),
+			    updated_at  = GREATEST(v.updated_at, excluded.updated_at)`,
+			view, fmt.Sprintf(statusRank, "excluded.status"), fmt.Sprintf(statusRank, "v.status")),
+			ids, customers, statuses, reasons, currencies, totals, lines, placed, ats)
+		if err != nil {
+			return fmt.Errorf("write order view: %w", err)
+		}
+	}
+	if len(steps) > 0 {
+		n := len(steps)
+		evs, orders, services, names, details, ats := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]time.Time, n)
+		for i, s := range steps {
+			evs[i], orders[i], services[i], names[i], details[i], ats[i] = s.EventID, s.OrderID, s.Service, s.Event, s.Detail, s.At
+		}
+		_, err := tx.Exec(ctx, fmt.Sprintf(`
+			INSERT INTO %s (event_id, order_id, at, service, event, detail)
+			SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::text[], $5::text[], $6::text[])
+			ON CONFLICT (event_id) DO NOTHING`, timeline), evs, orders, ats, services, names, details)
+		if err != nil {
+			return fmt.Errorf("write order timeline: %w", err)
+		}
+	}
+	return nil
 }
 
 // ErrNotInView reports an order the view does not (yet) know.
@@ -86,7 +134,7 @@ func GetView(ctx context.Context, pool *pgxpool.Pool, id string) (View, error) {
 		lines  []byte
 	)
 	err := pool.QueryRow(ctx, `SELECT order_id::text, customer_id, status, reason, currency, total_minor, lines, placed_at, updated_at
-	                             FROM order_view WHERE order_id = $1`, id).
+	                             FROM order_view WHERE order_id = $1 AND placed_at IS NOT NULL`, id).
 		Scan(&v.OrderID, &v.CustomerID, &v.Status, &reason, &v.Currency, &v.TotalMinor, &lines, &v.PlacedAt, &v.UpdatedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return View{}, ErrNotInView
@@ -126,7 +174,7 @@ type ListFilter struct {
 func ListViews(ctx context.Context, pool *pgxpool.Pool, f ListFilter) ([]View, error) {
 	rows, err := pool.Query(ctx, `SELECT order_id::text, customer_id, status, COALESCE(reason, ''), currency, total_minor, lines, placed_at, updated_at
 	                                FROM order_view
-	                               WHERE ($1 = '' OR customer_id = $1) AND ($2 = '' OR status = $2)
+	                               WHERE placed_at IS NOT NULL AND ($1 = '' OR customer_id = $1) AND ($2 = '' OR status = $2)
 	                                 AND ($3::timestamptz IS NULL OR (placed_at, order_id) < ($3, $4::uuid))
 	                               ORDER BY placed_at DESC, order_id DESC LIMIT $5`,
 		f.CustomerID, f.Status, nullTime(f.AfterPlaced), nullUUID(f.AfterID), f.Limit)
