@@ -216,6 +216,10 @@ func swapLock(model string) int64    { return lockID("swap", model) }
 func runLock(model string) int64     { return lockID("run", model) }
 func rebuildLock(model string) int64 { return lockID("rebuild", model) }
 
+// RebuildLockID is the session advisory lock a rebuild of model holds in its database.
+// Operators can see who holds it in pg_locks; tests hold it to play a second process.
+func RebuildLockID(model string) int64 { return rebuildLock(model) }
+
 // RecordError names a record that cannot be applied: it does not decode, or fails
 // validation.
 type RecordError struct {
