@@ -368,24 +368,35 @@ ORDERFLOW_FOLLOWUP_DELAY=${ORDERFLOW_FOLLOWUP_DELAY:-30s}
 ENV
 }
 
-services_up() {
-  log "building services"
-  mkdir -p "$STACK/bin"
+build_services() { # build_services NAME...: the binaries, with the version stamped in
+  mkdir -p "$STACK/bin" "$STACK/logs"
   local version
   version=$(git -C "$ROOT" describe --tags --always --dirty 2>/dev/null || echo dev)
-  (cd "$ROOT" && for s in "${SERVICES[@]}"; do
+  (cd "$ROOT" && for s in "$@"; do
      go build -ldflags "-X main.version=$version" -o "$STACK/bin/$s" "./services/$s/cmd/$s" || exit 1
    done) \
     >"$STACK/logs/build-services.log" 2>&1 || die "service build failed; see $STACK/logs/build-services.log"
+}
+
+write_env() { # write_env NAME: the service's environment file; prints its path
+  # The environment goes through a private file, not the command line, where every
+  # user of the machine could read the passwords in it.
+  mkdir -p "$STACK/run"
+  local envfile="$STACK/run/$1.env"
+  (umask 077; service_env "$1" | sed "s/=\(.*\)/='\1'/" >"$envfile")
+  echo "$envfile"
+}
+
+services_up() {
+  log "building services"
+  build_services "${SERVICES[@]}"
   local s
   for s in "${SERVICES[@]}"; do
     running "$s" && continue
     port_free "$(service_port "$s")" "$s"
     log "starting $s on 127.0.0.1:$(service_port "$s")"
-    # The environment goes through a private file, not the command line, where every
-    # user of the machine could read the passwords in it.
-    local envfile="$STACK/run/$s.env"
-    (umask 077; service_env "$s" | sed "s/=\(.*\)/='\1'/" >"$envfile")
+    local envfile
+    envfile=$(write_env "$s")
     start_bg "$s" bash -c "set -a; . '$envfile'; set +a; exec '$STACK/bin/$s' serve"
   done
   for s in "${SERVICES[@]}"; do
@@ -492,8 +503,9 @@ cmd_run() { # cmd_run NAME ARGS...: run a subcommand of a service's binary (repl
   local svc=${1:-}
   service_port "$svc" >/dev/null 2>&1 || die "unknown service ${svc:-(none)}; services: ${SERVICES[*]}"
   shift
-  local envfile="$STACK/run/$svc.env"
-  [[ -x $STACK/bin/$svc && -f $envfile ]] || die "$svc was never started by 'up'; run '$0 up' first"
+  [[ -x $STACK/bin/$svc ]] || build_services "$svc"
+  local envfile
+  envfile=$(write_env "$svc")
   (set -a; . "$envfile"; set +a; exec "$STACK/bin/$svc" "$@")
 }
 

@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -133,6 +134,14 @@ func Run(ctx context.Context, spec Spec, cfg Configurable, args []string, stdout
 	}
 	base := cfg.BaseConfig()
 	log := telemetry.NewLogger(stderr, spec.Name, level(base.LogLevel))
+	if path := os.Getenv("ORDERFLOW_CPU_PROFILE"); path != "" { // for `go tool pprof`; see the README
+		stop, err := startCPUProfile(path)
+		if err != nil {
+			fmt.Fprintf(stderr, "%s: ORDERFLOW_CPU_PROFILE: %v\n", spec.Name, err)
+			return 2
+		}
+		defer stop()
+	}
 	var err error
 	switch cmd {
 	case "serve":
@@ -157,6 +166,19 @@ func Run(ctx context.Context, spec Spec, cfg Configurable, args []string, stdout
 		log.Error("exiting", "err", err)
 		return 1
 	}
+}
+
+// startCPUProfile writes a CPU profile of the whole run to path.
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
 func level(s string) slog.Level {

@@ -57,6 +57,12 @@ type Table struct {
 	// Key lists the columns that identify a row, comma-separated; Verify orders and
 	// compares rows by it.
 	Key string
+	// AppendOnly declares a table whose rows are only ever inserted, one per Key, with
+	// copies of the same key identical (a row per event id). A rebuild then fills its
+	// shadow without the unique index on Key, Tables.Bulk reports it so Apply writes with
+	// COPY instead of INSERT ... ON CONFLICT, and the rebuild removes duplicates before it
+	// builds the index. Random keys (UUIDs) make the index the dearest part of a rebuild.
+	AppendOnly bool
 }
 
 // Event is a decoded record.
@@ -73,17 +79,30 @@ type Event struct {
 
 // Tables names the physical tables a batch writes to: the live tables, or their shadow
 // copies during a rebuild. Apply must name its tables through it, never literally.
-type Tables map[string]string
+type Tables struct {
+	names map[string]string
+	bulk  map[string]bool
+}
 
 // Of returns the quoted physical name of the model's table live. An unknown name panics:
 // it is a programming error that every test of the model hits.
 func (t Tables) Of(live string) string {
-	p, ok := t[live]
+	return pgx.Identifier{t.Name(live)}.Sanitize()
+}
+
+// Name returns the physical name of the model's table live, unquoted (for CopyFrom).
+func (t Tables) Name(live string) string {
+	p, ok := t.names[live]
 	if !ok {
 		panic(fmt.Sprintf("projection: table %q is not declared by the model", live))
 	}
-	return pgx.Identifier{p}.Sanitize()
+	return p
 }
+
+// Bulk reports that the AppendOnly table live has no unique index on its key right now:
+// write its rows with COPY (pgx CopyFrom), without conflict handling; duplicates are
+// removed before the index is built.
+func (t Tables) Bulk(live string) bool { return t.bulk[live] }
 
 // ApplyFunc writes a batch of events into the tables named by t, inside tx. Events of one
 // partition come in offset order; events of different partitions in no particular order.
@@ -161,18 +180,20 @@ func (m *Model) Validate() error {
 
 // live returns the live table names.
 func (m *Model) live() Tables {
-	t := Tables{}
+	t := Tables{names: map[string]string{}}
 	for _, tb := range m.Tables {
-		t[tb.Name] = tb.Name
+		t.names[tb.Name] = tb.Name
 	}
 	return t
 }
 
-// shadow returns the shadow table names.
-func (m *Model) shadow() Tables {
-	t := Tables{}
+// shadow returns the shadow table names; bulk says whether append-only tables are still
+// without their key index.
+func (m *Model) shadow(bulk bool) Tables {
+	t := Tables{names: map[string]string{}, bulk: map[string]bool{}}
 	for _, tb := range m.Tables {
-		t[tb.Name] = shadowName(tb.Name)
+		t.names[tb.Name] = shadowName(tb.Name)
+		t.bulk[tb.Name] = bulk && tb.AppendOnly
 	}
 	return t
 }

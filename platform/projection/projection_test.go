@@ -51,13 +51,16 @@ func newFixture(t *testing.T) *fixture {
 	_, err := f.pool.Exec(context.Background(), `
 		CREATE TABLE totals (key text PRIMARY KEY, total bigint NOT NULL, note text, last_at timestamptz NOT NULL);
 		CREATE INDEX totals_by_total ON totals (total, key);
-		CREATE TABLE totals_seen (event_id uuid PRIMARY KEY)`)
+		CREATE TABLE totals_seen (event_id uuid PRIMARY KEY);
+		CREATE TABLE totals_log (event_id uuid PRIMARY KEY, key text NOT NULL, amount bigint NOT NULL, at timestamptz NOT NULL);
+		CREATE INDEX totals_log_key ON totals_log (key, at)`)
 	if err != nil {
 		t.Fatal(err)
 	}
 	f.model = &Model{
-		Name:   "totals",
-		Tables: []Table{{Name: "totals", Key: "key"}, {Name: "totals_seen", Key: "event_id"}},
+		Name: "totals",
+		Tables: []Table{{Name: "totals", Key: "key"}, {Name: "totals_seen", Key: "event_id"},
+			{Name: "totals_log", Key: "event_id", AppendOnly: true}},
 		Topics: f.topics,
 		Apply:  applyTotals,
 	}
@@ -66,6 +69,14 @@ func newFixture(t *testing.T) *fixture {
 }
 
 func applyTotals(ctx context.Context, tx pgx.Tx, t Tables, batch []Event) error {
+	log := make([][]any, len(batch))
+	for i, e := range batch {
+		th := e.Payload.(testevent.ThingV2)
+		log[i] = []any{e.ID, th.ID, th.Amount, e.Time}
+	}
+	if err := Append(ctx, tx, t, "totals_log", []string{"event_id", "key", "amount", "at"}, log); err != nil {
+		return err
+	}
 	fresh, err := FirstSeen(ctx, tx, t.Of("totals_seen"), batch)
 	if err != nil {
 		return err
@@ -264,6 +275,21 @@ func TestDuplicateEventsAreAppliedOnce(t *testing.T) {
 	}
 	want["dup"] = 7
 	f.waitTotals(want)
+	// A rebuild writes the log with COPY, both copies included, and removes one before
+	// it builds the key.
+	res, err := Rebuild(context.Background(), f.deps, f.model, Options{})
+	if err != nil || !res.Swapped {
+		t.Fatalf("rebuild: %+v %v", res, err)
+	}
+	f.waitTotals(want)
+	var logged int
+	if err := f.pool.QueryRow(context.Background(), `SELECT count(*) FROM totals_log WHERE key = 'dup'`).Scan(&logged); err != nil || logged != 1 {
+		t.Fatalf("log rows of the duplicated event: %d (%v), want 1", logged, err)
+	}
+	res, err = Rebuild(context.Background(), f.deps, f.model, Options{Verify: true})
+	if err != nil || !res.Report.Identical {
+		t.Fatalf("verify after a rebuild with duplicates: %+v %v", res, err)
+	}
 }
 
 func TestRebuildVerifySwap(t *testing.T) {
@@ -302,7 +328,7 @@ func TestRebuildVerifySwap(t *testing.T) {
 	if fmt.Sprint(got) != fmt.Sprint(wantDiff) {
 		t.Fatalf("differences: got %v, want %v", got, wantDiff)
 	}
-	if tables := f.tables(); fmt.Sprint(tables) != "[totals totals_seen]" {
+	if tables := f.tables(); fmt.Sprint(tables) != "[totals totals_log totals_seen]" {
 		t.Fatalf("verify left tables behind: %v", tables)
 	}
 
@@ -357,6 +383,19 @@ func TestRebuildVerifySwap(t *testing.T) {
 	if fmt.Sprint(idx) != "[totals_by_total totals_pkey]" {
 		t.Fatalf("indexes after the swap: %v", idx)
 	}
+	rows, err = f.pool.Query(ctx, `SELECT conname FROM pg_constraint WHERE conrelid = 'totals_log'::regclass ORDER BY 1`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cons, _ := pgx.CollectRows(rows, pgx.RowTo[string])
+	rows, err = f.pool.Query(ctx, `SELECT indexname FROM pg_indexes WHERE tablename = 'totals_log' ORDER BY 1`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idx, _ = pgx.CollectRows(rows, pgx.RowTo[string])
+	if fmt.Sprint(cons) != "[totals_log_pkey]" || fmt.Sprint(idx) != "[totals_log_key totals_log_pkey]" {
+		t.Fatalf("append-only table after the swap: constraints %v, indexes %v", cons, idx)
+	}
 	var logged string
 	if err := f.pool.QueryRow(ctx, `SELECT relpersistence::text FROM pg_class WHERE relname = 'totals'`).Scan(&logged); err != nil || logged != "p" {
 		t.Fatalf("swapped table persistence %q (%v), want p (logged)", logged, err)
@@ -379,7 +418,7 @@ func TestSecondRebuildIsRefused(t *testing.T) {
 	if !errors.As(err, &running) || !strings.Contains(err.Error(), "already running") {
 		t.Fatalf("got %v, want a RunningError", err)
 	}
-	if tables := f.tables(); fmt.Sprint(tables) != "[totals totals_seen]" {
+	if tables := f.tables(); fmt.Sprint(tables) != "[totals totals_log totals_seen]" {
 		t.Fatalf("a refused rebuild touched the tables: %v", tables)
 	}
 }
@@ -408,7 +447,7 @@ func TestUndecodableRecordStopsRebuildOrIsDeadLettered(t *testing.T) {
 	if !errors.As(err, &re) || re.Topic != f.topics[1] || re.Partition != badRec.Partition || re.Offset != badRec.Offset {
 		t.Fatalf("got %v, want the record error of %s/%d@%d", err, f.topics[1], badRec.Partition, badRec.Offset)
 	}
-	if tables := f.tables(); fmt.Sprint(tables) != "[totals totals_seen]" {
+	if tables := f.tables(); fmt.Sprint(tables) != "[totals totals_log totals_seen]" {
 		t.Fatalf("a failed rebuild left tables behind: %v", tables)
 	}
 	f.waitTotals(want) // live model untouched
@@ -441,7 +480,7 @@ func TestInterruptedRebuildLeavesLiveModelAlone(t *testing.T) {
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("got %v, want context.Canceled", err)
 	}
-	if tables := f.tables(); fmt.Sprint(tables) != "[totals totals_seen]" {
+	if tables := f.tables(); fmt.Sprint(tables) != "[totals totals_log totals_seen]" {
 		t.Fatalf("an interrupted rebuild left tables behind: %v", tables)
 	}
 	f.waitTotals(want)

@@ -21,6 +21,15 @@ type offsets map[position]int64
 // topics.
 func bounds(ctx context.Context, client *kgo.Client, topics []string) (start, end offsets, err error) {
 	adm := kadm.NewClient(client)
+	details, err := adm.ListTopics(ctx, topics...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("describe topics %v: %w", topics, err)
+	}
+	for _, t := range topics {
+		if d, ok := details[t]; !ok || d.Err != nil {
+			return nil, nil, fmt.Errorf("topic %s does not exist yet: the service that owns it creates it when it first starts", t)
+		}
+	}
 	so, err := adm.ListStartOffsets(ctx, topics...)
 	if err == nil {
 		err = so.Error()
@@ -38,11 +47,6 @@ func bounds(ctx context.Context, client *kgo.Client, topics []string) (start, en
 	start, end = offsets{}, offsets{}
 	so.Each(func(o kadm.ListedOffset) { start[position{o.Topic, o.Partition}] = o.Offset })
 	eo.Each(func(o kadm.ListedOffset) { end[position{o.Topic, o.Partition}] = o.Offset })
-	for _, t := range topics {
-		if _, ok := so[t]; !ok {
-			return nil, nil, fmt.Errorf("topic %s does not exist", t)
-		}
-	}
 	return start, end, nil
 }
 

@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -73,6 +75,12 @@ type Result struct {
 	DeadLettered int64         `json:"dead_lettered"`
 	Duration     time.Duration `json:"duration_ns"`
 	Rate         float64       `json:"records_per_second"`
+	// ReadWait is how long writing waited for records to be fetched and decoded;
+	// WriteTime is how long it spent in its transactions. Their sum is most of Duration.
+	ReadWait  time.Duration `json:"read_wait_ns"`
+	WriteTime time.Duration `json:"write_ns"`
+	// IndexTime is how long building the shadow tables' deferred keys and indexes took.
+	IndexTime time.Duration `json:"index_ns"`
 	// Swapped is true when the rebuilt version replaced the live one; Epoch is then the
 	// model's new epoch.
 	Swapped bool  `json:"swapped"`
@@ -165,7 +173,7 @@ func Begin(ctx context.Context, d Deps, m *Model, o Options) (*Build, error) {
 		conn.Release()
 		return nil, &RunningError{Model: m.Name}
 	}
-	bd := &Build{conn: conn, b: &builder{d: d, m: m, o: o, started: time.Now(), log: d.Log.With("read_model", m.Name)}}
+	bd := &Build{conn: conn, b: &builder{d: d, m: m, o: o, started: time.Now(), log: d.Log.With("read_model", m.Name), bulk: true}}
 	if err := bd.b.createShadow(ctx); err != nil {
 		bd.b.dropShadow()
 		bd.release()
@@ -212,16 +220,128 @@ type builder struct {
 	// pending holds records read past the live model's offsets during a verification.
 	pending  []Event
 	lastTick time.Time
+
+	deferred            []string      // definitions of the indexes built at the end
+	keys                []deferredKey // unique constraints of append-only tables, added at the end
+	bulk                bool          // append-only shadows have no key index yet
+	chunks              <-chan polled
+	readWait, writeTime time.Duration
+	indexTime           time.Duration
 }
 
 func (b *builder) createShadow(ctx context.Context) error {
 	b.dropShadowCtx(ctx)
 	for _, t := range b.m.Tables {
 		live, shadow := pgx.Identifier{t.Name}.Sanitize(), pgx.Identifier{shadowName(t.Name)}.Sanitize()
-		// Unlogged while filling: no WAL for rows that are thrown away if anything fails.
-		if _, err := b.d.Pool.Exec(ctx, fmt.Sprintf(`CREATE UNLOGGED TABLE %s (LIKE %s INCLUDING ALL)`, shadow, live)); err != nil {
+		// Logged from the start: COPY into a logged table costs less than rewriting an
+		// unlogged one into the WAL at the end (measured with make bench-replay).
+		if _, err := b.d.Pool.Exec(ctx, fmt.Sprintf(`CREATE TABLE %s (LIKE %s INCLUDING ALL)`, shadow, live)); err != nil {
 			return fmt.Errorf("create shadow of %s: %w", t.Name, err)
 		}
+		// Secondary indexes are built once at the end, which is several times faster than
+		// maintaining them row by row. Unique ones stay for the upserts that need them,
+		// except on append-only tables, which are written with COPY.
+		if t.AppendOnly {
+			rows, err := b.d.Pool.Query(ctx, `SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint
+			                                   WHERE conrelid = $1::regclass AND contype IN ('p', 'u')`, shadow)
+			if err != nil {
+				return fmt.Errorf("constraints of shadow of %s: %w", t.Name, err)
+			}
+			cons, err := pgx.CollectRows(rows, scanPair)
+			if err != nil {
+				return fmt.Errorf("constraints of shadow of %s: %w", t.Name, err)
+			}
+			for _, c := range cons {
+				if _, err := b.d.Pool.Exec(ctx, fmt.Sprintf(`ALTER TABLE %s DROP CONSTRAINT %s`, shadow, ident(c[0]))); err != nil {
+					return fmt.Errorf("defer constraint %s: %w", c[0], err)
+				}
+				b.keys = append(b.keys, deferredKey{table: t, add: fmt.Sprintf(`ALTER TABLE %s ADD CONSTRAINT %s %s`, shadow, ident(c[0]), c[1])})
+			}
+		}
+		rows, err := b.d.Pool.Query(ctx, `SELECT c.relname, pg_get_indexdef(i.indexrelid)
+		                                     FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+		                                    WHERE i.indrelid = $1::regclass AND (NOT i.indisunique OR $2)
+		                                      AND NOT EXISTS (SELECT FROM pg_constraint WHERE conindid = i.indexrelid)`, shadow, t.AppendOnly)
+		if err != nil {
+			return fmt.Errorf("indexes of shadow of %s: %w", t.Name, err)
+		}
+		idx, err := pgx.CollectRows(rows, scanPair)
+		if err != nil {
+			return fmt.Errorf("indexes of shadow of %s: %w", t.Name, err)
+		}
+		for _, ix := range idx {
+			if _, err := b.d.Pool.Exec(ctx, `DROP INDEX `+ident(ix[0])); err != nil {
+				return fmt.Errorf("defer index %s: %w", ix[0], err)
+			}
+			b.deferred = append(b.deferred, ix[1])
+		}
+	}
+	return nil
+}
+
+func scanPair(r pgx.CollectableRow) ([2]string, error) {
+	var p [2]string
+	err := r.Scan(&p[0], &p[1])
+	return p, err
+}
+
+// deferredKey is a unique constraint of an append-only table, added back at the end.
+type deferredKey struct {
+	table Table
+	add   string
+}
+
+// addKey adds a deferred unique constraint, first removing the duplicate rows a double
+// publication left (any copy will do: copies of a key are identical).
+func addKey(ctx context.Context, q txBeginner, k deferredKey) error {
+	err := pgx.BeginFunc(ctx, q, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, k.add)
+		return err
+	})
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || pgErr.Code != "23505" {
+		return err
+	}
+	var cols []string
+	for _, c := range strings.Split(k.table.Key, ",") {
+		cols = append(cols, strings.TrimSpace(c))
+	}
+	return pgx.BeginFunc(ctx, q, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, fmt.Sprintf(`DELETE FROM %[1]s a USING %[1]s b WHERE (a.%[2]s) = (b.%[3]s) AND a.ctid > b.ctid`,
+			ident(shadowName(k.table.Name)), strings.Join(cols, ", a."), strings.Join(cols, ", b."))); err != nil {
+			return fmt.Errorf("remove duplicates of %s: %w", k.table.Name, err)
+		}
+		_, err := tx.Exec(ctx, k.add)
+		return err
+	})
+}
+
+// finishShadow builds the shadow tables' deferred keys and indexes, outside the
+// exclusive lock; the few records applied after it maintain them as usual.
+func (b *builder) finishShadow(ctx context.Context) error {
+	conn, err := b.d.Pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, `SET maintenance_work_mem = '256MB'`); err != nil {
+		return err
+	}
+	defer func() { _, _ = conn.Exec(context.Background(), `RESET maintenance_work_mem`) }()
+	for _, k := range b.keys {
+		start := time.Now()
+		if err := addKey(ctx, conn, k); err != nil {
+			return fmt.Errorf("build key of %s: %w", k.table.Name, err)
+		}
+		b.log.InfoContext(ctx, "shadow key built", "statement", k.add, "took", time.Since(start).String())
+	}
+	b.bulk = false
+	for _, def := range b.deferred {
+		start := time.Now()
+		if _, err := conn.Exec(ctx, def); err != nil {
+			return fmt.Errorf("build index: %s: %w", def, err)
+		}
+		b.log.InfoContext(ctx, "shadow index built", "index", def, "took", time.Since(start).String())
 	}
 	return nil
 }
@@ -274,10 +394,14 @@ func (b *builder) run(ctx context.Context) (*Result, error) {
 		return nil, err
 	}
 	defer rd.close()
+	// Reading and decoding the next chunk overlaps with writing this one.
+	pctx, stop := context.WithCancel(ctx)
+	defer stop()
+	b.chunks = prefetch(pctx, rd, b.o.BatchSize)
 
 	// Catch up with the head (or the live model's offsets) without blocking anyone.
 	for b.remaining(b.target(live)) > b.o.CatchUp {
-		if err := b.step(ctx, rd, b.d.Pool, live, b.o.BatchSize); err != nil {
+		if err := b.step(ctx, b.d.Pool, live); err != nil {
 			return nil, err
 		}
 		if b.o.Verify {
@@ -287,15 +411,44 @@ func (b *builder) run(ctx context.Context) (*Result, error) {
 		}
 		b.tick(PhaseRebuilding, b.target(live))
 	}
-	if !b.o.Verify {
-		// Write the shadow tables to the WAL now, outside the exclusive lock.
-		for _, t := range b.m.Tables {
-			if _, err := b.d.Pool.Exec(ctx, `ALTER TABLE `+pgx.Identifier{shadowName(t.Name)}.Sanitize()+` SET LOGGED`); err != nil {
-				return nil, fmt.Errorf("log shadow of %s: %w", t.Name, err)
+	if !b.o.Verify { // a verification compares and drops: it needs neither
+		start := time.Now()
+		if err := b.finishShadow(ctx); err != nil {
+			return nil, err
+		}
+		b.indexTime = time.Since(start)
+	}
+	return b.finish(ctx)
+}
+
+// polled is a chunk or the error that ended reading.
+type polled struct {
+	c   *chunk
+	err error
+}
+
+// prefetch polls rd in its own goroutine and hands over chunks that hold records, one
+// ahead of the writer, until ctx ends or a poll fails.
+func prefetch(ctx context.Context, rd *reader, max int) <-chan polled {
+	out := make(chan polled, 1)
+	go func() {
+		defer close(out)
+		for {
+			c, err := rd.poll(ctx, 500*time.Millisecond, max, nil)
+			if err == nil && c.records == 0 {
+				continue
+			}
+			select {
+			case out <- polled{c, err}:
+			case <-ctx.Done():
+				return
+			}
+			if err != nil {
+				return
 			}
 		}
-	}
-	return b.finish(ctx, rd)
+	}()
+	return out
 }
 
 // clampToLive makes every partition the live model has never read count as read up to
@@ -325,12 +478,27 @@ func (b *builder) remaining(target offsets) int64 {
 	return n
 }
 
-// step reads one chunk and applies what is below the target in one transaction on q.
-func (b *builder) step(ctx context.Context, rd *reader, q txBeginner, live state, max int) error {
-	c, err := rd.poll(ctx, 500*time.Millisecond, max, nil)
-	if err != nil {
-		return err
+// step takes the next chunk (waiting up to half a second for one) and applies what is
+// below the target in one transaction on q.
+func (b *builder) step(ctx context.Context, q txBeginner, live state) error {
+	waited := time.Now()
+	var c *chunk
+	select {
+	case p, ok := <-b.chunks:
+		if !ok {
+			return ctx.Err()
+		}
+		if p.err != nil {
+			return p.err
+		}
+		c = p.c
+	case <-time.After(500 * time.Millisecond):
+		c = &chunk{}
+	case <-ctx.Done():
+		return ctx.Err()
 	}
+	b.readWait += time.Since(waited)
+	defer func(start time.Time) { b.writeTime += time.Since(start) }(time.Now())
 	for p, hw := range c.high {
 		b.end[p] = hw
 	}
@@ -348,7 +516,7 @@ func (b *builder) step(ctx context.Context, rd *reader, q txBeginner, live state
 	}
 	if len(evs) > 0 {
 		if err := pgx.BeginFunc(ctx, q, func(tx pgx.Tx) error {
-			return b.m.Apply(ctx, tx, b.m.shadow(), evs)
+			return b.m.Apply(ctx, tx, b.m.shadow(b.bulk), evs)
 		}); err != nil {
 			return fmt.Errorf("apply %d events: %w", len(evs), err)
 		}
@@ -402,7 +570,7 @@ func (b *builder) deadLetter(ctx context.Context, bad []badRecord) error {
 }
 
 // finish takes the exclusive lock, drains to the target and swaps or compares.
-func (b *builder) finish(ctx context.Context, rd *reader) (*Result, error) {
+func (b *builder) finish(ctx context.Context) (*Result, error) {
 	tx, err := b.d.Pool.Begin(ctx)
 	if err != nil {
 		return nil, err
@@ -435,14 +603,20 @@ func (b *builder) finish(ctx context.Context, rd *reader) (*Result, error) {
 		if time.Now().After(deadline) {
 			return nil, fmt.Errorf("drain: %d records announced by the broker did not arrive within %s", b.remaining(target), b.o.DrainTimeout)
 		}
-		if err := b.step(ctx, rd, tx, live, b.o.BatchSize); err != nil {
+		if err := b.step(ctx, tx, live); err != nil {
 			return nil, err
 		}
 		b.tick(PhaseSwapping, target)
 	}
-	res := &Result{Model: b.m.Name, Records: b.records, Events: b.events, DeadLettered: b.dead}
+	res := &Result{Model: b.m.Name, Records: b.records, Events: b.events, DeadLettered: b.dead,
+		ReadWait: b.readWait, WriteTime: b.writeTime, IndexTime: b.indexTime}
 	if b.o.Verify {
 		b.tick(PhaseVerifying, target)
+		for _, k := range b.keys { // duplicates would count as differences
+			if err := addKey(ctx, tx, k); err != nil {
+				return nil, fmt.Errorf("build key of %s: %w", k.table.Name, err)
+			}
+		}
 		rep, err := compare(ctx, tx, b.m)
 		if err != nil {
 			return nil, err

@@ -9,6 +9,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/orderflow/orderflow/platform/projection"
 )
 
 // Contact is who to write to about an order.
@@ -40,18 +42,13 @@ type Step struct {
 	Detail  string    `json:"detail,omitempty"`
 }
 
-// AddSteps records events on the timeline table named table (quoted), once per event
-// id, in one statement.
-func AddSteps(ctx context.Context, tx pgx.Tx, table string, steps []Step) error {
-	n := len(steps)
-	evs, orders, ats, services, names, details := make([]string, n), make([]string, n), make([]time.Time, n), make([]string, n), make([]string, n), make([]string, n)
+// AddSteps records events on the timeline, a table of t, once per event id.
+func AddSteps(ctx context.Context, tx pgx.Tx, t projection.Tables, steps []Step) error {
+	rows := make([][]any, len(steps))
 	for i, s := range steps {
-		evs[i], orders[i], ats[i], services[i], names[i], details[i] = s.EventID, s.OrderID, s.At, s.Service, s.Event, s.Detail
+		rows[i] = []any{projection.UUID(s.EventID), projection.UUID(s.OrderID), s.At, s.Service, s.Event, s.Detail}
 	}
-	_, err := tx.Exec(ctx, fmt.Sprintf(`INSERT INTO %s (event_id, order_id, at, service, event, detail)
-	                                    SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::text[], $5::text[], $6::text[])
-	                                    ON CONFLICT (event_id) DO NOTHING`, table), evs, orders, ats, services, names, details)
-	if err != nil {
+	if err := projection.Append(ctx, tx, t, "timeline", []string{"event_id", "order_id", "at", "service", "event", "detail"}, rows); err != nil {
 		return fmt.Errorf("write timeline: %w", err)
 	}
 	return nil

@@ -51,7 +51,7 @@ func Register(c *consumer.Consumer, a *app.App) {
 func CustomerTimeline() *projection.Model {
 	m := &projection.Model{
 		Name:   "customer-timeline",
-		Tables: []projection.Table{{Name: "timeline", Key: "event_id"}},
+		Tables: []projection.Table{{Name: "timeline", Key: "event_id", AppendOnly: true}},
 		Topics: []string{contract.TopicShopOrders, contract.TopicInventoryReservations, contract.TopicBillingPayments, contract.TopicLogisticsShipments},
 		Apply:  applyTimeline,
 	}
@@ -98,5 +98,5 @@ func applyTimeline(ctx context.Context, tx pgx.Tx, t projection.Tables, batch []
 		}
 		steps = append(steps, s)
 	}
-	return postgres.AddSteps(ctx, tx, t.Of("timeline"), steps)
+	return postgres.AddSteps(ctx, tx, t, steps)
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/orderflow/orderflow/platform/projection"
 	"github.com/orderflow/orderflow/services/shop/internal/domain/order"
 )
 
@@ -64,9 +65,10 @@ type Step struct {
 // statusRank orders the statuses: a row only ever moves to a higher one.
 const statusRank = `array_position(ARRAY['PENDING', 'CONFIRMED', 'SHIPPED', 'CANCELLED'], %s)`
 
-// WriteOrderView applies changes and steps to the view and timeline tables named view
-// and timeline (quoted), with one statement each.
-func WriteOrderView(ctx context.Context, tx pgx.Tx, view, timeline string, changes []ViewChange, steps []Step) error {
+// WriteOrderView applies changes to the order view and steps to the timeline, the tables
+// of t, with one statement each (a COPY for the timeline during a rebuild).
+func WriteOrderView(ctx context.Context, tx pgx.Tx, t projection.Tables, changes []ViewChange, steps []Step) error {
+	view := t.Of("order_view")
 	if len(changes) > 0 {
 		n := len(changes)
 		ids, statuses, ats := make([]string, n), make([]string, n), make([]time.Time, n)
@@ -106,19 +108,12 @@ func WriteOrderView(ctx context.Context, tx pgx.Tx, view, timeline string, chang
 			return fmt.Errorf("write order view: %w", err)
 		}
 	}
-	if len(steps) > 0 {
-		n := len(steps)
-		evs, orders, services, names, details, ats := make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]time.Time, n)
-		for i, s := range steps {
-			evs[i], orders[i], services[i], names[i], details[i], ats[i] = s.EventID, s.OrderID, s.Service, s.Event, s.Detail, s.At
-		}
-		_, err := tx.Exec(ctx, fmt.Sprintf(`
-			INSERT INTO %s (event_id, order_id, at, service, event, detail)
-			SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::text[], $5::text[], $6::text[])
-			ON CONFLICT (event_id) DO NOTHING`, timeline), evs, orders, ats, services, names, details)
-		if err != nil {
-			return fmt.Errorf("write order timeline: %w", err)
-		}
+	rows := make([][]any, len(steps))
+	for i, s := range steps {
+		rows[i] = []any{projection.UUID(s.EventID), projection.UUID(s.OrderID), s.At, s.Service, s.Event, s.Detail}
+	}
+	if err := projection.Append(ctx, tx, t, "order_timeline", []string{"event_id", "order_id", "at", "service", "event", "detail"}, rows); err != nil {
+		return fmt.Errorf("write order timeline: %w", err)
 	}
 	return nil
 }

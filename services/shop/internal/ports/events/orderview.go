@@ -24,7 +24,7 @@ import (
 func OrderView() *projection.Model {
 	m := &projection.Model{
 		Name:   "order-view",
-		Tables: []projection.Table{{Name: "order_view", Key: "order_id"}, {Name: "order_timeline", Key: "event_id"}},
+		Tables: []projection.Table{{Name: "order_view", Key: "order_id"}, {Name: "order_timeline", Key: "event_id", AppendOnly: true}},
 		Topics: []string{contract.TopicShopOrders, contract.TopicInventoryReservations, contract.TopicBillingPayments,
 			contract.TopicLogisticsShipments, contract.TopicCRMEngagements},
 		Apply: applyOrderView,
@@ -96,7 +96,7 @@ func applyOrderView(ctx context.Context, tx pgx.Tx, t projection.Tables, batch [
 	for i, id := range pending {
 		list[i] = *changes[id]
 	}
-	return postgres.WriteOrderView(ctx, tx, t.Of("order_view"), t.Of("order_timeline"), list, steps)
+	return postgres.WriteOrderView(ctx, tx, t, list, steps)
 }
 
 var ranks = map[string]int{string(order.Pending): 1, string(order.Confirmed): 2, string(order.Shipped): 3, string(order.Cancelled): 4}
