@@ -131,7 +131,7 @@ func history(i int, at time.Time) []event {
 	placed := shop.OrderPlaced{OrderID: id, CustomerID: customer, CustomerEmail: customer + "@example.com", CustomerName: "Customer " + customer,
 		Lines: lines, Currency: "EUR", TotalMinor: total, PaymentToken: "tok_visa",
 		ShippingAddress: shop.ShippingAddress{Name: "Customer " + customer, Line1: "Hauptstrasse 1", City: "Berlin", PostalCode: "10115", Country: "DE"},
-		PlacedAt: t(0)}
+		PlacedAt:        t(0)}
 	out := []event{
 		{contract.TopicShopOrders, "shop", contract.OrderPlaced, placed},
 		{contract.TopicInventoryReservations, "inventory", contract.StockReserved, inventory.StockReserved{OrderID: id, Lines: reserved, ReservedAt: t(1)}},
