@@ -36,6 +36,7 @@ import (
 
 	"github.com/hamba/avro/v2"
 	"github.com/jackc/pgx/v5"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/orderflow/orderflow/platform/events"
 )
@@ -75,6 +76,8 @@ type Event struct {
 	// Payload is the decoded value of the type registered with On, as a value (not a
 	// pointer).
 	Payload any
+
+	rec *kgo.Record // for a dead letter
 }
 
 // Tables names the physical tables a batch writes to: the live tables, or their shadow

@@ -49,7 +49,7 @@ func newFixture(t *testing.T) *fixture {
 	f.deps = Deps{Service: kafkatest.Name("svc"), Pool: f.pool, Kafka: kafkatest.Config(t), Decoder: f.serde,
 		Log: slog.New(slog.NewJSONHandler(w, nil))}
 	_, err := f.pool.Exec(context.Background(), `
-		CREATE TABLE totals (key text PRIMARY KEY, total bigint NOT NULL, note text, last_at timestamptz NOT NULL);
+		CREATE TABLE totals (key text PRIMARY KEY, total bigint NOT NULL CHECK (total < 1000000), note text, last_at timestamptz NOT NULL);
 		CREATE INDEX totals_by_total ON totals (total, key);
 		CREATE TABLE totals_seen (event_id uuid PRIMARY KEY);
 		CREATE TABLE totals_log (event_id uuid PRIMARY KEY, key text NOT NULL, amount bigint NOT NULL, at timestamptz NOT NULL);
@@ -462,6 +462,49 @@ func TestUndecodableRecordStopsRebuildOrIsDeadLettered(t *testing.T) {
 	recs := kafkatest.Consume(t, DeadLetterGroup(f.deps.Service, "totals")+".replay.dlq", 1, 10*time.Second)
 	if len(recs) != 1 || !bytes.Equal(recs[0].Value, []byte("not avro")) {
 		t.Fatalf("replay dead letters: %d", len(recs))
+	}
+	f.waitTotals(want)
+}
+
+// An event the model's SQL refuses (here: a total its CHECK constraint forbids) is
+// isolated from its batch and dead-lettered live; a rebuild stops at it or dead-letters
+// it when asked.
+func TestEventTheModelRefusesIsIsolated(t *testing.T) {
+	f := newFixture(t)
+	f.run()
+	want := f.history(40)
+	f.waitTotals(want)
+	ctx := context.Background()
+	th := testevent.ThingV2{ID: "poison", Amount: 5_000_000}
+	ev := events.New(ctx, "test", f.topics[0], "poison", testevent.V2, th, events.Cause{})
+	val, err := f.serde.Encode(f.topics[0], testevent.V2.Schema, th)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := f.prod.ProduceSync(ctx, &kgo.Record{Topic: f.topics[0], Key: []byte("poison"), Value: val, Headers: ev.Metadata.Headers()})
+	if err := res.FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	poison, _ := res.First()
+	more := f.history(40) // in the same batches as the poison, most likely
+	for k, v := range more {
+		want[k] += v
+	}
+	f.waitTotals(want)
+	dead := kafkatest.Consume(t, DeadLetterGroup(f.deps.Service, "totals")+".dlq", 1, 10*time.Second)
+	if len(dead) != 1 || !bytes.Equal(dead[0].Value, val) {
+		t.Fatalf("live dead letters: %d", len(dead))
+	}
+
+	_, err = Rebuild(ctx, f.deps, f.model, Options{})
+	var re *RecordError
+	if !errors.As(err, &re) || re.Topic != poison.Topic || re.Partition != poison.Partition || re.Offset != poison.Offset ||
+		!strings.Contains(err.Error(), "check constraint") {
+		t.Fatalf("got %v, want the record error of %s/%d@%d", err, poison.Topic, poison.Partition, poison.Offset)
+	}
+	r, err := Rebuild(ctx, f.deps, f.model, Options{DeadLetter: true})
+	if err != nil || r.DeadLettered != 1 || !r.Swapped {
+		t.Fatalf("rebuild with dead letters: %+v %v", r, err)
 	}
 	f.waitTotals(want)
 }

@@ -165,7 +165,7 @@ func (r *reader) decode(ctx context.Context, rec *kgo.Record) (ev Event, routed 
 		payload, err := rt.decode(r.dec, rec.Value)
 		if err == nil {
 			return Event{Metadata: md, Topic: rec.Topic, Partition: rec.Partition, Offset: rec.Offset,
-				Key: string(rec.Key), Payload: payload}, true, nil
+				Key: string(rec.Key), Payload: payload, rec: rec}, true, nil
 		}
 		var tr interface{ Transient() bool }
 		if !errors.As(err, &tr) || !tr.Transient() || ctx.Err() != nil {

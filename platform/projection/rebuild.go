@@ -514,17 +514,43 @@ func (b *builder) step(ctx context.Context, q txBeginner, live state) error {
 	if b.o.Verify {
 		evs, b.pending = splitBelow(append(b.pending, evs...), live.offsets)
 	}
-	if len(evs) > 0 {
-		if err := pgx.BeginFunc(ctx, q, func(tx pgx.Tx) error {
-			return b.m.Apply(ctx, tx, b.m.shadow(b.bulk), evs)
-		}); err != nil {
-			return fmt.Errorf("apply %d events: %w", len(evs), err)
-		}
+	if err := b.write(ctx, q, evs); err != nil {
+		return err
 	}
 	b.records += int64(c.records)
 	b.events += int64(len(evs))
 	for p, n := range c.next {
 		b.pos[p] = n
+	}
+	return nil
+}
+
+// write applies evs to the shadow tables in one transaction on q. Events that can never
+// be applied stop the rebuild with their record's position, or with DeadLetter go to the
+// dead-letter topic while the others are applied.
+func (b *builder) write(ctx context.Context, q txBeginner, evs []Event) error {
+	for len(evs) > 0 {
+		err := pgx.BeginFunc(ctx, q, func(tx pgx.Tx) error {
+			return b.m.apply(ctx, tx, b.m.shadow(b.bulk), evs)
+		})
+		if err == nil {
+			return nil
+		}
+		if !isPermanent(err) {
+			return fmt.Errorf("apply %d events: %w", len(evs), err)
+		}
+		bad, ierr := isolate(ctx, q, b.m, b.m.shadow(b.bulk), evs)
+		if ierr != nil {
+			return fmt.Errorf("apply %d events: %w", len(evs), ierr)
+		}
+		if len(bad) == 0 { // only the batch as a whole fails
+			return fmt.Errorf("apply %d events: %w", len(evs), err)
+		}
+		var dead []badRecord
+		evs, dead = without(evs, bad)
+		if err := b.deadLetter(ctx, dead); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -190,6 +190,15 @@ func (r *Runner) follow(ctx context.Context, st state) error {
 			if errors.Is(err, errEpochChanged) || ctx.Err() != nil {
 				return err
 			}
+			if isPermanent(err) { // some events can never be applied: dead-letter them, keep the rest
+				bad, ierr := isolate(ctx, r.d.Pool, r.m, r.m.live(), c.events)
+				if ierr == nil && len(bad) > 0 {
+					var dead []badRecord
+					c.events, dead = without(c.events, bad)
+					c.bad = append(c.bad, dead...)
+					continue
+				}
+			}
 			d := backoff.Duration(attempt, 100*time.Millisecond, 10*time.Second)
 			r.met.retries.Add(ctx, 1, metric.WithAttributes(attribute.String("read_model", r.m.Name)))
 			r.log.WarnContext(ctx, "applying a batch failed, retrying", "records", c.records, "attempt", attempt,
@@ -220,7 +229,7 @@ func (r *Runner) apply(ctx context.Context, producer *kgo.Client, epoch int64, c
 			}
 		}
 		if len(c.events) > 0 {
-			if err := r.m.Apply(ctx, tx, r.m.live(), c.events); err != nil {
+			if err := r.m.apply(ctx, tx, r.m.live(), c.events); err != nil {
 				return fmt.Errorf("apply %d events: %w", len(c.events), err)
 			}
 		}
