@@ -12,12 +12,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/orderflow/orderflow/platform/boot"
 	"github.com/orderflow/orderflow/platform/config"
 	"github.com/orderflow/orderflow/platform/internal/testevent"
 	"github.com/orderflow/orderflow/platform/kafka"
 	"github.com/orderflow/orderflow/platform/kafka/kafkatest"
 	"github.com/orderflow/orderflow/platform/pg/pgtest"
+	"github.com/orderflow/orderflow/platform/projection"
 )
 
 type testConfig struct{ config.Base }
@@ -197,4 +200,39 @@ func readyz(addr string) (int, map[string]any) {
 	var body map[string]any
 	_ = json.NewDecoder(resp.Body).Decode(&body)
 	return resp.StatusCode, body
+}
+
+func TestReplayUsageErrors(t *testing.T) {
+	t.Setenv("ORDERFLOW_KAFKA_BROKERS", "127.0.0.1:9092")
+	t.Setenv("ORDERFLOW_REGISTRY_URL", "http://127.0.0.1:1")
+	t.Setenv("ORDERFLOW_DATABASE_URL", "postgres://x:y@127.0.0.1:1/z")
+	t.Setenv("ORDERFLOW_ADMIN_TOKEN", "0123456789abcdef")
+	sp := spec(t)
+	for _, name := range []string{"totals", "counts"} {
+		m := &projection.Model{Name: name, Tables: []projection.Table{{Name: "t", Key: "k"}}, Topics: []string{"x"},
+			Apply: func(context.Context, pgx.Tx, projection.Tables, []projection.Event) error { return nil }}
+		projection.On[testevent.Thing](m, testevent.V1)
+		sp.Models = append(sp.Models, m)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"replay", "--model", "nope"}, `unknown read model "nope"; this service has: [counts totals]`},
+		{[]string{"replay", "--from", "yesterday"}, `from "yesterday" is neither earliest nor an RFC 3339 time`},
+		{[]string{"replay", "--verify", "--from", "2026-01-01T00:00:00Z"}, "cannot be combined with --from"},
+		{[]string{"replay", "--bogus"}, "flag provided but not defined: -bogus"},
+		{[]string{"replay", "extra"}, `unexpected argument "extra"`},
+	} {
+		var stderr bytes.Buffer
+		code := boot.Run(context.Background(), sp, &testConfig{}, tc.args, &bytes.Buffer{}, &stderr)
+		if code != 2 || !strings.Contains(stderr.String(), tc.want) {
+			t.Errorf("%v: exit %d, stderr %q, want 2 and %q", tc.args, code, stderr.String(), tc.want)
+		}
+	}
+	var stderr bytes.Buffer
+	if code := boot.Run(context.Background(), spec(t), &testConfig{}, []string{"replay"}, &bytes.Buffer{}, &stderr); code != 2 ||
+		!strings.Contains(stderr.String(), "has no read models") {
+		t.Errorf("replay without models: %d %q", code, stderr.String())
+	}
 }
