@@ -10,6 +10,7 @@ package dlq
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/orderflow/orderflow/platform/consumer"
@@ -44,7 +46,8 @@ type Record struct {
 	raw *kgo.Record
 }
 
-// Read returns every dead letter of group, oldest first.
+// Read returns every dead letter of group, oldest first. A group whose dead-letter topic
+// does not exist (yet) has none.
 func Read(ctx context.Context, kcfg kafka.Config, group string) ([]Record, error) {
 	topic := kafka.DeadLetterTopicName(group)
 	admin, err := kafka.NewClient(kcfg)
@@ -56,7 +59,9 @@ func Read(ctx context.Context, kcfg kafka.Config, group string) ([]Record, error
 	if err != nil {
 		return nil, fmt.Errorf("end offsets of %s: %w", topic, err)
 	}
-	if err := ends.Error(); err != nil {
+	if err := ends.Error(); errors.Is(err, kerr.UnknownTopicOrPartition) {
+		return nil, nil
+	} else if err != nil {
 		return nil, fmt.Errorf("end offsets of %s: %w", topic, err)
 	}
 	want := map[int32]int64{}

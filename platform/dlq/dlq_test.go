@@ -108,3 +108,10 @@ func TestListAndRedrive(t *testing.T) {
 		t.Fatalf("%d effects after two redrives (%v), want 1", n, err)
 	}
 }
+
+func TestGroupWithoutDeadLetterTopicHasNone(t *testing.T) {
+	recs, err := dlq.Read(context.Background(), kafkatest.Config(t), kafkatest.Name("never-used"))
+	if err != nil || len(recs) != 0 {
+		t.Fatalf("got %v, %v; want no dead letters and no error", recs, err)
+	}
+}

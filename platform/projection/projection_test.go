@@ -72,7 +72,7 @@ func applyTotals(ctx context.Context, tx pgx.Tx, t Tables, batch []Event) error 
 	log := make([][]any, len(batch))
 	for i, e := range batch {
 		th := e.Payload.(testevent.ThingV2)
-		log[i] = []any{e.ID, th.ID, th.Amount, e.Time}
+		log[i] = []any{UUID(e.ID), th.ID, th.Amount, e.Time}
 	}
 	if err := Append(ctx, tx, t, "totals_log", []string{"event_id", "key", "amount", "at"}, log); err != nil {
 		return err
