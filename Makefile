@@ -4,9 +4,8 @@ SHELL := /bin/bash
 
 STACK   := deploy/local/stack.sh
 MODULES := $(shell bash scripts/modules.sh)
-VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 
-.PHONY: help up down status logs env demo test bench bench-platform bench-replay replay gen gen-check lint build fmt
+.PHONY: schemas-check schemas-release help up down status logs env demo test bench bench-platform bench-replay replay image gen gen-check lint build fmt
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -46,11 +45,21 @@ bench-platform: ## outbox relay and consumer throughput, commit-to-consume laten
 bench: ## the whole suite under open-loop load: orders/s, latency percentiles, per-hop latency, lag, CPU and memory
 	@BENCH_ARGS='$(BENCH_ARGS)' bash scripts/bench.sh
 
-build: ## build the five service binaries into bin/ with the version stamped in
-	@mkdir -p bin
-	@for s in shop inventory billing logistics crm; do \
-	  CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=$(VERSION)" -o bin/$$s ./services/$$s/cmd/$$s || exit 1; \
-	done
+build: ## build the five service binaries into bin/ exactly as their images do (static, each with its own version)
+	@bash scripts/build.sh bin shop inventory billing logistics crm
+	@for s in shop inventory billing logistics crm; do bin/$$s version; done
+
+image: ## build one service's container image: make image SERVICE=shop (needs Docker)
+	@test -n "$(SERVICE)" -a -f services/$(SERVICE)/Dockerfile || { echo "usage: make image SERVICE=shop|inventory|billing|logistics|crm" >&2; exit 2; }
+	@command -v docker >/dev/null || { echo "make image needs Docker; 'make build' builds the same binaries without it" >&2; exit 1; }
+	docker build -f services/$(SERVICE)/Dockerfile --build-arg VERSION=$$(bash scripts/version.sh $(SERVICE)) \
+	  -t orderflow/$(SERVICE):$$(bash scripts/version.sh $(SERVICE) | tr + -) -t orderflow/$(SERVICE):dev .
+
+schemas-check: ## fail when an .avsc change breaks BACKWARD_TRANSITIVE compatibility with a released version (avro/released.json)
+	@cd avro && go run ./cmd/schemas check .
+
+schemas-release: ## record the current version of every changed .avsc in avro/released.json (after schemas-check)
+	@cd avro && go run ./cmd/schemas release .
 
 gen: ## regenerate Go types from avro/*.avsc and the gRPC, REST gateway and OpenAPI code from proto/
 	@bash scripts/gen.sh

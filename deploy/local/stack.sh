@@ -370,10 +370,8 @@ ENV
 
 build_services() { # build_services NAME...: the binaries, with the version stamped in
   mkdir -p "$STACK/bin" "$STACK/logs"
-  local version
-  version=$(git -C "$ROOT" describe --tags --always --dirty 2>/dev/null || echo dev)
   (cd "$ROOT" && for s in "$@"; do
-     go build -ldflags "-X main.version=$version" -o "$STACK/bin/$s" "./services/$s/cmd/$s" || exit 1
+     go build -ldflags "-X main.version=$(scripts/version.sh "$s")" -o "$STACK/bin/$s" "./services/$s/cmd/$s" || exit 1
    done) \
     >"$STACK/logs/build-services.log" 2>&1 || die "service build failed; see $STACK/logs/build-services.log"
 }

@@ -15,6 +15,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -128,6 +129,9 @@ func Run(ctx context.Context, spec Spec, cfg Configurable, args []string, stdout
 		fmt.Fprintf(stdout, "%s %s\n", spec.Name, spec.Version)
 		return 0
 	}
+	if cmd == "healthcheck" { // for container health checks: images have no curl
+		return healthcheck(ctx, args, stdout, stderr)
+	}
 	if err := config.Load(ctx, cfg, nil); err != nil {
 		fmt.Fprintf(stderr, "%s: invalid configuration: %v\n", spec.Name, err)
 		return 2
@@ -152,8 +156,10 @@ func Run(ctx context.Context, spec Spec, cfg Configurable, args []string, stdout
 		err = dlqCommand(ctx, spec, base, args, stdout)
 	case "replay":
 		err = replayCommand(ctx, spec, base, log, args, stdout)
+	case "register-schemas":
+		err = registerSchemas(spec, base, stdout)
 	default:
-		err = &UsageError{Msg: fmt.Sprintf("unknown command %q; commands: serve, migrate, dlq, replay, version", cmd)}
+		err = &UsageError{Msg: fmt.Sprintf("unknown command %q; commands: serve, migrate, register-schemas, dlq, replay, healthcheck, version", cmd)}
 	}
 	var usage *UsageError
 	switch {
@@ -166,6 +172,66 @@ func Run(ctx context.Context, spec Spec, cfg Configurable, args []string, stdout
 		log.Error("exiting", "err", err)
 		return 1
 	}
+}
+
+// registerSchemas registers every schema the service publishes, the deploy step before a
+// new version rolls out: the registry refuses a schema that breaks BACKWARD_TRANSITIVE
+// compatibility, and then the rollout stops before any instance writes it.
+func registerSchemas(spec Spec, base *config.Base, stdout io.Writer) error {
+	sd := serde.New(base.RegistryURL, 10*time.Second)
+	for _, p := range spec.Publishes {
+		id, err := sd.Register(p.Topic, p.Type.Schema)
+		if err != nil {
+			return fmt.Errorf("register %s on %s: %w", p.Type.Name, p.Topic, err)
+		}
+		subject, _ := serde.Subject(p.Topic, p.Type.Schema)
+		fmt.Fprintf(stdout, "%s: schema id %d\n", subject, id)
+	}
+	return nil
+}
+
+// healthcheck asks the service running in this container (ORDERFLOW_SERVICE_HTTP_ADDR)
+// for /readyz, or /healthz with --live, and exits 0 when it answers 200, 1 otherwise.
+func healthcheck(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	path := "/readyz"
+	if len(args) == 1 && args[0] == "--live" {
+		path = "/healthz"
+	} else if len(args) > 0 {
+		fmt.Fprintln(stderr, "usage: healthcheck [--live]")
+		return 2
+	}
+	addr := os.Getenv("ORDERFLOW_SERVICE_HTTP_ADDR")
+	if addr == "" {
+		addr = "127.0.0.1:8080"
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		fmt.Fprintf(stderr, "ORDERFLOW_SERVICE_HTTP_ADDR %q: %v\n", addr, err)
+		return 2
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+net.JoinHostPort(host, port)+path, nil)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", path, err)
+		return 1
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if resp.StatusCode != http.StatusOK {
+		fmt.Fprintf(stderr, "%s: %s %s\n", path, resp.Status, body)
+		return 1
+	}
+	fmt.Fprintf(stdout, "%s: %s\n", path, body)
+	return 0
 }
 
 // startCPUProfile writes a CPU profile of the whole run to path.

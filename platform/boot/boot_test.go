@@ -16,6 +16,7 @@ import (
 
 	"github.com/orderflow/orderflow/platform/boot"
 	"github.com/orderflow/orderflow/platform/config"
+	"github.com/orderflow/orderflow/platform/events"
 	"github.com/orderflow/orderflow/platform/internal/testevent"
 	"github.com/orderflow/orderflow/platform/kafka"
 	"github.com/orderflow/orderflow/platform/kafka/kafkatest"
@@ -234,5 +235,54 @@ func TestReplayUsageErrors(t *testing.T) {
 	if code := boot.Run(context.Background(), spec(t), &testConfig{}, []string{"replay"}, &bytes.Buffer{}, &stderr); code != 2 ||
 		!strings.Contains(stderr.String(), "has no read models") {
 		t.Errorf("replay without models: %d %q", code, stderr.String())
+	}
+}
+
+func TestHealthcheckCommand(t *testing.T) {
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/healthz" {
+			_, _ = w.Write([]byte(`{"status":"ok"}`))
+			return
+		}
+		http.Error(w, `{"status":"waiting","waiting_for":"kafka"}`, http.StatusServiceUnavailable)
+	})}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(ln) }()
+	defer srv.Close()
+	t.Setenv("ORDERFLOW_SERVICE_HTTP_ADDR", "0.0.0.0:"+fmt.Sprint(ln.Addr().(*net.TCPAddr).Port))
+	var out, errOut bytes.Buffer
+	if code := boot.Run(context.Background(), spec(t), &testConfig{}, []string{"healthcheck"}, &out, &errOut); code != 1 ||
+		!strings.Contains(errOut.String(), "waiting_for") {
+		t.Errorf("not ready: exit %d, %q", code, errOut.String())
+	}
+	if code := boot.Run(context.Background(), spec(t), &testConfig{}, []string{"healthcheck", "--live"}, &out, &errOut); code != 0 {
+		t.Errorf("live: exit %d, %q", code, errOut.String())
+	}
+	t.Setenv("ORDERFLOW_SERVICE_HTTP_ADDR", "127.0.0.1:1")
+	if code := boot.Run(context.Background(), spec(t), &testConfig{}, []string{"healthcheck"}, &out, &errOut); code != 1 {
+		t.Errorf("nothing listening: exit %d", code)
+	}
+}
+
+func TestRegisterSchemasCommand(t *testing.T) {
+	sp := spec(t)
+	t.Setenv("ORDERFLOW_KAFKA_BROKERS", "127.0.0.1:9092")
+	t.Setenv("ORDERFLOW_REGISTRY_URL", kafkatest.RegistryURL(t))
+	t.Setenv("ORDERFLOW_DATABASE_URL", "postgres://x:y@127.0.0.1:1/z")
+	t.Setenv("ORDERFLOW_ADMIN_TOKEN", "0123456789abcdef")
+	var out, errOut bytes.Buffer
+	if code := boot.Run(context.Background(), sp, &testConfig{}, []string{"register-schemas"}, &out, &errOut); code != 0 ||
+		!strings.Contains(out.String(), sp.Publishes[0].Topic+"-orderflow.test.Thing: schema id ") {
+		t.Fatalf("exit %d, out %q, err %q", code, out.String(), errOut.String())
+	}
+	// A schema that breaks compatibility with what is registered is refused.
+	sp.Publishes[0].Type = events.NewType("orderflow.test.Thing.v1", `{"type": "record", "name": "Thing", "namespace": "orderflow.test",
+		"fields": [{"name": "id", "type": "long"}]}`)
+	out.Reset()
+	if code := boot.Run(context.Background(), sp, &testConfig{}, []string{"register-schemas"}, &out, &errOut); code != 1 {
+		t.Fatalf("incompatible schema: exit %d, out %q", code, out.String())
 	}
 }
