@@ -10,6 +10,7 @@ package boot
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -132,6 +133,12 @@ func Run(ctx context.Context, spec Spec, cfg Configurable, args []string, stdout
 	if cmd == "healthcheck" { // for container health checks: images have no curl
 		return healthcheck(ctx, args, stdout, stderr)
 	}
+	if cmd == "config-keys" { // what a deployment's environment is checked against
+		if err := json.NewEncoder(stdout).Encode(config.Keys(cfg)); err != nil {
+			return 1
+		}
+		return 0
+	}
 	if err := config.Load(ctx, cfg, nil); err != nil {
 		fmt.Fprintf(stderr, "%s: invalid configuration: %v\n", spec.Name, err)
 		return 2
@@ -159,7 +166,7 @@ func Run(ctx context.Context, spec Spec, cfg Configurable, args []string, stdout
 	case "register-schemas":
 		err = registerSchemas(spec, base, stdout)
 	default:
-		err = &UsageError{Msg: fmt.Sprintf("unknown command %q; commands: serve, migrate, register-schemas, dlq, replay, healthcheck, version", cmd)}
+		err = &UsageError{Msg: fmt.Sprintf("unknown command %q; commands: serve, migrate, register-schemas, dlq, replay, healthcheck, config-keys, version", cmd)}
 	}
 	var usage *UsageError
 	switch {

@@ -176,3 +176,31 @@ func Masked(cfg any) map[string]string {
 	})
 	return out
 }
+
+// Key is a variable a config reads.
+type Key struct {
+	Name     string `json:"name"`
+	Required bool   `json:"required"`
+	Default  string `json:"default,omitempty"`
+	Secret   bool   `json:"secret,omitempty"`
+}
+
+// Keys lists every variable cfg reads, in declaration order: what deployments check
+// their environment against (`<service> config-keys`).
+func Keys(cfg any) []Key {
+	var keys []Key
+	walk(reflect.ValueOf(cfg), func(f reflect.StructField, _ reflect.Value, name string) {
+		k := Key{Name: name, Secret: f.Tag.Get("secret") == "true"}
+		_, opts, _ := strings.Cut(f.Tag.Get("env"), ",")
+		for _, o := range strings.Split(opts, ",") {
+			switch {
+			case o == "required":
+				k.Required = true
+			case strings.HasPrefix(o, "default="):
+				k.Default = strings.TrimPrefix(o, "default=")
+			}
+		}
+		keys = append(keys, k)
+	})
+	return keys
+}

@@ -97,3 +97,27 @@ func TestMaskedHidesSecrets(t *testing.T) {
 		t.Fatalf("brokers: %q", m["ORDERFLOW_KAFKA_BROKERS"])
 	}
 }
+
+func TestKeys(t *testing.T) {
+	var cfg struct {
+		config.Base
+		Extra string `env:"ORDERFLOW_EXTRA,default=x"`
+	}
+	keys := config.Keys(&cfg)
+	byName := map[string]config.Key{}
+	for _, k := range keys {
+		byName[k.Name] = k
+	}
+	if k := byName["ORDERFLOW_DATABASE_URL"]; !k.Required || !k.Secret {
+		t.Errorf("database url: %+v", k)
+	}
+	if k := byName["ORDERFLOW_EXTRA"]; k.Required || k.Default != "x" {
+		t.Errorf("extra: %+v", k)
+	}
+	if k := byName["ORDERFLOW_SERVICE_HTTP_ADDR"]; k.Default != "127.0.0.1:8080" {
+		t.Errorf("http addr: %+v", k)
+	}
+	if len(keys) != 15 { // 14 of Base and ORDERFLOW_EXTRA
+		t.Errorf("%d keys: %+v", len(keys), keys)
+	}
+}
