@@ -220,9 +220,11 @@ where to look next:
   e-mails (Mailpit)    %s
   metrics              %s/metrics
   the API (OpenAPI)    %s/openapi.json   (gRPC on the same port: grpcurl -plaintext %s list)
+  revenue per day      %s/v1/revenue/daily
+  rebuild a read model make replay SERVICE=shop MODEL=order-view    (ARGS=--verify compares it with a rebuild)
   logs                 make logs    (make logs F=1 follows them)
 `, c.shop, scenarios[0].id, c.shop, c.billing, inv.Number, c.logistics, scenarios[0].id, c.crm, run, c.mailpit, c.shop,
-		c.shop, strings.TrimPrefix(c.shop, "http://"))
+		c.shop, strings.TrimPrefix(c.shop, "http://"), c.billing)
 	return nil
 }
 
