@@ -1,21 +1,21 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/orderflow/orderflow/avro/contract"
@@ -25,6 +25,8 @@ import (
 type benchEnv struct {
 	shop, inventory, token, stackDir string
 	brokers                          []string
+	// metrics are the five services' /metrics URLs.
+	metrics []string
 }
 
 func loadEnv() (benchEnv, error) {
@@ -38,12 +40,15 @@ func loadEnv() (benchEnv, error) {
 		}
 	}
 	e.brokers = strings.Split(brokers, ",")
+	for _, svc := range []string{"SHOP", "INVENTORY", "BILLING", "LOGISTICS", "CRM"} {
+		u := os.Getenv("ORDERFLOW_" + svc + "_URL")
+		if u == "" {
+			return e, fmt.Errorf("ORDERFLOW_%s_URL is not set: run through `make bench`", svc)
+		}
+		e.metrics = append(e.metrics, u+"/metrics")
+	}
 	return e, nil
 }
-
-// groups are the services' consumer groups whose lag is sampled.
-var groups = []string{"shop.workflow", "shop.order-view", "inventory.reservations", "inventory.availability",
-	"billing.payments", "logistics.shipments", "crm.engagements"}
 
 const skus = 20
 
@@ -61,7 +66,6 @@ type generator struct {
 	env    benchEnv
 	http   *http.Client
 	kafka  *kgo.Client
-	admin  *kadm.Client
 	prefix string
 
 	mu     sync.Mutex
@@ -82,7 +86,6 @@ func newGenerator(ctx context.Context, env benchEnv) (*generator, error) {
 	if err != nil {
 		return nil, err
 	}
-	g.admin = kadm.NewClient(g.kafka)
 	go g.follow(ctx)
 	return g, nil
 }
@@ -290,25 +293,48 @@ func (g *generator) sampleLag(ctx context.Context) []int64 {
 			return out
 		case <-tick.C:
 		}
-		qctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		lags, err := g.admin.Lag(qctx, groups...)
-		cancel()
-		if err != nil {
-			if errors.Is(err, context.Canceled) {
-				return out
-			}
-			continue
-		}
 		var sum int64
-		lags.Each(func(l kadm.DescribedGroupLag) {
-			for _, ps := range l.Lag {
-				for _, p := range ps {
-					if p.Lag > 0 {
-						sum += p.Lag
-					}
+		for _, u := range g.env.metrics {
+			n, err := g.lagOf(ctx, u)
+			if err != nil {
+				if ctx.Err() != nil {
+					return out
 				}
+				continue
 			}
-		})
+			sum += n
+		}
 		out = append(out, sum)
 	}
+}
+
+// lagOf sums a service's consumer_lag and projection_lag gauges: records between what it
+// has applied (not what a consumer group last committed, which trails by the commit
+// interval) and each partition's high watermark.
+func (g *generator) lagOf(ctx context.Context, url string) (int64, error) {
+	rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(rctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := g.http.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	var sum int64
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, "consumer_lag{") && !strings.HasPrefix(line, "projection_lag{") {
+			continue
+		}
+		f := strings.Fields(line)
+		if v, err := strconv.ParseFloat(f[len(f)-1], 64); err == nil && v > 0 {
+			sum += int64(v)
+		}
+	}
+	return sum, sc.Err()
 }

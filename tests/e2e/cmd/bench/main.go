@@ -176,7 +176,7 @@ func printStep(s Step) {
 			fmt.Printf("    %-28s p50 %7.1f  p99 %7.1f  max %7.1f  (n=%d)\n", h, d.P50, d.P99, d.Max, d.N)
 		}
 	}
-	fmt.Printf("  consumer lag (all groups)  max %d  first-third avg %.0f  last-third avg %.0f\n", s.Lag.Max, s.Lag.FirstThird, s.Lag.LastThird)
+	fmt.Printf("  lag (consumers and read models, applied offsets)  max %d  first-third avg %.0f  last-third avg %.0f\n", s.Lag.Max, s.Lag.FirstThird, s.Lag.LastThird)
 	for _, name := range sortedKeys(s.Processes) {
 		p := s.Processes[name]
 		fmt.Printf("    %-10s cpu %5.2f cores  peak %6.1f MiB\n", name, p.CPUCores, p.PeakMiB)
