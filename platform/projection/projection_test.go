@@ -529,6 +529,22 @@ func TestInterruptedRebuildLeavesLiveModelAlone(t *testing.T) {
 	f.waitTotals(want)
 }
 
+// A rebuild whose process died leaves its shadow tables; the next start of the model
+// drops them.
+func TestLeftoverShadowTablesAreDroppedAtStart(t *testing.T) {
+	f := newFixture(t)
+	if _, err := Rebuild(context.Background(), f.deps, f.model, Options{}); err != nil { // built before
+		t.Fatal(err)
+	}
+	if _, err := f.pool.Exec(context.Background(), `CREATE TABLE totals__shadow (LIKE totals INCLUDING ALL)`); err != nil {
+		t.Fatal(err)
+	}
+	f.run()
+	if tables := f.tables(); fmt.Sprint(tables) != "[totals totals_log totals_seen]" {
+		t.Fatalf("tables after start: %v", tables)
+	}
+}
+
 func TestOlderSchemaVersionIsReadWithTheCurrentOne(t *testing.T) {
 	f := newFixture(t)
 	// Written before the note field existed.

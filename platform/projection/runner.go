@@ -129,6 +129,9 @@ func (r *Runner) leadOnce(ctx context.Context) (bool, error) {
 		}
 	}()
 
+	if err := dropLeftovers(ctx, conn, r.m); err != nil {
+		r.log.WarnContext(ctx, "could not drop the shadow tables of an interrupted rebuild", "err", err)
+	}
 	st, err := loadState(ctx, conn, r.m.Name)
 	if errors.Is(err, errNotBuilt) {
 		r.log.InfoContext(ctx, "read model has never been built: rebuilding it from the topics' history")
@@ -145,6 +148,22 @@ func (r *Runner) leadOnce(ctx context.Context) (bool, error) {
 		return true, err
 	}
 	return true, r.follow(ctx, st)
+}
+
+// dropLeftovers drops shadow tables that a rebuild killed without its cleanup (the
+// process died) left behind, unless a rebuild is running now.
+func dropLeftovers(ctx context.Context, conn *pgxpool.Conn, m *Model) error {
+	var free bool
+	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, rebuildLock(m.Name)).Scan(&free); err != nil || !free {
+		return err
+	}
+	defer func() { _, _ = conn.Exec(context.Background(), `SELECT pg_advisory_unlock($1)`, rebuildLock(m.Name)) }()
+	for _, t := range m.Tables {
+		if _, err := conn.Exec(ctx, `DROP TABLE IF EXISTS `+ident(shadowName(t.Name))); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // follow applies records from st's offsets until ctx ends or the epoch changes.
