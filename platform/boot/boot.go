@@ -135,6 +135,7 @@ func Run(ctx context.Context, spec Spec, cfg Configurable, args []string, stdout
 	}
 	if cmd == "config-keys" { // what a deployment's environment is checked against
 		if err := json.NewEncoder(stdout).Encode(config.Keys(cfg)); err != nil {
+			fmt.Fprintf(stderr, "%s: config-keys: %v\n", spec.Name, err)
 			return 1
 		}
 		return 0

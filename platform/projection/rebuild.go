@@ -359,7 +359,10 @@ func (b *builder) dropShadow() {
 
 func (b *builder) dropShadowCtx(ctx context.Context) {
 	for _, t := range b.m.Tables {
-		_, _ = b.d.Pool.Exec(ctx, `DROP TABLE IF EXISTS `+pgx.Identifier{shadowName(t.Name)}.Sanitize())
+		if _, err := b.d.Pool.Exec(ctx, `DROP TABLE IF EXISTS `+ident(shadowName(t.Name))); err != nil {
+			// Harmless for the live model; the next rebuild or start drops it.
+			b.log.WarnContext(ctx, "could not drop a shadow table", "table", shadowName(t.Name), "err", err)
+		}
 	}
 }
 
@@ -404,10 +407,11 @@ func (b *builder) run(ctx context.Context) (*Result, error) {
 		if err := b.step(ctx, b.d.Pool, live); err != nil {
 			return nil, err
 		}
-		if b.o.Verify {
-			if cur, err := loadState(ctx, b.d.Pool, b.m.Name); err == nil {
-				live = cur
+		if b.o.Verify { // the live model moves on while the rebuild catches up
+			if live, err = loadState(ctx, b.d.Pool, b.m.Name); err != nil {
+				return nil, err
 			}
+			b.clampToLive(live.offsets, start)
 		}
 		b.tick(PhaseRebuilding, b.target(live))
 	}
@@ -649,8 +653,12 @@ func (b *builder) finish(ctx context.Context) (*Result, error) {
 		}
 		res.Report = rep
 	} else {
-		if err := swap(ctx, tx, b.m); err != nil {
+		unmatched, err := swap(ctx, tx, b.m)
+		if err != nil {
 			return nil, err
+		}
+		if len(unmatched) > 0 {
+			b.log.WarnContext(ctx, "swapped indexes without a live twin keep their generated names", "indexes", unmatched)
 		}
 		if err := tx.QueryRow(ctx, `INSERT INTO platform_projections (model, epoch, rebuilt_at, events) VALUES ($1, 1, now(), $2)
 		                            ON CONFLICT (model) DO UPDATE SET epoch = platform_projections.epoch + 1, rebuilt_at = now(), events = $2

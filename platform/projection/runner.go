@@ -235,10 +235,11 @@ func (r *Runner) apply(ctx context.Context, producer *kgo.Client, epoch int64, c
 		// A read model's rows and offsets commit together, so a commit a crash loses is
 		// simply read again from Kafka: no need to wait for the WAL flush, which is the
 		// dearest part of a small batch and is shared with the services' write models.
-		if _, err := tx.Exec(ctx, `SET LOCAL synchronous_commit = off`); err != nil {
-			return err
-		}
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock_shared($1)`, swapLock(r.m.Name)); err != nil {
+		// The epoch must be read by a later statement than the one that waits for the lock:
+		// a statement's snapshot is taken before it waits, and would miss a swap that
+		// committed meanwhile.
+		if _, err := tx.Exec(ctx, `SELECT set_config('synchronous_commit', 'off', true), pg_advisory_xact_lock_shared($1)`,
+			swapLock(r.m.Name)); err != nil {
 			return err
 		}
 		var now int64

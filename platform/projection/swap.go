@@ -10,17 +10,18 @@ import (
 
 // swap puts the shadow tables in place of the live ones inside tx, and gives their
 // indexes (and the constraints they back) the live indexes' names, so that later
-// migrations find what they expect.
-func swap(ctx context.Context, tx pgx.Tx, m *Model) error {
+// migrations find what they expect. It returns the indexes it found no live twin for,
+// which keep their generated names.
+func swap(ctx context.Context, tx pgx.Tx, m *Model) (unmatched []string, err error) {
 	for _, t := range m.Tables {
 		live, shadow := t.Name, shadowName(t.Name)
 		liveIdx, err := indexes(ctx, tx, live)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		shadowIdx, err := indexes(ctx, tx, shadow)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		retired := live + "__retired"
 		for _, stmt := range []string{
@@ -29,24 +30,28 @@ func swap(ctx context.Context, tx pgx.Tx, m *Model) error {
 			fmt.Sprintf(`DROP TABLE %s`, ident(retired)),
 		} {
 			if _, err := tx.Exec(ctx, stmt); err != nil {
-				return fmt.Errorf("swap %s: %w", live, err)
+				return nil, fmt.Errorf("swap %s: %w", live, err)
 			}
 		}
 		used := map[string]bool{}
 		for _, si := range shadowIdx {
+			matched := false
 			for _, li := range liveIdx {
 				if used[li.name] || li.shape != si.shape {
 					continue
 				}
-				used[li.name] = true
+				used[li.name], matched = true, true
 				if _, err := tx.Exec(ctx, fmt.Sprintf(`ALTER INDEX %s RENAME TO %s`, ident(si.name), ident(li.name))); err != nil {
-					return fmt.Errorf("rename index %s of %s: %w", si.name, live, err)
+					return nil, fmt.Errorf("rename index %s of %s: %w", si.name, live, err)
 				}
 				break
 			}
+			if !matched {
+				unmatched = append(unmatched, si.name)
+			}
 		}
 	}
-	return nil
+	return unmatched, nil
 }
 
 type index struct {

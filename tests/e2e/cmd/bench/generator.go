@@ -294,17 +294,24 @@ func (g *generator) sampleLag(ctx context.Context) []int64 {
 		case <-tick.C:
 		}
 		var sum int64
+		complete := true
 		for _, u := range g.env.metrics {
 			n, err := g.lagOf(ctx, u)
 			if err != nil {
 				if ctx.Err() != nil {
 					return out
 				}
-				continue
+				// A service that did not answer (overloaded, restarting) would make the sum
+				// too small: drop the whole sample rather than record a false low.
+				complete = false
+				fmt.Fprintf(os.Stderr, "lag sample dropped: %s: %v\n", u, err)
+				break
 			}
 			sum += n
 		}
-		out = append(out, sum)
+		if complete {
+			out = append(out, sum)
+		}
 	}
 }
 
