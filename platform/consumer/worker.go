@@ -21,6 +21,7 @@ import (
 	"github.com/orderflow/orderflow/platform/backoff"
 	"github.com/orderflow/orderflow/platform/events"
 	"github.com/orderflow/orderflow/platform/kafka"
+	"github.com/orderflow/orderflow/platform/pg"
 	"github.com/orderflow/orderflow/platform/telemetry"
 )
 
@@ -239,18 +240,41 @@ func (w *worker) apply(ps []*pending) (int, error) {
 		}
 	}
 	ctx := w.ctx
-	tx, err := w.c.pool.Begin(ctx)
+	// One round trip opens the transaction, takes the batch's key locks and records every
+	// routed record in the inbox; the handlers then run only for events new to the inbox.
+	first := &pgx.Batch{}
+	lockKeys(first, w.c.group, ps)
+	fresh := map[string]bool{}
+	if ids, offsets := inboxRows(ps); len(ids) > 0 {
+		first.Queue(`INSERT INTO platform_inbox (consumer, event_id, topic, partition, "offset")
+		             SELECT $1, e, $2, $3, o FROM unnest($4::uuid[], $5::bigint[]) AS a(e, o)
+		             ON CONFLICT DO NOTHING RETURNING event_id::text`,
+			w.c.group, w.topic, w.partition, ids, offsets).Query(func(rows pgx.Rows) error {
+			for rows.Next() {
+				var id string
+				if err := rows.Scan(&id); err != nil {
+					return err
+				}
+				fresh[id] = true
+			}
+			return rows.Err()
+		})
+	}
+	tx, err := pg.Begin(ctx, w.c.pool, first)
 	if err != nil {
 		return 0, Transient(fmt.Errorf("begin: %w", err))
 	}
 	defer func() { _ = tx.Rollback(context.Background()) }()
-	if len(ps) > 1 {
-		if err := lockKeys(ctx, tx, w.c.group, ps); err != nil {
-			return 0, Transient(fmt.Errorf("lock keys: %w", err))
-		}
-	}
 	for i, p := range ps {
-		if err := w.applyOne(ctx, tx, p); err != nil {
+		if p.route == nil {
+			continue
+		}
+		if !fresh[p.msg.ID] { // applied before (or twice in this batch): acknowledge without effect
+			w.c.metrics.duplicates.Add(ctx, 1, w.attrs)
+			continue
+		}
+		delete(fresh, p.msg.ID)
+		if err := w.handle(ctx, tx, p); err != nil {
 			_ = tx.Rollback(ctx)
 			if i == 0 {
 				return 0, err
@@ -271,21 +295,19 @@ func (w *worker) apply(ps []*pending) (int, error) {
 	return len(ps), nil
 }
 
-// applyOne records p in the inbox and, if it is new and routed, runs its handler.
-func (w *worker) applyOne(ctx context.Context, tx pgx.Tx, p *pending) (err error) {
-	if p.route == nil {
-		return nil
+// inboxRows returns the event ids and offsets of the routed records of ps.
+func inboxRows(ps []*pending) (ids []string, offsets []int64) {
+	for _, p := range ps {
+		if p.route != nil {
+			ids = append(ids, p.msg.ID)
+			offsets = append(offsets, p.rec.Offset)
+		}
 	}
-	tag, err := tx.Exec(ctx, `INSERT INTO platform_inbox (consumer, event_id, topic, partition, "offset")
-	                          VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`,
-		w.c.group, p.msg.ID, p.rec.Topic, p.rec.Partition, p.rec.Offset)
-	if err != nil {
-		return fmt.Errorf("inbox: %w", err)
-	}
-	if tag.RowsAffected() == 0 {
-		w.c.metrics.duplicates.Add(ctx, 1, w.attrs)
-		return nil // applied before: acknowledge without effect
-	}
+	return ids, offsets
+}
+
+// handle runs p's handler in tx, in a span of the event's trace.
+func (w *worker) handle(ctx context.Context, tx pgx.Tx, p *pending) (err error) {
 	hctx := telemetry.WithCorrelationID(p.msg.Metadata.Context(ctx), p.msg.CorrelationID)
 	hctx, span := w.c.tracer.Start(hctx, "process "+p.msg.Type, trace.WithSpanKind(trace.SpanKindConsumer),
 		trace.WithAttributes(
@@ -384,7 +406,7 @@ const (
 	HeaderDLQStack     = "dlq_stack"
 )
 
-// lockKeys takes a transaction-scoped advisory lock for every distinct record key of a
+// lockKeys queues in b a transaction-scoped advisory lock for every distinct record key of a
 // batch, in ascending order, before any handler runs.
 //
 // Why: a group that consumes several topics keyed by the same aggregate id (an order's
@@ -394,18 +416,23 @@ const (
 // one global order, serialises such batches instead. Rows keyed by something else than
 // the record key (stock per SKU) are not covered: consumers that lock those use
 // BatchSize 1 and lock in a fixed order themselves.
-func lockKeys(ctx context.Context, tx pgx.Tx, group string, ps []*pending) error {
+func lockKeys(b *pgx.Batch, group string, ps []*pending) {
 	keys := make([]int64, 0, len(ps))
 	for _, p := range ps {
+		if p.route == nil {
+			continue // acknowledged without effect: nothing to serialise
+		}
 		h := fnv.New64a()
 		_, _ = h.Write([]byte(group))
 		_, _ = h.Write([]byte{0})
 		_, _ = h.Write(p.rec.Key)
 		keys = append(keys, int64(h.Sum64()))
 	}
+	if len(keys) < 2 {
+		return // one aggregate: its first row lock serialises it already
+	}
 	slices.Sort(keys)
 	keys = slices.Compact(keys)
 	// unnest keeps the array's order, so the locks are taken in ascending key order.
-	_, err := tx.Exec(ctx, `SELECT count(pg_advisory_xact_lock(k)) FROM unnest($1::bigint[]) AS t(k)`, keys)
-	return err
+	b.Queue(`SELECT count(pg_advisory_xact_lock(k)) FROM unnest($1::bigint[]) AS t(k)`, keys)
 }

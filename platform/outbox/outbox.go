@@ -114,20 +114,50 @@ func (o *Outbox) Append(ctx context.Context, tx pgx.Tx, evs ...events.Event) err
 		}
 		topics[i], keys[i], values[i], headers[i] = e.Topic, e.Key, v, hj
 	}
-	// One round trip: lock the aggregates in a fixed order (no deadlock between two
-	// appenders touching the same set), insert in the given order.
+	if d, ok := tx.(deferrer); ok { // written with COMMIT, in the same round trip
+		rows := d.Local(o, func() any {
+			r := &rows{}
+			d.BeforeCommit(r.queue)
+			return r
+		}).(*rows)
+		rows.topics = append(rows.topics, topics...)
+		rows.keys = append(rows.keys, keys...)
+		rows.values = append(rows.values, values...)
+		rows.headers = append(rows.headers, headers...)
+		return nil
+	}
 	b := &pgx.Batch{}
-	b.Queue(`SELECT pg_advisory_xact_lock(h)
-	           FROM (SELECT DISTINCT hashtextextended(t || '/' || k, 0) AS h
-	                   FROM unnest($1::text[], $2::text[]) AS a(t, k)) s
-	          ORDER BY h`, topics, keys)
-	b.Queue(`INSERT INTO platform_outbox (topic, key, value, headers)
-	         SELECT t, k, v, h::jsonb FROM unnest($1::text[], $2::text[], $3::bytea[], $4::text[])
-	                WITH ORDINALITY AS a(t, k, v, h, n) ORDER BY n`, topics, keys, values, jsonStrings(headers))
+	(&rows{topics, keys, values, headers}).queue(b)
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return fmt.Errorf("append to outbox: %w", err)
 	}
 	return nil
+}
+
+// deferrer is a transaction that can gather statements to send with its COMMIT;
+// *pg.Tx is one. Appends to it are written, all together, when it commits.
+type deferrer interface {
+	Local(key any, create func() any) any
+	BeforeCommit(fn func(b *pgx.Batch))
+}
+
+// rows are outbox rows to insert.
+type rows struct {
+	topics, keys    []string
+	values, headers [][]byte
+}
+
+// queue adds to b the statements that insert r: first the aggregates' locks, in a fixed
+// order (no deadlock between two appenders touching the same set), then the rows in the
+// order given.
+func (r *rows) queue(b *pgx.Batch) {
+	b.Queue(`SELECT pg_advisory_xact_lock(h)
+	           FROM (SELECT DISTINCT hashtextextended(t || '/' || k, 0) AS h
+	                   FROM unnest($1::text[], $2::text[]) AS a(t, k)) s
+	          ORDER BY h`, r.topics, r.keys)
+	b.Queue(`INSERT INTO platform_outbox (topic, key, value, headers)
+	         SELECT t, k, v, h::jsonb FROM unnest($1::text[], $2::text[], $3::bytea[], $4::text[])
+	                WITH ORDINALITY AS a(t, k, v, h, n) ORDER BY n`, r.topics, r.keys, r.values, jsonStrings(r.headers))
 }
 
 func jsonStrings(bs [][]byte) []string {

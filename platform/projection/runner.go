@@ -17,6 +17,7 @@ import (
 	"github.com/orderflow/orderflow/platform/backoff"
 	"github.com/orderflow/orderflow/platform/consumer"
 	"github.com/orderflow/orderflow/platform/kafka"
+	"github.com/orderflow/orderflow/platform/pg"
 )
 
 // Deps is what running and rebuilding a model needs.
@@ -231,40 +232,45 @@ func (r *Runner) follow(ctx context.Context, st state) error {
 // apply writes a chunk into the live tables with its offsets, under the shared swap lock.
 func (r *Runner) apply(ctx context.Context, producer *kgo.Client, epoch int64, c *chunk) error {
 	start := time.Now()
-	return pgx.BeginFunc(ctx, r.d.Pool, func(tx pgx.Tx) error {
-		// A read model's rows and offsets commit together, so a commit a crash loses is
-		// simply read again from Kafka: no need to wait for the WAL flush, which is the
-		// dearest part of a small batch and is shared with the services' write models.
-		// The epoch must be read by a later statement than the one that waits for the lock:
-		// a statement's snapshot is taken before it waits, and would miss a swap that
-		// committed meanwhile.
-		if _, err := tx.Exec(ctx, `SELECT set_config('synchronous_commit', 'off', true), pg_advisory_xact_lock_shared($1)`,
-			swapLock(r.m.Name)); err != nil {
-			return err
-		}
-		var now int64
-		if err := tx.QueryRow(ctx, `SELECT epoch FROM platform_projections WHERE model = $1`, r.m.Name).Scan(&now); err != nil {
+	// A read model's rows and offsets commit together, so a commit a crash loses is simply
+	// read again from Kafka: no need to wait for the WAL flush, which is the dearest part
+	// of a small batch and is shared with the services' write models. The epoch must be
+	// read by a later statement than the one that waits for the lock: a statement's
+	// snapshot is taken before it waits, and would miss a swap that committed meanwhile.
+	// Both travel with BEGIN; the offsets travel with COMMIT.
+	var now int64
+	first := &pgx.Batch{}
+	first.Queue(`SELECT set_config('synchronous_commit', 'off', true), pg_advisory_xact_lock_shared($1)`, swapLock(r.m.Name))
+	first.Queue(`SELECT epoch FROM platform_projections WHERE model = $1`, r.m.Name).QueryRow(func(row pgx.Row) error {
+		if err := row.Scan(&now); err != nil {
 			return fmt.Errorf("read epoch: %w", err)
 		}
-		if now != epoch {
-			return errEpochChanged
-		}
-		if len(c.bad) > 0 {
-			if err := r.deadLetter(ctx, producer, c.bad); err != nil {
-				return err
-			}
-		}
-		if len(c.events) > 0 {
-			if err := r.m.apply(ctx, tx, r.m.live(), c.events); err != nil {
-				return fmt.Errorf("apply %d events: %w", len(c.events), err)
-			}
-		}
-		if err := saveOffsets(ctx, tx, r.m.Name, c.next); err != nil {
-			return err
-		}
-		r.met.batch.Record(ctx, time.Since(start).Seconds(), metric.WithAttributes(attribute.String("read_model", r.m.Name)))
 		return nil
 	})
+	tx, err := pg.Begin(ctx, r.d.Pool, first)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	if now != epoch {
+		return errEpochChanged
+	}
+	if len(c.bad) > 0 {
+		if err := r.deadLetter(ctx, producer, c.bad); err != nil {
+			return err
+		}
+	}
+	if len(c.events) > 0 {
+		if err := r.m.apply(ctx, tx, r.m.live(), c.events); err != nil {
+			return fmt.Errorf("apply %d events: %w", len(c.events), err)
+		}
+	}
+	tx.BeforeCommit(func(b *pgx.Batch) { queueOffsets(b, r.m.Name, c.next) })
+	if err := tx.Commit(ctx); err != nil {
+		return err
+	}
+	r.met.batch.Record(ctx, time.Since(start).Seconds(), metric.WithAttributes(attribute.String("read_model", r.m.Name)))
+	return nil
 }
 
 // deadLetter writes records that can never be applied to the model's dead-letter topic.

@@ -51,8 +51,18 @@ func loadState(ctx context.Context, q querier, model string) (state, error) {
 
 // saveOffsets upserts offsets of the model in tx, in one statement.
 func saveOffsets(ctx context.Context, tx pgx.Tx, model string, offs offsets) error {
+	b := &pgx.Batch{}
+	queueOffsets(b, model, offs)
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("save offsets of %s: %w", model, err)
+	}
+	return nil
+}
+
+// queueOffsets queues in b the statement that saves offs.
+func queueOffsets(b *pgx.Batch, model string, offs offsets) {
 	if len(offs) == 0 {
-		return nil
+		return
 	}
 	topics := make([]string, 0, len(offs))
 	parts := make([]int32, 0, len(offs))
@@ -62,12 +72,8 @@ func saveOffsets(ctx context.Context, tx pgx.Tx, model string, offs offsets) err
 		parts = append(parts, p.Partition)
 		next = append(next, o)
 	}
-	_, err := tx.Exec(ctx, `INSERT INTO platform_projection_offsets (model, topic, partition, next_offset)
-	                        SELECT $1, t, p, o FROM unnest($2::text[], $3::int[], $4::bigint[]) AS u (t, p, o)
-	                        ON CONFLICT (model, topic, partition) DO UPDATE SET next_offset = excluded.next_offset`,
+	b.Queue(`INSERT INTO platform_projection_offsets (model, topic, partition, next_offset)
+	         SELECT $1, t, p, o FROM unnest($2::text[], $3::int[], $4::bigint[]) AS u (t, p, o)
+	         ON CONFLICT (model, topic, partition) DO UPDATE SET next_offset = excluded.next_offset`,
 		model, topics, parts, next)
-	if err != nil {
-		return fmt.Errorf("save offsets of %s: %w", model, err)
-	}
-	return nil
 }

@@ -260,13 +260,16 @@ func (x *GetInvoiceRequest) GetNumber() string {
 }
 
 type Invoice struct {
-	state   protoimpl.MessageState `protogen:"open.v1"`
-	Number  string                 `protobuf:"bytes,1,opt,name=number,proto3" json:"number,omitempty"`
-	OrderId string                 `protobuf:"bytes,2,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
-	// ISSUED or VOIDED.
-	Status        string                 `protobuf:"bytes,3,opt,name=status,proto3" json:"status,omitempty"`
-	AmountMinor   int64                  `protobuf:"varint,4,opt,name=amount_minor,json=amountMinor,proto3" json:"amount_minor,omitempty"`
-	Currency      string                 `protobuf:"bytes,5,opt,name=currency,proto3" json:"currency,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Empty until the invoice is issued.
+	Number  string `protobuf:"bytes,1,opt,name=number,proto3" json:"number,omitempty"`
+	OrderId string `protobuf:"bytes,2,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	// PENDING (queued, numbered within moments), ISSUED or VOIDED. An invoice voided while
+	// PENDING was never issued and has no number.
+	Status      string `protobuf:"bytes,3,opt,name=status,proto3" json:"status,omitempty"`
+	AmountMinor int64  `protobuf:"varint,4,opt,name=amount_minor,json=amountMinor,proto3" json:"amount_minor,omitempty"`
+	Currency    string `protobuf:"bytes,5,opt,name=currency,proto3" json:"currency,omitempty"`
+	// Unset until the invoice is issued.
 	IssuedAt      *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=issued_at,json=issuedAt,proto3" json:"issued_at,omitempty"`
 	VoidedAt      *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=voided_at,json=voidedAt,proto3" json:"voided_at,omitempty"`
 	unknownFields protoimpl.UnknownFields

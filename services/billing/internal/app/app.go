@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"go.opentelemetry.io/otel/propagation"
 
 	"github.com/orderflow/orderflow/avro/billing"
 	"github.com/orderflow/orderflow/avro/contract"
@@ -16,7 +17,6 @@ import (
 	"github.com/orderflow/orderflow/platform/consumer"
 	"github.com/orderflow/orderflow/platform/events"
 	"github.com/orderflow/orderflow/platform/outbox"
-	"github.com/orderflow/orderflow/services/billing/internal/adapters/pdf"
 	"github.com/orderflow/orderflow/services/billing/internal/adapters/postgres"
 	"github.com/orderflow/orderflow/services/billing/internal/adapters/provider"
 )
@@ -77,29 +77,21 @@ func (a *App) Authorize(ctx context.Context, tx pgx.Tx, cause events.Cause, e sh
 		AuthorizationID: res.AuthorizationID, AuthorizedAt: now}); err != nil {
 		return err
 	}
-	return a.issueInvoice(ctx, tx, cause, e, now)
+	return a.queueInvoice(ctx, tx, cause, e)
 }
 
-func (a *App) issueInvoice(ctx context.Context, tx pgx.Tx, cause events.Cause, e shop.OrderPlaced, now time.Time) error {
-	number, err := postgres.NextInvoiceNumber(ctx, tx, now.Year())
-	if err != nil {
-		return err
-	}
-	doc := pdf.Invoice{Number: number, OrderID: e.OrderID, CustomerName: e.CustomerName, CustomerEmail: e.CustomerEmail,
-		Currency: e.Currency, TotalMinor: e.TotalMinor, IssuedAt: now}
+// queueInvoice queues the order's invoice for the issuer, which numbers it.
+func (a *App) queueInvoice(ctx context.Context, tx pgx.Tx, cause events.Cause, e shop.OrderPlaced) error {
+	d := postgres.InvoiceDetails{CustomerName: e.CustomerName, CustomerEmail: e.CustomerEmail,
+		CauseID: cause.ID, CorrelationID: cause.CorrelationID}
 	for _, l := range e.Lines {
-		doc.Lines = append(doc.Lines, pdf.Line{SKU: l.Sku, Name: l.Name, Quantity: l.Quantity, UnitPriceMinor: l.UnitPriceMinor})
+		d.Lines = append(d.Lines, postgres.InvoiceLine{SKU: l.Sku, Name: l.Name, Quantity: l.Quantity, UnitPriceMinor: l.UnitPriceMinor})
 	}
-	body, err := pdf.Render(doc)
-	if err != nil {
-		return consumer.Permanent(err)
-	}
-	if err := postgres.InsertInvoice(ctx, tx, postgres.Invoice{Number: number, OrderID: e.OrderID, AmountMinor: e.TotalMinor,
-		Currency: e.Currency, IssuedAt: now}, body); err != nil {
-		return err
-	}
-	return a.emit(ctx, tx, cause, e.OrderID, contract.InvoiceIssued, billing.InvoiceIssued{
-		OrderID: e.OrderID, InvoiceNumber: number, AmountMinor: e.TotalMinor, Currency: e.Currency, IssuedAt: now})
+	// The issuer's InvoiceIssued joins the trace of the authorization.
+	carrier := propagation.MapCarrier{}
+	propagation.TraceContext{}.Inject(ctx, carrier)
+	d.TraceParent, d.TraceState = carrier.Get(events.HeaderTraceParent), carrier.Get(events.HeaderTraceState)
+	return postgres.QueueInvoice(ctx, tx, postgres.Invoice{OrderID: e.OrderID, AmountMinor: e.TotalMinor, Currency: e.Currency}, d)
 }
 
 // Void undoes an order's payment: the authorization is voided at the provider and the

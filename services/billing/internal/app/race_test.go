@@ -2,7 +2,6 @@ package app_test
 
 import (
 	"context"
-	"os"
 	"testing"
 	"time"
 
@@ -12,13 +11,7 @@ import (
 
 	"github.com/orderflow/orderflow/avro/shop"
 	"github.com/orderflow/orderflow/platform/events"
-	"github.com/orderflow/orderflow/platform/outbox"
-	"github.com/orderflow/orderflow/platform/pg/pgtest"
-	"github.com/orderflow/orderflow/platform/serde"
 	"github.com/orderflow/orderflow/services/billing/internal/adapters/postgres"
-	"github.com/orderflow/orderflow/services/billing/internal/adapters/provider"
-	"github.com/orderflow/orderflow/services/billing/internal/app"
-	"github.com/orderflow/orderflow/services/billing/migrations"
 )
 
 // An order's OrderPlaced and its compensation (StockRejected) arrive on different topics
@@ -32,12 +25,7 @@ func TestPlacedAndCompensationNeverInterleave(t *testing.T) {
 	for _, first := range []string{"authorize", "void"} {
 		t.Run(first+" first", func(t *testing.T) {
 			t.Parallel()
-			pool := pgtest.NewPool(t, migrations.FS)
-			registry := os.Getenv("ORDERFLOW_REGISTRY_URL")
-			if registry == "" {
-				t.Skip("ORDERFLOW_REGISTRY_URL is not set: run with `make test`")
-			}
-			a := app.New(outbox.New(serde.New(registry, 5*time.Second)), provider.NewLocal())
+			pool, a := newApp(t)
 			ctx := context.Background()
 			order := placed()
 			authorize := func(tx pgx.Tx) error { return a.Authorize(ctx, tx, events.Cause{CorrelationID: order.OrderID}, order) }

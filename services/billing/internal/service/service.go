@@ -61,14 +61,17 @@ func Spec(version string, cfg *Config) boot.Spec {
 			if err := billinghttp.Register(ctx, d.API, d.Pool, d.Log); err != nil {
 				return nil, err
 			}
-			// Every invoice takes the year's gapless counter row: one event per transaction
-			// keeps that lock for one commit, not for a whole batch of other orders.
-			c, err := d.NewConsumerWith(events.PaymentsGroup, consumer.Options{BatchSize: 1}, events.Topics...)
+			issuer := app.NewIssuer(d.Pool, a, d.Log)
+			// Authorizations queue invoices; the issuer numbers them right after the commit.
+			c, err := d.NewConsumerWith(events.PaymentsGroup, consumer.Options{AfterCommit: func(ctx context.Context) {
+				d.Outbox.Committed(ctx)
+				issuer.Wake(ctx)
+			}}, events.Topics...)
 			if err != nil {
 				return nil, err
 			}
 			events.Register(c, a)
-			return []boot.Runner{c.Run}, nil
+			return []boot.Runner{c.Run, issuer.Run}, nil
 		},
 	}
 }

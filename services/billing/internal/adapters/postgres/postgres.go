@@ -67,44 +67,113 @@ func PutPayment(ctx context.Context, tx pgx.Tx, p Payment) error {
 	return nil
 }
 
-// NextInvoiceNumber takes the next number of year. The counter row stays locked until
-// the transaction ends, so numbers are gapless and in commit order.
-func NextInvoiceNumber(ctx context.Context, tx pgx.Tx, year int) (string, error) {
-	var n int
-	err := tx.QueryRow(ctx, `INSERT INTO invoice_counters (year, last) VALUES ($1, 1)
-	                         ON CONFLICT (year) DO UPDATE SET last = invoice_counters.last + 1 RETURNING last`, year).Scan(&n)
-	if err != nil {
-		return "", fmt.Errorf("next invoice number: %w", err)
-	}
-	return fmt.Sprintf("INV-%d-%06d", year, n), nil
-}
+// Invoice statuses (VOIDED is shared with payments).
+const (
+	Pending = "PENDING"
+	Issued  = "ISSUED"
+)
 
-// Invoice is an issued invoice.
+// Invoice is an order's invoice. A PENDING invoice has no number, PDF or issue time yet.
 type Invoice struct {
-	Number      string     `json:"number"`
+	Number      string     `json:"number,omitempty"`
 	OrderID     string     `json:"order_id"`
 	Status      string     `json:"status"`
 	AmountMinor int64      `json:"amount_minor"`
 	Currency    string     `json:"currency"`
-	IssuedAt    time.Time  `json:"issued_at"`
+	IssuedAt    *time.Time `json:"issued_at,omitempty"`
 	VoidedAt    *time.Time `json:"voided_at,omitempty"`
 }
 
-// InsertInvoice stores an issued invoice and its PDF.
-func InsertInvoice(ctx context.Context, tx pgx.Tx, inv Invoice, pdf []byte) error {
-	_, err := tx.Exec(ctx, `INSERT INTO invoices (number, order_id, status, amount_minor, currency, pdf, issued_at)
-	                        VALUES ($1, $2, 'ISSUED', $3, $4, $5, $6)`, inv.Number, inv.OrderID, inv.AmountMinor, inv.Currency, pdf, inv.IssuedAt)
+// InvoiceDetails is what a queued invoice keeps until it is issued: what its PDF shows
+// and the metadata of the event that caused it, for the InvoiceIssued event.
+type InvoiceDetails struct {
+	CustomerName  string        `json:"customer_name"`
+	CustomerEmail string        `json:"customer_email"`
+	Lines         []InvoiceLine `json:"lines"`
+	CauseID       string        `json:"cause_id"`
+	CorrelationID string        `json:"correlation_id"`
+	TraceParent   string        `json:"traceparent,omitempty"`
+	TraceState    string        `json:"tracestate,omitempty"`
+}
+
+// InvoiceLine is one invoiced product.
+type InvoiceLine struct {
+	SKU            string `json:"sku"`
+	Name           string `json:"name"`
+	Quantity       int    `json:"quantity"`
+	UnitPriceMinor int64  `json:"unit_price_minor"`
+}
+
+// QueueInvoice adds an order's invoice to the queue the issuer numbers.
+func QueueInvoice(ctx context.Context, tx pgx.Tx, inv Invoice, d InvoiceDetails) error {
+	_, err := tx.Exec(ctx, `INSERT INTO invoices (order_id, status, amount_minor, currency, details)
+	                        VALUES ($1, 'PENDING', $2, $3, $4)`, inv.OrderID, inv.AmountMinor, inv.Currency, d)
 	if err != nil {
-		return fmt.Errorf("insert invoice %s: %w", inv.Number, err)
+		return fmt.Errorf("queue invoice of %s: %w", inv.OrderID, err)
 	}
 	return nil
 }
 
-// VoidInvoice voids an order's issued invoice and returns its number ("" when there was
-// none to void).
+// LockCounter locks year's invoice counter until tx ends and returns its last number.
+// Only the holder issues invoices, so numbers are gapless and in commit order.
+func LockCounter(ctx context.Context, tx pgx.Tx, year int) (int, error) {
+	var last int
+	err := tx.QueryRow(ctx, `INSERT INTO invoice_counters (year, last) VALUES ($1, 0)
+	                         ON CONFLICT (year) DO UPDATE SET last = invoice_counters.last RETURNING last`, year).Scan(&last)
+	if err != nil {
+		return 0, fmt.Errorf("lock invoice counter %d: %w", year, err)
+	}
+	return last, nil
+}
+
+// PendingInvoice is a queued invoice with its details.
+type PendingInvoice struct {
+	Invoice
+	Details InvoiceDetails
+}
+
+// LockPending locks up to limit PENDING invoices, oldest first. An invoice that a void is
+// changing at that moment is waited for and left out if it is no longer pending.
+func LockPending(ctx context.Context, tx pgx.Tx, limit int) ([]PendingInvoice, error) {
+	rows, err := tx.Query(ctx, `SELECT order_id::text, amount_minor, currency, details FROM invoices
+	                            WHERE status = 'PENDING' ORDER BY seq LIMIT $1 FOR UPDATE`, limit)
+	if err != nil {
+		return nil, fmt.Errorf("pending invoices: %w", err)
+	}
+	return pgx.CollectRows(rows, func(row pgx.CollectableRow) (PendingInvoice, error) {
+		p := PendingInvoice{Invoice: Invoice{Status: Pending}}
+		err := row.Scan(&p.OrderID, &p.AmountMinor, &p.Currency, &p.Details)
+		return p, err
+	})
+}
+
+// InvoiceNumber formats the n-th invoice number of year.
+func InvoiceNumber(year, n int) string { return fmt.Sprintf("INV-%d-%06d", year, n) }
+
+// IssueInvoices marks invoices issued with their numbers and PDFs, and moves year's
+// counter to last. The caller holds the counter (LockCounter) and the rows (LockPending).
+func IssueInvoices(ctx context.Context, tx pgx.Tx, year, last int, invs []Invoice, pdfs [][]byte, at time.Time) error {
+	ids := make([]string, len(invs))
+	numbers := make([]string, len(invs))
+	for i, inv := range invs {
+		ids[i], numbers[i] = inv.OrderID, inv.Number
+	}
+	b := &pgx.Batch{}
+	b.Queue(`UPDATE invoices i SET status = 'ISSUED', number = u.n, pdf = u.p, issued_at = $4, details = NULL
+	         FROM unnest($1::uuid[], $2::text[], $3::bytea[]) AS u(id, n, p) WHERE i.order_id = u.id`, ids, numbers, pdfs, at)
+	b.Queue(`UPDATE invoice_counters SET last = $2 WHERE year = $1`, year, last)
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("issue %d invoices: %w", len(invs), err)
+	}
+	return nil
+}
+
+// VoidInvoice voids an order's invoice and returns its number: "" when there was nothing
+// to void or the invoice was still PENDING (never issued, so it keeps no number).
 func VoidInvoice(ctx context.Context, tx pgx.Tx, orderID string, at time.Time) (string, error) {
 	var number string
-	err := tx.QueryRow(ctx, `UPDATE invoices SET status = 'VOIDED', voided_at = $2 WHERE order_id = $1 AND status = 'ISSUED' RETURNING number`,
+	err := tx.QueryRow(ctx, `UPDATE invoices SET status = 'VOIDED', voided_at = $2, details = NULL
+	                         WHERE order_id = $1 AND status IN ('PENDING', 'ISSUED') RETURNING COALESCE(number, '')`,
 		orderID, at).Scan(&number)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return "", nil
@@ -112,7 +181,7 @@ func VoidInvoice(ctx context.Context, tx pgx.Tx, orderID string, at time.Time) (
 	return number, err
 }
 
-const invoiceCols = `number, order_id::text, status, amount_minor, currency, issued_at, voided_at`
+const invoiceCols = `COALESCE(number, ''), order_id::text, status, amount_minor, currency, issued_at, voided_at`
 
 func scanInvoice(row pgx.Row) (Invoice, error) {
 	var inv Invoice

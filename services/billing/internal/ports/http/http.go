@@ -117,7 +117,10 @@ func (s *Server) ListDailyRevenue(ctx context.Context, req *billingv1.ListDailyR
 
 func toProtoInvoice(inv postgres.Invoice) *billingv1.Invoice {
 	out := &billingv1.Invoice{Number: inv.Number, OrderId: inv.OrderID, Status: inv.Status, AmountMinor: inv.AmountMinor,
-		Currency: inv.Currency, IssuedAt: timestamppb.New(inv.IssuedAt)}
+		Currency: inv.Currency}
+	if inv.IssuedAt != nil {
+		out.IssuedAt = timestamppb.New(*inv.IssuedAt)
+	}
 	if inv.VoidedAt != nil {
 		out.VoidedAt = timestamppb.New(*inv.VoidedAt)
 	}

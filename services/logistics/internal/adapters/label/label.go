@@ -4,6 +4,7 @@ package label
 import (
 	"bytes"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/go-pdf/fpdf"
@@ -23,11 +24,14 @@ type Label struct {
 // Render returns the label as an A6 PDF.
 func Render(l Label) ([]byte, error) {
 	doc := fpdf.New("P", "mm", "A6", "")
+	// Uncompressed: the page is a few lines of text, and a zlib writer per document (about
+	// a megabyte to allocate and clear) cost more CPU than the rest of the document.
+	doc.SetCompression(false)
 	doc.SetTitle("Shipping label "+l.TrackingNumber, true)
 	doc.SetCreationDate(l.PreparedAt)
 	doc.SetModificationDate(l.PreparedAt)
 	doc.AddPage()
-	tr := doc.UnicodeTranslatorFromDescriptor("")
+	tr := cp1252()
 	doc.SetFont("Helvetica", "B", 14)
 	doc.Cell(0, 8, l.Carrier)
 	doc.Ln(10)
@@ -53,3 +57,9 @@ func Render(l Label) ([]byte, error) {
 	}
 	return buf.Bytes(), nil
 }
+
+// cp1252 maps UTF-8 text to the code page of fpdf's core fonts. Building it parses a
+// table with Sscanf, so it is built once, not per document.
+var cp1252 = sync.OnceValue(func() func(string) string {
+	return fpdf.New("P", "mm", "A4", "").UnicodeTranslatorFromDescriptor("")
+})

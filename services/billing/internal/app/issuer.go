@@ -1,0 +1,141 @@
+package app
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/orderflow/orderflow/avro/billing"
+	"github.com/orderflow/orderflow/avro/contract"
+	"github.com/orderflow/orderflow/platform/backoff"
+	"github.com/orderflow/orderflow/platform/events"
+	"github.com/orderflow/orderflow/services/billing/internal/adapters/pdf"
+	"github.com/orderflow/orderflow/services/billing/internal/adapters/postgres"
+)
+
+// Issuer numbers queued invoices, renders their PDFs and publishes InvoiceIssued.
+//
+// Invoice numbers are gapless per year, so taking one means holding the year's counter
+// row until commit. The issuer takes it once per batch of up to BatchSize invoices, in
+// a transaction of its own, so authorizations never wait for it and one commit issues
+// many invoices. Every replica runs an issuer; the counter row lets one at a time work,
+// and each numbers the queue in the order the authorizations committed.
+type Issuer struct {
+	pool *pgxpool.Pool
+	app  *App
+	log  *slog.Logger
+	wake chan struct{}
+	// BatchSize is the most invoices issued per transaction.
+	BatchSize int
+	// Fallback is how often the queue is looked at without a wake-up, for invoices
+	// queued by another replica.
+	Fallback time.Duration
+}
+
+// NewIssuer returns an issuer of a's queued invoices.
+func NewIssuer(pool *pgxpool.Pool, a *App, log *slog.Logger) *Issuer {
+	return &Issuer{pool: pool, app: a, log: log, wake: make(chan struct{}, 1), BatchSize: 200, Fallback: time.Second}
+}
+
+// Wake tells the issuer that invoices were queued; it never blocks.
+func (is *Issuer) Wake(context.Context) {
+	select {
+	case is.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run issues queued invoices until ctx ends.
+func (is *Issuer) Run(ctx context.Context) error {
+	t := time.NewTicker(is.Fallback)
+	defer t.Stop()
+	for attempt := 0; ; {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-is.wake:
+		case <-t.C:
+		}
+		for ctx.Err() == nil {
+			n, err := is.IssueBatch(ctx)
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				attempt++
+				d := backoff.Duration(attempt, 100*time.Millisecond, 10*time.Second)
+				is.log.WarnContext(ctx, "issuing invoices failed, will retry", "err", err, "retry_in", d.String())
+				select {
+				case <-ctx.Done():
+					return nil
+				case <-time.After(d):
+				}
+				continue
+			}
+			attempt = 0
+			if n < is.BatchSize {
+				break
+			}
+		}
+	}
+}
+
+// IssueBatch issues up to BatchSize queued invoices in one transaction and returns how
+// many queued invoices it took (a full batch means more may be waiting).
+func (is *Issuer) IssueBatch(ctx context.Context) (int, error) {
+	var taken, issued int
+	err := pgx.BeginFunc(ctx, is.pool, func(tx pgx.Tx) error {
+		now := is.app.now()
+		year := now.Year()
+		last, err := postgres.LockCounter(ctx, tx, year)
+		if err != nil {
+			return err
+		}
+		queue, err := postgres.LockPending(ctx, tx, is.BatchSize)
+		if err != nil || len(queue) == 0 {
+			return err
+		}
+		taken = len(queue)
+		var (
+			invs []postgres.Invoice
+			pdfs [][]byte
+			evs  []events.Event
+		)
+		for _, q := range queue {
+			number := postgres.InvoiceNumber(year, last+1)
+			doc := pdf.Invoice{Number: number, OrderID: q.OrderID, CustomerName: q.Details.CustomerName,
+				CustomerEmail: q.Details.CustomerEmail, Currency: q.Currency, TotalMinor: q.AmountMinor, IssuedAt: now}
+			for _, l := range q.Details.Lines {
+				doc.Lines = append(doc.Lines, pdf.Line{SKU: l.SKU, Name: l.Name, Quantity: l.Quantity, UnitPriceMinor: l.UnitPriceMinor})
+			}
+			body, err := pdf.Render(doc)
+			if err != nil { // it stays PENDING, without a number, for a fixed release to issue
+				is.log.ErrorContext(ctx, "invoice PDF cannot be rendered; the invoice stays pending", "order_id", q.OrderID, "err", err)
+				continue
+			}
+			last++
+			inv := q.Invoice
+			inv.Number = number
+			invs, pdfs = append(invs, inv), append(pdfs, body)
+			md := events.Metadata{TraceParent: q.Details.TraceParent, TraceState: q.Details.TraceState}
+			evs = append(evs, events.New(md.Context(ctx), Source, contract.TopicBillingPayments, q.OrderID, contract.InvoiceIssued,
+				billing.InvoiceIssued{OrderID: q.OrderID, InvoiceNumber: number, AmountMinor: q.AmountMinor, Currency: q.Currency, IssuedAt: now},
+				events.Cause{ID: q.Details.CauseID, CorrelationID: q.Details.CorrelationID}))
+		}
+		if len(invs) == 0 {
+			return nil
+		}
+		if err := postgres.IssueInvoices(ctx, tx, year, last, invs, pdfs, now); err != nil {
+			return err
+		}
+		issued = len(invs)
+		return is.app.outbox.Append(ctx, tx, evs...)
+	})
+	if err == nil && issued > 0 {
+		is.app.outbox.Committed(ctx)
+	}
+	return taken, err
+}

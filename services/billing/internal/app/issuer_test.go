@@ -1,0 +1,160 @@
+package app_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/orderflow/orderflow/platform/events"
+	"github.com/orderflow/orderflow/platform/outbox"
+	"github.com/orderflow/orderflow/platform/pg/pgtest"
+	"github.com/orderflow/orderflow/platform/serde"
+	"github.com/orderflow/orderflow/services/billing/internal/adapters/postgres"
+	"github.com/orderflow/orderflow/services/billing/internal/adapters/provider"
+	"github.com/orderflow/orderflow/services/billing/internal/app"
+	"github.com/orderflow/orderflow/services/billing/migrations"
+)
+
+func newApp(t *testing.T) (*pgxpool.Pool, *app.App) {
+	t.Helper()
+	registry := os.Getenv("ORDERFLOW_REGISTRY_URL")
+	if registry == "" {
+		t.Skip("ORDERFLOW_REGISTRY_URL is not set: run with `make test`")
+	}
+	return pgtest.NewPool(t, migrations.FS), app.New(outbox.New(serde.New(registry, 5*time.Second)), provider.NewLocal())
+}
+
+// authorize places n orders and authorizes each in its own transaction, in order.
+func authorize(t *testing.T, pool *pgxpool.Pool, a *app.App, n int) []string {
+	t.Helper()
+	ctx := context.Background()
+	var ids []string
+	for range n {
+		o := placed()
+		if err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+			return a.Authorize(ctx, tx, events.Cause{ID: o.OrderID, CorrelationID: o.OrderID}, o)
+		}); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, o.OrderID)
+	}
+	return ids
+}
+
+func outboxRows(t *testing.T, pool *pgxpool.Pool) int {
+	t.Helper()
+	var n int
+	if err := pool.QueryRow(context.Background(), `SELECT count(*) FROM platform_outbox`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// Authorizations queue invoices; the issuer numbers them without gaps in the order the
+// authorizations committed and publishes InvoiceIssued for each. An invoice voided while
+// it waited is never issued and takes no number; one voided after issue keeps its number.
+func TestIssuerNumbersQueuedInvoices(t *testing.T) {
+	t.Parallel()
+	pool, a := newApp(t)
+	ctx := context.Background()
+	ids := authorize(t, pool, a, 5)
+	inv, err := postgres.GetInvoiceOfOrder(ctx, pool, ids[0])
+	if err != nil || inv.Status != postgres.Pending || inv.Number != "" || inv.IssuedAt != nil {
+		t.Fatalf("queued invoice %+v %v, want PENDING without number", inv, err)
+	}
+	if err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error { return a.Void(ctx, tx, events.Cause{}, ids[1], "order_cancelled") }); err != nil {
+		t.Fatal(err)
+	}
+	before := outboxRows(t, pool)
+	is := app.NewIssuer(pool, a, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if n, err := is.IssueBatch(ctx); err != nil || n != 4 {
+		t.Fatalf("IssueBatch = %d, %v; want 4 issued", n, err)
+	}
+	if got := outboxRows(t, pool) - before; got != 4 {
+		t.Fatalf("%d events appended, want 4 InvoiceIssued", got)
+	}
+	year := time.Now().UTC().Year()
+	want := []string{postgres.InvoiceNumber(year, 1), "", postgres.InvoiceNumber(year, 2), postgres.InvoiceNumber(year, 3), postgres.InvoiceNumber(year, 4)}
+	for i, id := range ids {
+		inv, err := postgres.GetInvoiceOfOrder(ctx, pool, id)
+		if err != nil || inv.Number != want[i] {
+			t.Fatalf("invoice of order %d: %+v %v, want number %q", i, inv, err, want[i])
+		}
+		if i == 1 {
+			if inv.Status != postgres.Voided {
+				t.Fatalf("invoice voided while queued is %s", inv.Status)
+			}
+			continue
+		}
+		if inv.Status != postgres.Issued || inv.IssuedAt == nil {
+			t.Fatalf("invoice %+v, want ISSUED", inv)
+		}
+		if pdf, err := postgres.InvoicePDF(ctx, pool, inv.Number); err != nil || len(pdf) < 500 || string(pdf[:5]) != "%PDF-" {
+			t.Fatalf("PDF of %s: %d bytes, %v", inv.Number, len(pdf), err)
+		}
+	}
+	if n, err := is.IssueBatch(ctx); err != nil || n != 0 {
+		t.Fatalf("second IssueBatch = %d, %v; want nothing left", n, err)
+	}
+	before = outboxRows(t, pool)
+	if err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error { return a.Void(ctx, tx, events.Cause{}, ids[0], "order_cancelled") }); err != nil {
+		t.Fatal(err)
+	}
+	if got := outboxRows(t, pool) - before; got != 2 { // PaymentVoided and InvoiceVoided
+		t.Fatalf("void of an issued invoice appended %d events, want 2", got)
+	}
+	if inv, _ := postgres.GetInvoiceOfOrder(ctx, pool, ids[0]); inv.Status != postgres.Voided || inv.Number != want[0] {
+		t.Fatalf("voided issued invoice %+v, want VOIDED with its number", inv)
+	}
+}
+
+// Two issuers (two replicas) draining one queue at once still give every invoice one
+// number, gapless.
+func TestIssuersInParallelStayGapless(t *testing.T) {
+	t.Parallel()
+	pool, a := newApp(t)
+	ctx := context.Background()
+	ids := authorize(t, pool, a, 12)
+	var wg sync.WaitGroup
+	for range 2 {
+		is := app.NewIssuer(pool, a, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		is.BatchSize = 2
+		wg.Go(func() {
+			for {
+				n, err := is.IssueBatch(ctx)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if n == 0 {
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	var got []string
+	for _, id := range ids {
+		inv, err := postgres.GetInvoiceOfOrder(ctx, pool, id)
+		if err != nil || inv.Status != postgres.Issued {
+			t.Fatalf("invoice %+v %v, want ISSUED", inv, err)
+		}
+		got = append(got, inv.Number)
+	}
+	year := time.Now().UTC().Year()
+	var want []string
+	for n := 1; n <= len(ids); n++ {
+		want = append(want, postgres.InvoiceNumber(year, n))
+	}
+	if !slices.Equal(got, want) { // queue order is authorization order
+		t.Fatalf("numbers %v, want %v", got, want)
+	}
+}
