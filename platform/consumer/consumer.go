@@ -96,6 +96,12 @@ type Options struct {
 	// ShutdownGrace is how long in-flight batches may run on shutdown or revocation
 	// before they are abandoned (default 10 s).
 	ShutdownGrace time.Duration
+	// Serial makes the group apply one batch at a time: in a process by a mutex, across
+	// replicas by a transaction-scoped advisory lock on the group's name. It is for groups
+	// whose handlers lock rows that many aggregates share (stock per SKU) in an order no
+	// batch can fix up front: serial batches cannot deadlock, and under load they grow,
+	// so one commit covers many events. Without it such a group needs BatchSize 1.
+	Serial bool
 	// AfterCommit, if set, runs after every committed batch, outside its transaction:
 	// the place to wake the outbox relay for the events the handlers appended.
 	AfterCommit func(ctx context.Context)
@@ -137,6 +143,7 @@ type Consumer struct {
 
 	mu      sync.Mutex
 	workers map[tp]*worker
+	serial  sync.Mutex // held around each batch when opts.Serial
 
 	tracer  trace.Tracer
 	metrics *metrics

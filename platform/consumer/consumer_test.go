@@ -375,3 +375,71 @@ func TestLateCommitWithLowerIDIsNotSkipped(t *testing.T) {
 		t.Fatalf("%d records on the topic, late event present: %v; want 6 and true", len(recs), found)
 	}
 }
+
+// A Serial group applies one batch at a time across its partitions, even when every
+// batch locks rows shared by many aggregates in no fixed order (the deadlock a parallel
+// group would hit), and batches grow: fewer transactions than events.
+func TestSerialGroupAppliesOneBatchAtATime(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, 6)
+	ctx := context.Background()
+	if _, err := h.pool.Exec(ctx, `INSERT INTO counters (key, n) SELECT 'shared-' || i, 0 FROM generate_series(0, 4) i`); err != nil {
+		t.Fatal(err)
+	}
+	var active, most, txs atomic.Int64
+	seen := map[int64]bool{} // transactions (by txid) seen, guarded by mu
+	var mu sync.Mutex
+	handler := func(ctx context.Context, tx pgx.Tx, m consumer.Message, p testevent.Thing) error {
+		n := active.Add(1)
+		defer active.Add(-1)
+		for { // record the most handlers ever running at once
+			old := most.Load()
+			if n <= old || most.CompareAndSwap(old, n) {
+				break
+			}
+		}
+		var txid int64
+		if err := tx.QueryRow(ctx, `SELECT txid_current()`).Scan(&txid); err != nil {
+			return err
+		}
+		mu.Lock()
+		if !seen[txid] {
+			seen[txid] = true
+			txs.Add(1)
+		}
+		mu.Unlock()
+		// Lock two shared rows in an order that depends on the event: across batches these
+		// orders conflict.
+		a, b := p.Seq%5, (p.Seq+2)%5
+		for _, k := range []int64{a, b} {
+			if _, err := tx.Exec(ctx, `UPDATE counters SET n = n + 1 WHERE key = $1`, "shared-"+strconv.FormatInt(k, 10)); err != nil {
+				return err
+			}
+		}
+		time.Sleep(time.Millisecond)
+		return record(ctx, tx, m, p)
+	}
+	const events = 300
+	for i := range events {
+		if err := h.appendNext(ctx, "agg-"+strconv.Itoa(i%60)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.runRelay(outbox.RelayOptions{BatchSize: 500})
+	c := h.newConsumer(kafkatest.Name("g"), handler, consumer.Options{Serial: true, MaxAttempts: 1})
+	stop := h.run(c.Run)
+	defer stop()
+	waitFor(t, 60*time.Second, "300 effects", func() bool { return h.count(`SELECT count(*) FROM effects`) >= events })
+	if n := h.count(`SELECT count(*) FROM effects`); n != events {
+		t.Fatalf("%d effects, want %d", n, events)
+	}
+	if m := most.Load(); m != 1 {
+		t.Fatalf("%d handlers ran at once in a serial group", m)
+	}
+	if n := txs.Load(); n >= events {
+		t.Fatalf("%d transactions for %d events: batches did not grow", n, events)
+	}
+	if dl := h.count(`SELECT count(*) FROM counters WHERE key LIKE 'shared-%' AND n > 0`); dl != 5 {
+		t.Fatalf("%d shared rows touched, want 5", dl)
+	}
+}

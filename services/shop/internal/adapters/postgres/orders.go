@@ -9,12 +9,18 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/orderflow/orderflow/services/shop/internal/domain/order"
 )
 
+// Querier is what reads need: a pool or a transaction.
+type Querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
 // Products returns the catalog entries of skus.
-func Products(ctx context.Context, q pgx.Tx, skus []string) (map[string]order.Product, error) {
+func Products(ctx context.Context, q Querier, skus []string) (map[string]order.Product, error) {
 	rows, err := q.Query(ctx, `SELECT sku, name, unit_price_minor, currency FROM products WHERE sku = ANY($1)`, skus)
 	if err != nil {
 		return nil, fmt.Errorf("read catalog: %w", err)
@@ -54,40 +60,39 @@ func ListProducts(ctx context.Context, q pgx.Tx) ([]order.Product, error) {
 	})
 }
 
-// ClaimIdempotencyKey records key for a new order, or returns the order id already
-// recorded for it and the hash of the request that recorded it. A concurrent claim of the
-// same key waits for the first to commit or roll back.
-func ClaimIdempotencyKey(ctx context.Context, tx pgx.Tx, key string, hash []byte, orderID string) (existingOrder string, existingHash []byte, err error) {
-	tag, err := tx.Exec(ctx, `INSERT INTO idempotency_keys (key, request_hash, order_id) VALUES ($1, $2, $3)
-	                          ON CONFLICT (key) DO NOTHING`, key, hash, orderID)
-	if err != nil {
-		return "", nil, fmt.Errorf("claim idempotency key: %w", err)
-	}
-	if tag.RowsAffected() == 1 {
-		return "", nil, nil
-	}
-	err = tx.QueryRow(ctx, `SELECT order_id::text, request_hash FROM idempotency_keys WHERE key = $1`, key).Scan(&existingOrder, &existingHash)
-	if err != nil {
-		return "", nil, fmt.Errorf("read idempotency key: %w", err)
-	}
-	return existingOrder, existingHash, nil
-}
-
-// InsertOrder stores a new order. It must run before ClaimIdempotencyKey commits, in the
-// same transaction.
-func InsertOrder(ctx context.Context, tx pgx.Tx, o *order.Order) error {
+// QueueInsertOrder queues in b the statements that store a new order and, with an
+// idempotency key, claim the key for it. claimed reports, once b ran, whether the key was
+// free; when it was not, ExistingIdempotencyKey tells whose it is (and the transaction
+// must roll back: the order it inserted is not wanted).
+func QueueInsertOrder(b *pgx.Batch, o *order.Order, key string, hash []byte, claimed *bool) error {
 	lines, addr, err := toJSON(o)
 	if err != nil {
 		return err
 	}
-	_, err = tx.Exec(ctx, `INSERT INTO orders (id, customer_id, customer_email, customer_name, status, currency, total_minor,
-	                                             lines, shipping_address, placed_at, updated_at)
-	                       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+	b.Queue(`INSERT INTO orders (id, customer_id, customer_email, customer_name, status, currency, total_minor,
+	                             lines, shipping_address, placed_at, updated_at)
+	         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
 		o.ID, o.Customer.ID, o.Customer.Email, o.Customer.Name, o.Status, o.Currency, o.TotalMinor, lines, addr, o.PlacedAt, o.UpdatedAt)
-	if err != nil {
-		return fmt.Errorf("insert order: %w", err)
+	*claimed = true
+	if key == "" {
+		return nil
 	}
+	// After the order: the key refers to it.
+	b.Queue(`INSERT INTO idempotency_keys (key, request_hash, order_id) VALUES ($1, $2, $3)
+	         ON CONFLICT (key) DO NOTHING`, key, hash, o.ID).Exec(func(tag pgconn.CommandTag) error {
+		*claimed = tag.RowsAffected() == 1
+		return nil
+	})
 	return nil
+}
+
+// ExistingIdempotencyKey reads the order and request hash a key was first used for.
+func ExistingIdempotencyKey(ctx context.Context, tx pgx.Tx, key string) (orderID string, hash []byte, err error) {
+	err = tx.QueryRow(ctx, `SELECT order_id::text, request_hash FROM idempotency_keys WHERE key = $1`, key).Scan(&orderID, &hash)
+	if err != nil {
+		return "", nil, fmt.Errorf("read idempotency key: %w", err)
+	}
+	return orderID, hash, nil
 }
 
 // GetForUpdate loads an order and locks it until tx ends.
