@@ -45,10 +45,7 @@ func (a *App) emit(ctx context.Context, tx pgx.Tx, cause events.Cause, orderID s
 // transaction gets the same authorization. A provider outage is transient: the consumer
 // retries with backoff.
 func (a *App) Authorize(ctx context.Context, tx pgx.Tx, cause events.Cause, e shop.OrderPlaced) error {
-	if err := postgres.LockOrder(ctx, tx, e.OrderID); err != nil {
-		return err
-	}
-	if _, err := postgres.LockPayment(ctx, tx, e.OrderID); !errors.Is(err, postgres.ErrNotFound) {
+	if _, err := postgres.LockOrderPayment(ctx, tx, e.OrderID); !errors.Is(err, postgres.ErrNotFound) {
 		return err // already decided (or voided before it was placed)
 	}
 	res, err := a.provider.Authorize(ctx, provider.Request{OrderID: e.OrderID, Token: e.PaymentToken, AmountMinor: e.TotalMinor, Currency: e.Currency})
@@ -69,19 +66,19 @@ func (a *App) Authorize(ctx context.Context, tx pgx.Tx, cause events.Cause, e sh
 			OrderID: e.OrderID, AmountMinor: e.TotalMinor, Currency: e.Currency, Reason: res.DeclineCode, FailedAt: now})
 	}
 	p.Status, p.AuthorizationID = postgres.Authorized, res.AuthorizationID
-	if err := postgres.PutPayment(ctx, tx, p); err != nil {
-		return err
-	}
 	if err := a.emit(ctx, tx, cause, e.OrderID, contract.PaymentAuthorized, billing.PaymentAuthorized{
 		OrderID: e.OrderID, AmountMinor: e.TotalMinor, Currency: e.Currency, Provider: a.provider.Name(),
 		AuthorizationID: res.AuthorizationID, AuthorizedAt: now}); err != nil {
 		return err
 	}
-	return a.queueInvoice(ctx, tx, cause, e)
+	// The payment and its invoice, queued for the issuer to number.
+	inv, d := invoiceOf(ctx, cause, e)
+	return postgres.PutAuthorized(ctx, tx, p, inv, d)
 }
 
-// queueInvoice queues the order's invoice for the issuer, which numbers it.
-func (a *App) queueInvoice(ctx context.Context, tx pgx.Tx, cause events.Cause, e shop.OrderPlaced) error {
+// invoiceOf is the invoice to queue for an authorized order, with what the issuer needs
+// to render and announce it.
+func invoiceOf(ctx context.Context, cause events.Cause, e shop.OrderPlaced) (postgres.Invoice, postgres.InvoiceDetails) {
 	d := postgres.InvoiceDetails{CustomerName: e.CustomerName, CustomerEmail: e.CustomerEmail,
 		CauseID: cause.ID, CorrelationID: cause.CorrelationID}
 	for _, l := range e.Lines {
@@ -91,17 +88,14 @@ func (a *App) queueInvoice(ctx context.Context, tx pgx.Tx, cause events.Cause, e
 	carrier := propagation.MapCarrier{}
 	propagation.TraceContext{}.Inject(ctx, carrier)
 	d.TraceParent, d.TraceState = carrier.Get(events.HeaderTraceParent), carrier.Get(events.HeaderTraceState)
-	return postgres.QueueInvoice(ctx, tx, postgres.Invoice{OrderID: e.OrderID, AmountMinor: e.TotalMinor, Currency: e.Currency}, d)
+	return postgres.Invoice{OrderID: e.OrderID, AmountMinor: e.TotalMinor, Currency: e.Currency}, d
 }
 
 // Void undoes an order's payment: the authorization is voided at the provider and the
 // invoice voided. When the order is not known yet, a VOIDED marker makes its OrderPlaced,
 // arriving later, authorize nothing.
 func (a *App) Void(ctx context.Context, tx pgx.Tx, cause events.Cause, orderID, reason string) error {
-	if err := postgres.LockOrder(ctx, tx, orderID); err != nil {
-		return err
-	}
-	p, err := postgres.LockPayment(ctx, tx, orderID)
+	p, err := postgres.LockOrderPayment(ctx, tx, orderID)
 	if errors.Is(err, postgres.ErrNotFound) {
 		return postgres.PutPayment(ctx, tx, postgres.Payment{OrderID: orderID, Status: postgres.Voided, DeclineReason: reason, Currency: "XXX"})
 	}

@@ -38,18 +38,12 @@ func New(pool *pgxpool.Pool, ob *outbox.Outbox) *App {
 // Reserve holds every line of a placed order, or none of them. A replayed OrderPlaced,
 // or one that arrives after the order was already released, changes nothing.
 func (a *App) Reserve(ctx context.Context, tx pgx.Tx, cause events.Cause, orderID string, lines []stock.Line) error {
-	if err := postgres.LockOrder(ctx, tx, orderID); err != nil {
-		return err
-	}
-	if _, found, err := postgres.GetReservation(ctx, tx, orderID); err != nil || found {
-		return err
-	}
 	skus := make([]string, len(lines))
 	for i, l := range lines {
 		skus[i] = l.SKU
 	}
-	levels, err := postgres.LockLevels(ctx, tx, skus)
-	if err != nil {
+	_, found, levels, err := postgres.LockForReserve(ctx, tx, orderID, skus)
+	if err != nil || found {
 		return err
 	}
 	now := a.now()
@@ -86,10 +80,7 @@ func (a *App) Reserve(ctx context.Context, tx pgx.Tx, cause events.Cause, orderI
 // Release gives an order's reservation back to stock. When the order is not known yet,
 // it leaves a marker so that its OrderPlaced, arriving later, reserves nothing.
 func (a *App) Release(ctx context.Context, tx pgx.Tx, cause events.Cause, orderID, reason string) error {
-	if err := postgres.LockOrder(ctx, tx, orderID); err != nil {
-		return err
-	}
-	r, found, err := postgres.GetReservation(ctx, tx, orderID)
+	r, found, err := postgres.LockReservation(ctx, tx, orderID)
 	if err != nil {
 		return err
 	}
@@ -115,10 +106,7 @@ func (a *App) Release(ctx context.Context, tx pgx.Tx, cause events.Cause, orderI
 
 // Ship takes a dispatched order's reserved units off the shelf.
 func (a *App) Ship(ctx context.Context, tx pgx.Tx, orderID string) error {
-	if err := postgres.LockOrder(ctx, tx, orderID); err != nil {
-		return err
-	}
-	r, found, err := postgres.GetReservation(ctx, tx, orderID)
+	r, found, err := postgres.LockReservation(ctx, tx, orderID)
 	if err != nil || !found || r.Status != postgres.Reserved {
 		return err
 	}

@@ -44,9 +44,27 @@ func scanPayment(row pgx.Row) (Payment, error) {
 	return p, err
 }
 
-// LockPayment loads and locks an order's payment.
-func LockPayment(ctx context.Context, tx pgx.Tx, orderID string) (Payment, error) {
-	return scanPayment(tx.QueryRow(ctx, `SELECT `+paymentCols+` FROM payments WHERE order_id = $1 FOR UPDATE`, orderID))
+const lockPaymentSQL = `SELECT ` + paymentCols + ` FROM payments WHERE order_id = $1 FOR UPDATE`
+
+// LockOrderPayment serializes, until tx ends, every handler touching one order, then
+// loads and locks its payment, in one round trip. Events about an order arrive on several
+// topics, handled by different partition workers at once; a row lock cannot protect a
+// row that does not exist yet, so the first event and its compensation could otherwise
+// both think they came first.
+func LockOrderPayment(ctx context.Context, tx pgx.Tx, orderID string) (p Payment, err error) {
+	b := &pgx.Batch{}
+	b.Queue(lockOrderSQL, orderID)
+	b.Queue(lockPaymentSQL, orderID).QueryRow(func(row pgx.Row) error {
+		p, err = scanPayment(row)
+		if errors.Is(err, ErrNotFound) {
+			return nil // reported after the batch, which must not stop for it
+		}
+		return err
+	})
+	if berr := tx.SendBatch(ctx, b).Close(); berr != nil {
+		return p, fmt.Errorf("lock order %s and its payment: %w", orderID, berr)
+	}
+	return p, err
 }
 
 // GetPayment reads an order's payment.
@@ -56,13 +74,29 @@ func GetPayment(ctx context.Context, pool *pgxpool.Pool, orderID string) (Paymen
 
 // PutPayment inserts or updates a payment.
 func PutPayment(ctx context.Context, tx pgx.Tx, p Payment) error {
-	_, err := tx.Exec(ctx, `INSERT INTO payments (order_id, customer_id, status, amount_minor, currency, authorization_id, decline_reason, updated_at)
-	                        VALUES ($1, $2, $3, $4, $5, NULLIF($6, ''), NULLIF($7, ''), now())
-	                        ON CONFLICT (order_id) DO UPDATE SET status = $3, authorization_id = NULLIF($6, ''),
-	                               decline_reason = NULLIF($7, ''), updated_at = now()`,
-		p.OrderID, p.CustomerID, p.Status, p.AmountMinor, p.Currency, p.AuthorizationID, p.DeclineReason)
-	if err != nil {
+	if _, err := tx.Exec(ctx, putPaymentSQL, paymentArgs(p)...); err != nil {
 		return fmt.Errorf("save payment %s: %w", p.OrderID, err)
+	}
+	return nil
+}
+
+const putPaymentSQL = `INSERT INTO payments (order_id, customer_id, status, amount_minor, currency, authorization_id, decline_reason, updated_at)
+                       VALUES ($1, $2, $3, $4, $5, NULLIF($6, ''), NULLIF($7, ''), now())
+                       ON CONFLICT (order_id) DO UPDATE SET status = $3, authorization_id = NULLIF($6, ''),
+                              decline_reason = NULLIF($7, ''), updated_at = now()`
+
+func paymentArgs(p Payment) []any {
+	return []any{p.OrderID, p.CustomerID, p.Status, p.AmountMinor, p.Currency, p.AuthorizationID, p.DeclineReason}
+}
+
+// PutAuthorized saves an authorized payment and adds its invoice, PENDING, to the queue
+// the issuer numbers, in one round trip.
+func PutAuthorized(ctx context.Context, tx pgx.Tx, p Payment, inv Invoice, d InvoiceDetails) error {
+	b := &pgx.Batch{}
+	b.Queue(putPaymentSQL, paymentArgs(p)...)
+	b.Queue(queueInvoiceSQL, inv.OrderID, inv.AmountMinor, inv.Currency, d)
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("save authorization of %s: %w", p.OrderID, err)
 	}
 	return nil
 }
@@ -104,15 +138,7 @@ type InvoiceLine struct {
 	UnitPriceMinor int64  `json:"unit_price_minor"`
 }
 
-// QueueInvoice adds an order's invoice to the queue the issuer numbers.
-func QueueInvoice(ctx context.Context, tx pgx.Tx, inv Invoice, d InvoiceDetails) error {
-	_, err := tx.Exec(ctx, `INSERT INTO invoices (order_id, status, amount_minor, currency, details)
-	                        VALUES ($1, 'PENDING', $2, $3, $4)`, inv.OrderID, inv.AmountMinor, inv.Currency, d)
-	if err != nil {
-		return fmt.Errorf("queue invoice of %s: %w", inv.OrderID, err)
-	}
-	return nil
-}
+const queueInvoiceSQL = `INSERT INTO invoices (order_id, status, amount_minor, currency, details) VALUES ($1, 'PENDING', $2, $3, $4)`
 
 // LockCounter locks year's invoice counter until tx ends and returns its last number.
 // Only the holder issues invoices, so numbers are gapless and in commit order.
@@ -212,13 +238,4 @@ func InvoicePDF(ctx context.Context, pool *pgxpool.Pool, number string) ([]byte,
 	return pdf, err
 }
 
-// LockOrder serializes, until tx ends, every handler touching one order. Events about an
-// order arrive on several topics, handled by different partition workers at once; a
-// row lock cannot protect a row that does not exist yet, so the first event and its
-// compensation could otherwise both think they came first.
-func LockOrder(ctx context.Context, tx pgx.Tx, orderID string) error {
-	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('order/' || $1, 0))`, orderID); err != nil {
-		return fmt.Errorf("lock order %s: %w", orderID, err)
-	}
-	return nil
-}
+const lockOrderSQL = `SELECT pg_advisory_xact_lock(hashtextextended('order/' || $1, 0))`

@@ -23,13 +23,15 @@ type Contact struct {
 
 // PutContact records an order's contact and its customer.
 func PutContact(ctx context.Context, tx pgx.Tx, c Contact) error {
-	if _, err := tx.Exec(ctx, `INSERT INTO customers (customer_id, email, name) VALUES ($1, $2, $3)
-	                           ON CONFLICT (customer_id) DO UPDATE SET email = $2, name = $3`, c.CustomerID, c.Email, c.Name); err != nil {
-		return fmt.Errorf("save customer: %w", err)
+	b := &pgx.Batch{} // one round trip
+	b.Queue(`INSERT INTO customers (customer_id, email, name) VALUES ($1, $2, $3)
+	         ON CONFLICT (customer_id) DO UPDATE SET email = $2, name = $3`, c.CustomerID, c.Email, c.Name)
+	b.Queue(`INSERT INTO order_contacts (order_id, customer_id, email, name) VALUES ($1, $2, $3, $4)
+	         ON CONFLICT (order_id) DO NOTHING`, c.OrderID, c.CustomerID, c.Email, c.Name)
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("save contact of %s: %w", c.OrderID, err)
 	}
-	_, err := tx.Exec(ctx, `INSERT INTO order_contacts (order_id, customer_id, email, name) VALUES ($1, $2, $3, $4)
-	                        ON CONFLICT (order_id) DO NOTHING`, c.OrderID, c.CustomerID, c.Email, c.Name)
-	return err
+	return nil
 }
 
 // Step is one timeline entry.

@@ -24,14 +24,11 @@ const (
 	Voided   = "VOIDED"
 )
 
-// LockLevels loads and locks the stock rows of skus in SKU order, so that concurrent
-// reservations of overlapping SKUs queue instead of deadlocking.
-func LockLevels(ctx context.Context, tx pgx.Tx, skus []string) (map[string]stock.Level, error) {
-	rows, err := tx.Query(ctx, `SELECT sku, on_hand, reserved, low_threshold FROM stock
-	                             WHERE sku = ANY($1) ORDER BY sku FOR UPDATE`, skus)
-	if err != nil {
-		return nil, fmt.Errorf("lock stock: %w", err)
-	}
+// lockLevelsSQL reads and locks the stock rows of the SKUs in $1, in SKU order.
+const lockLevelsSQL = `SELECT sku, on_hand, reserved, low_threshold FROM stock WHERE sku = ANY($1) ORDER BY sku FOR UPDATE`
+
+func collectLevels(rows pgx.Rows) (map[string]stock.Level, error) {
+	defer rows.Close()
 	out := map[string]stock.Level{}
 	for rows.Next() {
 		var l stock.Level
@@ -43,14 +40,50 @@ func LockLevels(ctx context.Context, tx pgx.Tx, skus []string) (map[string]stock
 	return out, rows.Err()
 }
 
-// SaveReserved writes the reserved counts of levels.
+// SaveReserved writes the reserved counts of levels, in one round trip.
 func SaveReserved(ctx context.Context, tx pgx.Tx, levels []stock.Level) error {
+	b := &pgx.Batch{}
 	for _, l := range levels {
-		if _, err := tx.Exec(ctx, `UPDATE stock SET reserved = $2, updated_at = now() WHERE sku = $1`, l.SKU, l.Reserved); err != nil {
-			return fmt.Errorf("reserve %s: %w", l.SKU, err)
-		}
+		b.Queue(`UPDATE stock SET reserved = $2, updated_at = now() WHERE sku = $1`, l.SKU, l.Reserved)
+	}
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("reserve stock: %w", err)
 	}
 	return nil
+}
+
+// LockReservation takes an order's lock (lockOrderSQL), then loads and locks its
+// reservation, in one round trip.
+func LockReservation(ctx context.Context, tx pgx.Tx, orderID string) (r Reservation, found bool, err error) {
+	b := &pgx.Batch{}
+	b.Queue(lockOrderSQL, orderID)
+	b.Queue(reservationSQL, orderID).QueryRow(func(row pgx.Row) error {
+		r, found, err = scanReservation(row, orderID)
+		return err
+	})
+	if berr := tx.SendBatch(ctx, b).Close(); berr != nil {
+		return r, false, fmt.Errorf("lock order %s: %w", orderID, berr)
+	}
+	return r, found, nil
+}
+
+// LockForReserve takes an order's lock (lockOrderSQL), then loads its reservation and locks
+// the stock of skus (lockLevelsSQL), in one round trip.
+func LockForReserve(ctx context.Context, tx pgx.Tx, orderID string, skus []string) (r Reservation, found bool, levels map[string]stock.Level, err error) {
+	b := &pgx.Batch{}
+	b.Queue(lockOrderSQL, orderID)
+	b.Queue(reservationSQL, orderID).QueryRow(func(row pgx.Row) error {
+		r, found, err = scanReservation(row, orderID)
+		return err
+	})
+	b.Queue(lockLevelsSQL, skus).Query(func(rows pgx.Rows) error {
+		levels, err = collectLevels(rows)
+		return err
+	})
+	if berr := tx.SendBatch(ctx, b).Close(); berr != nil {
+		return r, false, nil, fmt.Errorf("lock order %s and its stock: %w", orderID, berr)
+	}
+	return r, found, levels, nil
 }
 
 // Reservation is an order's hold on stock.
@@ -60,11 +93,12 @@ type Reservation struct {
 	Lines   []stock.Line
 }
 
-// GetReservation locks an order's reservation; found is false when there is none.
-func GetReservation(ctx context.Context, tx pgx.Tx, orderID string) (r Reservation, found bool, err error) {
+// reservationSQL loads and locks an order's reservation.
+const reservationSQL = `SELECT order_id::text, status, lines FROM reservations WHERE order_id = $1 FOR UPDATE`
+
+func scanReservation(row pgx.Row, orderID string) (r Reservation, found bool, err error) {
 	var lines []byte
-	err = tx.QueryRow(ctx, `SELECT order_id::text, status, lines FROM reservations WHERE order_id = $1 FOR UPDATE`, orderID).
-		Scan(&r.OrderID, &r.Status, &lines)
+	err = row.Scan(&r.OrderID, &r.Status, &lines)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Reservation{}, false, nil
 	}
@@ -187,13 +221,8 @@ func Levels(ctx context.Context, pool *pgxpool.Pool, sku string) (stock.Level, e
 	return l, err
 }
 
-// LockOrder serializes, until tx ends, every handler touching one order. Events about an
+// lockOrderSQL serializes, until tx ends, every handler touching one order. Events about an
 // order arrive on several topics, handled by different partition workers at once; a
 // row lock cannot protect a row that does not exist yet, so the first event and its
 // compensation could otherwise both think they came first.
-func LockOrder(ctx context.Context, tx pgx.Tx, orderID string) error {
-	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended('order/' || $1, 0))`, orderID); err != nil {
-		return fmt.Errorf("lock order %s: %w", orderID, err)
-	}
-	return nil
-}
+const lockOrderSQL = `SELECT pg_advisory_xact_lock(hashtextextended('order/' || $1, 0))`

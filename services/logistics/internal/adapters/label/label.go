@@ -59,7 +59,15 @@ func Render(l Label) ([]byte, error) {
 }
 
 // cp1252 maps UTF-8 text to the code page of fpdf's core fonts. Building it parses a
-// table with Sscanf, so it is built once, not per document.
+// table with Sscanf, so it is built once, not per document; the function fpdf returns
+// reuses one buffer, so calls take turns (the race detector caught concurrent renders
+// sharing it).
 var cp1252 = sync.OnceValue(func() func(string) string {
-	return fpdf.New("P", "mm", "A4", "").UnicodeTranslatorFromDescriptor("")
+	tr := fpdf.New("P", "mm", "A4", "").UnicodeTranslatorFromDescriptor("")
+	var mu sync.Mutex
+	return func(s string) string {
+		mu.Lock()
+		defer mu.Unlock()
+		return tr(s)
+	}
 })
