@@ -10,10 +10,14 @@
 //   - Offsets are committed only after the transaction that applied the records
 //     committed; a crash anywhere replays from the last commit and the inbox absorbs it.
 //   - Order: the records of one partition are applied one after the other in offset
-//     order, by one goroutine per assigned partition; partitions run in parallel.
-//     Consecutive records are applied in batches of up to Options.BatchSize per
-//     transaction; a failure inside a batch re-applies the records before it and
-//     isolates the failing one.
+//     order. One goroutine applies a partition number of every topic of the group that
+//     this member is assigned: topics keyed by the same aggregate id and partitioned
+//     alike hold an aggregate's events in the same partition number, so its events from
+//     several topics meet in one goroutine and one transaction instead of waiting for
+//     each other's locks. Partition numbers run in parallel. Consecutive records are
+//     applied in batches of up to Options.BatchSize per transaction; a failure inside a
+//     batch re-applies the records before it and isolates the failing one (and holds up
+//     the partition number's other topics while it is retried).
 //   - Retries: a transient error (Transient, or a database connection or serialization
 //     error) is retried with capped exponential backoff and jitter for as long as it
 //     takes; the retrying partition is paused at the broker once its queue is full, so
@@ -142,16 +146,11 @@ type Consumer struct {
 	client *kgo.Client
 
 	mu      sync.Mutex
-	workers map[tp]*worker
-	serial  sync.Mutex // held around each batch when opts.Serial
+	workers map[int32]*worker // by partition number
+	serial  sync.Mutex        // held around each batch when opts.Serial
 
 	tracer  trace.Tracer
 	metrics *metrics
-}
-
-type tp struct {
-	topic     string
-	partition int32
 }
 
 // New returns a consumer for group reading topics. group is part of the contract with
@@ -170,7 +169,7 @@ func New(group string, topics []string, kcfg kafka.Config, pool *pgxpool.Pool, d
 		log:     log.With("consumer_group", group),
 		opts:    opts,
 		routes:  map[string]route{},
-		workers: map[tp]*worker{},
+		workers: map[int32]*worker{},
 		tracer:  otel.Tracer("github.com/orderflow/orderflow/platform/consumer"),
 		metrics: m,
 	}, nil
@@ -259,10 +258,10 @@ func (c *Consumer) Run(ctx context.Context) error {
 				return
 			}
 			c.mu.Lock()
-			w := c.workers[tp{p.Topic, p.Partition}]
+			w := c.workers[p.Partition]
 			c.mu.Unlock()
 			if w != nil {
-				w.enqueue(p.Records, p.HighWatermark)
+				w.enqueue(p.Topic, p.Records, p.HighWatermark)
 			}
 		})
 		client.AllowRebalance()
@@ -286,13 +285,13 @@ func (c *Consumer) assigned(ctx context.Context, cl *kgo.Client, assigned map[st
 	defer c.mu.Unlock()
 	for topic, ps := range assigned {
 		for _, p := range ps {
-			key := tp{topic, p}
-			if _, ok := c.workers[key]; ok {
-				continue
+			w, ok := c.workers[p]
+			if !ok {
+				w = newWorker(c, p)
+				c.workers[p] = w
+				go w.run()
 			}
-			w := newWorker(c, topic, p)
-			c.workers[key] = w
-			go w.run()
+			w.add(topic)
 		}
 	}
 	c.log.InfoContext(ctx, "partitions assigned", "partitions", assigned)
@@ -315,29 +314,44 @@ func (c *Consumer) allPartitions() map[string][]int32 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	all := map[string][]int32{}
-	for k := range c.workers {
-		all[k.topic] = append(all[k.topic], k.partition)
+	for p, w := range c.workers {
+		for _, t := range w.assigned() {
+			all[t] = append(all[t], p)
+		}
 	}
 	return all
 }
 
-// stopWorkers stops the workers of ps. Graceful workers finish their batch in flight
-// within ShutdownGrace; others are cancelled at once (their partitions are already
-// someone else's).
+// stopWorkers takes ps away from their workers. A worker left without partitions stops:
+// graceful workers finish their batch in flight within ShutdownGrace; others are
+// cancelled at once (their partitions are already someone else's). A worker that keeps
+// other partitions drops the records of ps and goes on (release).
 func (c *Consumer) stopWorkers(ps map[string][]int32, graceful bool) {
-	var stopping []*worker
+	byWorker := map[*worker][]string{}
 	c.mu.Lock()
 	for topic, parts := range ps {
 		for _, p := range parts {
-			if w, ok := c.workers[tp{topic, p}]; ok {
-				delete(c.workers, tp{topic, p})
-				stopping = append(stopping, w)
+			if w, ok := c.workers[p]; ok {
+				byWorker[w] = append(byWorker[w], topic)
 			}
 		}
+	}
+	var stopping, releasing []*worker
+	for w, topics := range byWorker {
+		if len(w.assigned()) > len(topics) {
+			releasing = append(releasing, w)
+			continue
+		}
+		delete(c.workers, w.partition)
+		stopping = append(stopping, w)
 	}
 	c.mu.Unlock()
 	for _, w := range stopping {
 		w.stop(!graceful)
+	}
+	var wg sync.WaitGroup
+	for _, w := range releasing {
+		wg.Go(func() { w.release(byWorker[w]) })
 	}
 	deadline := time.After(c.opts.ShutdownGrace)
 	for _, w := range stopping {
@@ -348,4 +362,5 @@ func (c *Consumer) stopWorkers(ps map[string][]int32, graceful bool) {
 			<-w.done
 		}
 	}
+	wg.Wait()
 }

@@ -25,57 +25,101 @@ import (
 	"github.com/orderflow/orderflow/platform/telemetry"
 )
 
-// worker applies the records of one partition in order.
+// worker applies, in order, the records of one partition number of every topic of the
+// group assigned to this member. Topics keyed by the same aggregate id with the same
+// partition count put an aggregate in the same partition number of each (Kafka's
+// co-partitioning), so one worker sees all of an order's events from the topics it reads
+// and applies them in one transaction, instead of one worker per topic each opening its
+// own and waiting for the others' key locks. Records keep their order per topic-partition;
+// across the worker's topics they are applied in the order they were fetched.
 type worker struct {
 	c         *Consumer
-	topic     string
 	partition int32
-	attrs     metric.MeasurementOption
 
-	mu           sync.Mutex
-	queue        []*kgo.Record
-	highWater    int64
-	lastEnqueued int64
-	paused       bool
+	busy sync.Mutex // held while a batch is taken and applied
+
+	mu        sync.Mutex
+	queue     []*kgo.Record
+	topics    map[string]*topicState // the assigned topics of this partition number
+	paused    bool
+	abortWork context.CancelFunc // cancels the batch in flight
 
 	wake     chan struct{}
 	stopping chan struct{}
 	stopOnce sync.Once
-	ctx      context.Context
+	base     context.Context // the worker's life
 	cancel   context.CancelFunc
+	ctx      context.Context // the batch in flight; only the worker goroutine uses it
 	done     chan struct{}
 }
 
-func newWorker(c *Consumer, topic string, partition int32) *worker {
-	ctx, cancel := context.WithCancel(context.Background())
+// topicState is what a worker keeps per assigned topic-partition.
+type topicState struct {
+	highWater    int64
+	lastEnqueued int64
+	attrs        metric.MeasurementOption
+}
+
+func newWorker(c *Consumer, partition int32) *worker {
+	base, cancel := context.WithCancel(context.Background())
 	return &worker{
-		c: c, topic: topic, partition: partition,
-		attrs: metric.WithAttributes(attribute.String("consumer_group", c.group),
-			attribute.String("topic", topic), attribute.Int("partition", int(partition))),
-		lastEnqueued: -1,
-		wake:         make(chan struct{}, 1),
-		stopping:     make(chan struct{}),
-		ctx:          ctx,
-		cancel:       cancel,
-		done:         make(chan struct{}),
+		c: c, partition: partition,
+		topics:   map[string]*topicState{},
+		wake:     make(chan struct{}, 1),
+		stopping: make(chan struct{}),
+		base:     base,
+		ctx:      base,
+		cancel:   cancel,
+		done:     make(chan struct{}),
 	}
 }
 
-// enqueue hands fetched records to the worker without blocking the poll loop. Records
-// at or below the last enqueued offset (refetched after a pause) are dropped. A full
-// queue pauses the partition at the broker.
-func (w *worker) enqueue(recs []*kgo.Record, highWater int64) {
+// add assigns topic's partition of the worker's number to it.
+func (w *worker) add(topic string) {
 	w.mu.Lock()
+	defer w.mu.Unlock()
+	if _, ok := w.topics[topic]; ok {
+		return
+	}
+	w.topics[topic] = &topicState{lastEnqueued: -1, attrs: metric.WithAttributes(attribute.String("consumer_group", w.c.group),
+		attribute.String("topic", topic), attribute.Int("partition", int(w.partition)))}
+	if w.paused { // the others are paused at the broker: so is this one, until the queue drains
+		w.c.client.PauseFetchPartitions(map[string][]int32{topic: {w.partition}})
+	}
+}
+
+// assigned reports the worker's topics.
+func (w *worker) assigned() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := make([]string, 0, len(w.topics))
+	for t := range w.topics {
+		out = append(out, t)
+	}
+	return out
+}
+
+// enqueue hands fetched records to the worker without blocking the poll loop. Records
+// at or below the last enqueued offset of their partition (refetched after a pause), or of
+// a partition no longer assigned, are dropped. A full queue pauses the worker's partitions
+// at the broker.
+func (w *worker) enqueue(topic string, recs []*kgo.Record, highWater int64) {
+	w.mu.Lock()
+	st := w.topics[topic]
+	if st == nil {
+		w.mu.Unlock()
+		return
+	}
 	for _, r := range recs {
-		if r.Offset > w.lastEnqueued {
+		if r.Offset > st.lastEnqueued {
 			w.queue = append(w.queue, r)
-			w.lastEnqueued = r.Offset
+			st.lastEnqueued = r.Offset
 		}
 	}
-	w.highWater = highWater
+	st.highWater = highWater
 	if !w.paused && len(w.queue) >= w.c.opts.QueueHigh {
 		w.paused = true
-		w.c.client.PauseFetchPartitions(map[string][]int32{w.topic: {w.partition}})
+		w.c.client.PauseFetchPartitions(w.partitionsLocked())
 	}
 	w.mu.Unlock()
 	select {
@@ -84,8 +128,17 @@ func (w *worker) enqueue(recs []*kgo.Record, highWater int64) {
 	}
 }
 
-// take removes up to n records from the queue, resuming a paused partition once the
-// queue is below half its limit.
+// partitionsLocked is the worker's topic-partitions; w.mu is held.
+func (w *worker) partitionsLocked() map[string][]int32 {
+	ps := make(map[string][]int32, len(w.topics))
+	for t := range w.topics {
+		ps[t] = []int32{w.partition}
+	}
+	return ps
+}
+
+// take removes up to n records from the queue, resuming paused partitions once the queue
+// is below half its limit, and makes the batch context that abort cancels.
 func (w *worker) take(n int) []*kgo.Record {
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -94,9 +147,65 @@ func (w *worker) take(n int) []*kgo.Record {
 	w.queue = w.queue[n:]
 	if w.paused && len(w.queue) < w.c.opts.QueueHigh/2 {
 		w.paused = false
-		w.c.client.ResumeFetchPartitions(map[string][]int32{w.topic: {w.partition}})
+		w.c.client.ResumeFetchPartitions(w.partitionsLocked())
+	}
+	if len(out) > 0 {
+		w.ctx, w.abortWork = context.WithCancel(w.base)
 	}
 	return out
+}
+
+// requeue puts records a cancelled batch did not settle back at the front of the queue,
+// except those of partitions no longer assigned.
+func (w *worker) requeue(recs []*kgo.Record) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	keep := make([]*kgo.Record, 0, len(recs)+len(w.queue))
+	for _, r := range recs {
+		if w.topics[r.Topic] != nil {
+			keep = append(keep, r)
+		}
+	}
+	w.queue = append(keep, w.queue...)
+}
+
+// release unassigns topics from the worker while its other topics go on: queued records
+// of those topics are dropped and the batch in flight finishes (their offsets are then
+// marked) within ShutdownGrace, or is cancelled and its records of the remaining topics
+// go back to the queue. It returns once no batch is in flight.
+func (w *worker) release(topics []string) {
+	w.mu.Lock()
+	resume := map[string][]int32{}
+	for _, t := range topics {
+		if w.topics[t] != nil && w.paused {
+			resume[t] = []int32{w.partition}
+		}
+		delete(w.topics, t)
+	}
+	kept := w.queue[:0]
+	for _, r := range w.queue {
+		if w.topics[r.Topic] != nil {
+			kept = append(kept, r)
+		}
+	}
+	clear(w.queue[len(kept):])
+	w.queue = kept
+	abort := w.abortWork
+	w.mu.Unlock()
+	if len(resume) > 0 { // a paused partition stays paused in the client, even when reassigned
+		w.c.client.ResumeFetchPartitions(resume)
+	}
+	acquired := make(chan struct{})
+	go func() { w.busy.Lock(); close(acquired) }()
+	select {
+	case <-acquired:
+	case <-time.After(w.c.opts.ShutdownGrace):
+		if abort != nil {
+			abort()
+		}
+		<-acquired
+	}
+	w.busy.Unlock()
 }
 
 // stop asks the worker to finish its batch in flight and exit; abort cancels the batch.
@@ -119,6 +228,13 @@ func (w *worker) stopped() bool {
 func (w *worker) run() {
 	defer close(w.done)
 	defer w.cancel()
+	defer func() { // a stopped worker's partitions must not stay paused in the client
+		w.mu.Lock()
+		if w.paused {
+			w.c.client.ResumeFetchPartitions(w.partitionsLocked())
+		}
+		w.mu.Unlock()
+	}()
 	for {
 		select {
 		case <-w.stopping:
@@ -126,11 +242,17 @@ func (w *worker) run() {
 		case <-w.wake:
 		}
 		for !w.stopped() {
+			w.busy.Lock()
 			batch := w.take(w.c.opts.BatchSize * 4)
 			if len(batch) == 0 {
+				w.busy.Unlock()
 				break
 			}
-			w.process(batch)
+			if rest := w.process(batch); len(rest) > 0 && w.base.Err() == nil {
+				w.requeue(rest)
+			}
+			w.abortWork()
+			w.busy.Unlock()
 		}
 	}
 }
@@ -146,14 +268,23 @@ type pending struct {
 }
 
 // process applies recs in order, committing each applied prefix and marking its offsets.
-func (w *worker) process(recs []*kgo.Record) {
+// When the batch is cancelled or the worker stops during a retry it returns the records
+// it did not settle.
+func (w *worker) process(recs []*kgo.Record) []*kgo.Record {
 	ps := make([]*pending, len(recs))
 	for i, r := range recs {
 		ps[i] = w.prepare(r)
 	}
+	rest := func() []*kgo.Record {
+		out := make([]*kgo.Record, len(ps))
+		for i, p := range ps {
+			out[i] = p.rec
+		}
+		return out
+	}
 	for len(ps) > 0 {
 		if w.ctx.Err() != nil {
-			return
+			return rest()
 		}
 		limit := min(len(ps), w.c.opts.BatchSize)
 		if w.c.opts.Serial {
@@ -181,15 +312,29 @@ func (w *worker) process(recs []*kgo.Record) {
 			}
 			continue
 		}
-		w.c.metrics.retries.Add(w.ctx, 1, w.attrs)
+		w.c.metrics.retries.Add(w.ctx, 1, w.attrsOf(p.rec.Topic))
 		delay := backoff.Duration(p.attempts, w.c.opts.BackoffBase, w.c.opts.BackoffMax)
 		w.c.log.WarnContext(telemetry.WithCorrelationID(w.ctx, p.msg.CorrelationID), "handler failed, retrying",
-			"topic", w.topic, "partition", w.partition, "offset", p.rec.Offset, "ce_type", p.msg.Type,
+			"topic", p.rec.Topic, "partition", w.partition, "offset", p.rec.Offset, "ce_type", p.msg.Type,
 			"attempt", p.attempts, "retry_in", delay.String(), "err", err)
 		if !w.sleep(delay) {
-			return
+			return rest()
 		}
 	}
+	return nil
+}
+
+// attrsOf is the metric attributes of topic's partition; a partition released meanwhile
+// gets them anew.
+func (w *worker) attrsOf(topic string) metric.MeasurementOption {
+	w.mu.Lock()
+	st := w.topics[topic]
+	w.mu.Unlock()
+	if st != nil {
+		return st.attrs
+	}
+	return metric.WithAttributes(attribute.String("consumer_group", w.c.group),
+		attribute.String("topic", topic), attribute.Int("partition", int(w.partition)))
 }
 
 // sleep waits d unless the worker is stopped; it reports whether to go on.
@@ -255,11 +400,11 @@ func (w *worker) apply(ps []*pending) (int, error) {
 		lockKeys(first, w.c.group, ps)
 	}
 	fresh := map[string]bool{}
-	if ids, offsets := inboxRows(ps); len(ids) > 0 {
+	if ids, topics, offsets := inboxRows(ps); len(ids) > 0 {
 		first.Queue(`INSERT INTO platform_inbox (consumer, event_id, topic, partition, "offset")
-		             SELECT $1, e, $2, $3, o FROM unnest($4::uuid[], $5::bigint[]) AS a(e, o)
+		             SELECT $1, e, t, $2, o FROM unnest($3::uuid[], $4::text[], $5::bigint[]) AS a(e, t, o)
 		             ON CONFLICT DO NOTHING RETURNING event_id::text`,
-			w.c.group, w.topic, w.partition, ids, offsets).Query(func(rows pgx.Rows) error {
+			w.c.group, w.partition, ids, topics, offsets).Query(func(rows pgx.Rows) error {
 			for rows.Next() {
 				var id string
 				if err := rows.Scan(&id); err != nil {
@@ -280,7 +425,7 @@ func (w *worker) apply(ps []*pending) (int, error) {
 			continue
 		}
 		if !fresh[p.msg.ID] { // applied before (or twice in this batch): acknowledge without effect
-			w.c.metrics.duplicates.Add(ctx, 1, w.attrs)
+			w.c.metrics.duplicates.Add(ctx, 1, w.attrsOf(p.rec.Topic))
 			continue
 		}
 		delete(fresh, p.msg.ID)
@@ -305,15 +450,16 @@ func (w *worker) apply(ps []*pending) (int, error) {
 	return len(ps), nil
 }
 
-// inboxRows returns the event ids and offsets of the routed records of ps.
-func inboxRows(ps []*pending) (ids []string, offsets []int64) {
+// inboxRows returns the event ids, topics and offsets of the routed records of ps.
+func inboxRows(ps []*pending) (ids, topics []string, offsets []int64) {
 	for _, p := range ps {
 		if p.route != nil {
 			ids = append(ids, p.msg.ID)
+			topics = append(topics, p.rec.Topic)
 			offsets = append(offsets, p.rec.Offset)
 		}
 	}
-	return ids, offsets
+	return ids, topics, offsets
 }
 
 // handle runs p's handler in tx, in a span of the event's trace.
@@ -347,19 +493,33 @@ func (w *worker) handle(ctx context.Context, tx pgx.Tx, p *pending) (err error) 
 
 // settle marks applied (or dead-lettered) records for commit and updates lag and age.
 func (w *worker) settle(ps []*pending) {
-	last := ps[len(ps)-1].rec
-	w.c.client.MarkCommitRecords(last)
+	// The last record of each topic-partition: marking it marks everything before it.
+	last := map[string]*kgo.Record{}
+	count := map[string]int64{}
 	now := time.Now()
 	for _, p := range ps {
+		last[p.rec.Topic] = p.rec
+		count[p.rec.Topic]++
 		if !p.msg.Time.IsZero() {
-			w.c.metrics.eventAge.Record(w.ctx, now.Sub(p.msg.Time).Seconds(), w.attrs)
+			w.c.metrics.eventAge.Record(w.ctx, now.Sub(p.msg.Time).Seconds(), w.attrsOf(p.rec.Topic))
 		}
 	}
-	w.c.metrics.processed.Add(w.ctx, int64(len(ps)), w.attrs)
-	w.mu.Lock()
-	hw := w.highWater
-	w.mu.Unlock()
-	w.c.metrics.lag.Record(w.ctx, max(0, hw-last.Offset-1), w.attrs)
+	marks := make([]*kgo.Record, 0, len(last))
+	for _, r := range last {
+		marks = append(marks, r)
+	}
+	w.c.client.MarkCommitRecords(marks...)
+	for topic, r := range last {
+		attrs := w.attrsOf(topic)
+		w.c.metrics.processed.Add(w.ctx, count[topic], attrs)
+		w.mu.Lock()
+		var hw int64
+		if st := w.topics[topic]; st != nil {
+			hw = st.highWater
+		}
+		w.mu.Unlock()
+		w.c.metrics.lag.Record(w.ctx, max(0, hw-r.Offset-1), attrs)
+	}
 }
 
 // deadLetter writes p to the group's dead-letter topic. It reports false when the write
@@ -372,7 +532,7 @@ func (w *worker) deadLetter(p *pending, cause error) bool {
 		w.sleep(backoff.Duration(p.attempts, w.c.opts.BackoffBase, w.c.opts.BackoffMax))
 		return false
 	}
-	w.c.metrics.deadLetters.Add(w.ctx, 1, w.attrs)
+	w.c.metrics.deadLetters.Add(w.ctx, 1, w.attrsOf(p.rec.Topic))
 	w.c.log.ErrorContext(telemetry.WithCorrelationID(w.ctx, p.msg.CorrelationID), "record dead-lettered",
 		"topic", p.rec.Topic, "partition", p.rec.Partition, "offset", p.rec.Offset,
 		"ce_type", p.msg.Type, "attempts", p.attempts, "dlq", rec.Topic, "err", cause)

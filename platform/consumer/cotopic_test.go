@@ -1,0 +1,97 @@
+package consumer_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/orderflow/orderflow/platform/consumer"
+	"github.com/orderflow/orderflow/platform/events"
+	"github.com/orderflow/orderflow/platform/internal/testevent"
+	"github.com/orderflow/orderflow/platform/kafka/kafkatest"
+	"github.com/orderflow/orderflow/platform/outbox"
+)
+
+// A group reading two topics, while members join and leave: every event is applied
+// exactly once and in order per topic and key, across rebalances. The topics have 4 and 2
+// partitions, so they are not co-partitioned and a rebalance takes some of a partition
+// number's topics from a member and leaves it the others (the worker's release path).
+func TestTwoTopicsAcrossRebalances(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, 4)
+	other := kafkatest.Topic(t, 2)
+	ctx := context.Background()
+	h.runRelay(outbox.RelayOptions{BatchSize: 200})
+
+	// Events for key k go to both topics, payload ids "<topic>/k" with their own sequence.
+	next := map[string]int64{}
+	appendBoth := func(from, to int) {
+		t.Helper()
+		for i := from; i < to; i++ {
+			key := fmt.Sprintf("k%d", i%25)
+			var evs []events.Event
+			for _, topic := range []string{h.topic, other} {
+				id := topic + "/" + key
+				next[id]++
+				evs = append(evs, events.New(ctx, "test", topic, key, testevent.V1,
+					testevent.Thing{ID: id, Seq: next[id], Amount: 1}, events.Cause{}))
+			}
+			if err := pgx.BeginFunc(ctx, h.pool, func(tx pgx.Tx) error { return h.outbox.Append(ctx, tx, evs...) }); err != nil {
+				t.Fatal(err)
+			}
+			h.outbox.Committed(ctx)
+		}
+	}
+	group := kafkatest.Name("g")
+	member := func() func() {
+		c, err := consumer.New(group, []string{h.topic, other}, kafkatest.Config(t), h.pool, h.serde, h.log,
+			consumer.Options{ShutdownGrace: 5 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		consumer.On(c, testevent.V1, record)
+		return h.run(c.Run)
+	}
+	applied := func() int { return h.count(`SELECT count(*) FROM effects`) }
+
+	stopFirst := member()
+	appendBoth(0, 150)
+	waitFor(t, 60*time.Second, "the first member to apply some events", func() bool { return applied() > 50 })
+	stopSecond := member() // joins: partitions move, some partition numbers split between members
+	appendBoth(150, 300)
+	waitFor(t, 60*time.Second, "600 events", func() bool { return applied() >= 600 })
+	stopFirst() // leaves: the second takes everything
+	appendBoth(300, 400)
+	waitFor(t, 60*time.Second, "800 events", func() bool { return applied() >= 800 })
+	stopSecond()
+
+	time.Sleep(300 * time.Millisecond) // room for a wrongly repeated effect to land
+	if n := applied(); n != 800 {
+		t.Fatalf("%d effects, want 800", n)
+	}
+	if n := h.count(`SELECT count(*) FROM (SELECT event_id FROM effects GROUP BY event_id HAVING count(*) > 1) d`); n != 0 {
+		t.Fatalf("%d events applied more than once", n)
+	}
+	rows, err := h.pool.Query(ctx, `SELECT key, seq FROM effects ORDER BY n`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := map[string]int64{}
+	for rows.Next() {
+		var id string
+		var seq int64
+		if err := rows.Scan(&id, &seq); err != nil {
+			t.Fatal(err)
+		}
+		if seq != last[id]+1 {
+			t.Fatalf("%s: applied seq %d after %d", id, seq, last[id])
+		}
+		last[id] = seq
+	}
+	if len(last) != 50 {
+		t.Fatalf("%d payload ids, want 50 (25 keys on 2 topics)", len(last))
+	}
+}
