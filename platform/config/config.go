@@ -97,7 +97,7 @@ type Base struct {
 	RegistryURL string `env:"ORDERFLOW_REGISTRY_URL,required"`
 
 	DatabaseURL      string `env:"ORDERFLOW_DATABASE_URL,required" secret:"true"`
-	DatabaseMaxConns int32  `env:"ORDERFLOW_DATABASE_MAX_CONNS,default=8"`
+	DatabaseMaxConns int32  `env:"ORDERFLOW_DATABASE_MAX_CONNS,default=16"`
 
 	AdminToken string `env:"ORDERFLOW_ADMIN_TOKEN,required" secret:"true"`
 

@@ -30,7 +30,7 @@ func TestLoadValid(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b.HTTPAddr != "127.0.0.1:8080" || b.DatabaseMaxConns != 8 || b.LogLevel != "info" {
+	if b.HTTPAddr != "127.0.0.1:8080" || b.DatabaseMaxConns != 16 || b.LogLevel != "info" {
 		t.Fatalf("defaults not applied: %+v", b)
 	}
 }

@@ -391,6 +391,9 @@ func (w *worker) apply(ps []*pending) (int, error) {
 		}
 	}
 	ctx := w.ctx
+	if !slices.ContainsFunc(ps, func(p *pending) bool { return p.route != nil }) {
+		return len(ps), nil // nothing here for this group: acknowledged without a transaction
+	}
 	// One round trip opens the transaction, takes the batch's key locks and records every
 	// routed record in the inbox; the handlers then run only for events new to the inbox.
 	first := &pgx.Batch{}
