@@ -156,42 +156,84 @@ func (a *App) RunMailer(ctx context.Context) error {
 			}
 			continue
 		}
-		for _, e := range batch {
-			a.send(ctx, e)
-		}
+		a.sendAll(ctx, batch)
 	}
 }
 
-func (a *App) send(ctx context.Context, e postgres.Email) {
-	err := a.mailer.Send(smtp.Message{To: e.To, Subject: e.Subject, Body: e.Body, ID: e.OrderID + "." + e.Kind})
-	// Bookkeeping after a send must not be cut short by shutdown.
-	bctx := context.WithoutCancel(ctx)
-	switch {
-	case err == nil:
-		err = pg.Run(bctx, a.pool, nil, func(tx *pg.Tx) error {
-			if err := postgres.MarkSent(bctx, tx, e.OrderID, e.Kind); err != nil {
-				return err
-			}
-			return a.outbox.Append(bctx, tx, events.New(bctx, Source, contract.TopicCRMEngagements, e.OrderID, contract.CustomerNotified,
-				crm.CustomerNotified{OrderID: e.OrderID, CustomerID: e.CustomerID, Kind: e.Kind, NotifiedAt: a.now()},
-				events.Cause{CorrelationID: e.OrderID}))
-		})
-		if err != nil {
-			a.log.ErrorContext(ctx, "e-mail sent but not recorded; it stays SENDING and is not sent again", "order_id", e.OrderID, "kind", e.Kind, "err", err)
-		} else {
-			a.outbox.Committed(bctx)
+// sendAll sends a claimed batch over one SMTP session (a new one after any error) and
+// records the delivered ones in one transaction.
+func (a *App) sendAll(ctx context.Context, batch []postgres.Email) {
+	var (
+		sess *smtp.Session
+		sent []postgres.Email
+		err  error
+	)
+	for _, e := range batch {
+		if sess == nil {
+			sess, err = a.mailer.Open()
 		}
-	case errors.Is(err, smtp.ErrUncertain):
+		if err == nil {
+			err = sess.Send(smtp.Message{To: e.To, Subject: e.Subject, Body: e.Body, ID: e.OrderID + "." + e.Kind})
+		}
+		if err == nil {
+			sent = append(sent, e)
+			continue
+		}
+		if sess != nil { // the session's state is unknown after an error: start afresh
+			sess.Close()
+			sess = nil
+		}
+		a.failed(ctx, e, err)
+	}
+	if sess != nil {
+		sess.Close()
+	}
+	a.recordSent(ctx, sent)
+}
+
+// recordSent marks delivered e-mails SENT and appends their CustomerNotified, in one
+// transaction. Bookkeeping after a send must not be cut short by shutdown.
+func (a *App) recordSent(ctx context.Context, sent []postgres.Email) {
+	if len(sent) == 0 {
+		return
+	}
+	bctx := context.WithoutCancel(ctx)
+	err := pg.Run(bctx, a.pool, nil, func(tx *pg.Tx) error {
+		if err := postgres.MarkSent(bctx, tx, sent); err != nil {
+			return err
+		}
+		evs := make([]events.Event, len(sent))
+		for i, e := range sent {
+			evs[i] = events.New(bctx, Source, contract.TopicCRMEngagements, e.OrderID, contract.CustomerNotified,
+				crm.CustomerNotified{OrderID: e.OrderID, CustomerID: e.CustomerID, Kind: e.Kind, NotifiedAt: a.now()},
+				events.Cause{CorrelationID: e.OrderID})
+		}
+		return a.outbox.Append(bctx, tx, evs...)
+	})
+	if err != nil {
+		for _, e := range sent {
+			a.log.ErrorContext(ctx, "e-mail sent but not recorded; it stays SENDING and is not sent again", "order_id", e.OrderID, "kind", e.Kind, "err", err)
+		}
+		return
+	}
+	a.outbox.Committed(bctx)
+}
+
+// failed books an e-mail the server did not take: an uncertain outcome is never sent
+// again, a refusal or an unreachable server gets it again later with backoff.
+func (a *App) failed(ctx context.Context, e postgres.Email, err error) {
+	bctx := context.WithoutCancel(ctx)
+	if errors.Is(err, smtp.ErrUncertain) {
 		a.log.ErrorContext(ctx, "e-mail outcome unknown; not sending it again", "order_id", e.OrderID, "kind", e.Kind, "err", err)
 		if err := postgres.MarkUncertain(bctx, a.pool, e.OrderID, e.Kind, err.Error()); err != nil {
 			a.log.ErrorContext(ctx, "mark e-mail uncertain", "err", err)
 		}
-	default:
-		next := a.now().Add(backoff.Duration(e.Attempts, time.Second, 5*time.Minute))
-		a.log.WarnContext(ctx, "e-mail not accepted, will retry", "order_id", e.OrderID, "kind", e.Kind, "attempt", e.Attempts,
-			"retry_at", next, "err", err)
-		if err := postgres.MarkRetry(bctx, a.pool, e.OrderID, e.Kind, err.Error(), next); err != nil {
-			a.log.ErrorContext(ctx, "requeue e-mail", "err", err)
-		}
+		return
+	}
+	next := a.now().Add(backoff.Duration(e.Attempts, time.Second, 5*time.Minute))
+	a.log.WarnContext(ctx, "e-mail not accepted, will retry", "order_id", e.OrderID, "kind", e.Kind, "attempt", e.Attempts,
+		"retry_at", next, "err", err)
+	if err := postgres.MarkRetry(bctx, a.pool, e.OrderID, e.Kind, err.Error(), next); err != nil {
+		a.log.ErrorContext(ctx, "requeue e-mail", "err", err)
 	}
 }

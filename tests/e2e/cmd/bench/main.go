@@ -37,7 +37,7 @@ func main() {
 }
 
 func run(ctx context.Context) error {
-	rates := flag.String("rates", "50,100,200,300,400,500", "offered rates in orders/s, one step each")
+	rates := flag.String("rates", "50,100,150,200,300", "offered rates in orders/s, one step each")
 	stepDur := flag.Duration("step", 20*time.Second, "how long each rate is offered")
 	warmup := flag.Duration("warmup", 10*time.Second, "a first step at the lowest rate, not reported")
 	drain := flag.Duration("drain", 30*time.Second, "how long to wait after a step for its orders to complete")

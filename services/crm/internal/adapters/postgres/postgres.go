@@ -123,10 +123,20 @@ func ClaimEmails(ctx context.Context, pool *pgxpool.Pool, limit int) ([]Email, e
 	return out, err
 }
 
-// MarkSent records a delivered e-mail.
-func MarkSent(ctx context.Context, tx pgx.Tx, orderID, kind string) error {
-	_, err := tx.Exec(ctx, `UPDATE emails SET status = 'SENT', sent_at = now(), last_error = NULL WHERE order_id = $1 AND kind = $2`, orderID, kind)
-	return err
+// MarkSent records delivered e-mails.
+func MarkSent(ctx context.Context, tx pgx.Tx, sent []Email) error {
+	ids := make([]string, len(sent))
+	kinds := make([]string, len(sent))
+	for i, e := range sent {
+		ids[i], kinds[i] = e.OrderID, e.Kind
+	}
+	_, err := tx.Exec(ctx, `UPDATE emails e SET status = 'SENT', sent_at = now(), last_error = NULL
+	                          FROM unnest($1::uuid[], $2::text[]) AS s(order_id, kind)
+	                         WHERE e.order_id = s.order_id AND e.kind = s.kind`, ids, kinds)
+	if err != nil {
+		return fmt.Errorf("mark %d e-mails sent: %w", len(sent), err)
+	}
+	return nil
 }
 
 // MarkRetry puts an e-mail the server did not accept back in the queue.

@@ -31,33 +31,47 @@ type Message struct {
 	ID string
 }
 
-// Send delivers m. An error wrapping ErrUncertain means the message may have been
-// accepted; any other error means it was not.
-func (s Mailer) Send(m Message) error {
+// Session is one SMTP connection that sends several messages in turn; it is not safe for
+// concurrent use. The server parses and stores each message either way, but a connection
+// and its greeting per message cost both sides more than the message.
+type Session struct {
+	conn net.Conn
+	c    *smtp.Client
+	from string
+}
+
+// Open connects to the server and reads its greeting.
+func (s Mailer) Open() (*Session, error) {
 	conn, err := net.DialTimeout("tcp", s.Addr, 5*time.Second)
 	if err != nil {
-		return fmt.Errorf("smtp dial %s: %w", s.Addr, err)
+		return nil, fmt.Errorf("smtp dial %s: %w", s.Addr, err)
 	}
-	_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
 	host, _, _ := net.SplitHostPort(s.Addr)
+	_ = conn.SetDeadline(time.Now().Add(30 * time.Second))
 	c, err := smtp.NewClient(conn, host)
 	if err != nil {
 		conn.Close()
-		return fmt.Errorf("smtp greeting: %w", err)
+		return nil, fmt.Errorf("smtp greeting: %w", err)
 	}
-	defer c.Close()
-	if err := c.Mail(s.From); err != nil {
+	return &Session{conn: conn, c: c, from: s.From}, nil
+}
+
+// Send delivers m. An error wrapping ErrUncertain means the message may have been
+// accepted; any other error means it was not.
+func (ss *Session) Send(m Message) error {
+	_ = ss.conn.SetDeadline(time.Now().Add(30 * time.Second))
+	if err := ss.c.Mail(ss.from); err != nil {
 		return fmt.Errorf("smtp MAIL FROM: %w", err)
 	}
-	if err := c.Rcpt(m.To); err != nil {
+	if err := ss.c.Rcpt(m.To); err != nil {
 		return fmt.Errorf("smtp RCPT TO: %w", err)
 	}
-	w, err := c.Data()
+	w, err := ss.c.Data()
 	if err != nil {
 		return fmt.Errorf("smtp DATA: %w", err)
 	}
 	msg := strings.Join([]string{
-		"From: " + s.From,
+		"From: " + ss.from,
 		"To: " + m.To,
 		"Subject: " + m.Subject,
 		"Message-ID: <" + m.ID + "@orderflow>",
@@ -77,6 +91,11 @@ func (s Mailer) Send(m Message) error {
 		}
 		return fmt.Errorf("%w: %v", ErrUncertain, err)
 	}
-	_ = c.Quit()
 	return nil
+}
+
+// Close ends the session politely.
+func (ss *Session) Close() {
+	_ = ss.c.Quit()
+	_ = ss.c.Close()
 }
