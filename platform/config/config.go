@@ -87,6 +87,8 @@ func (p Problems) Err() error { return errors.Join(p...) }
 // Base is the configuration every orderflow service shares. Services embed it.
 type Base struct {
 	HTTPAddr string `env:"ORDERFLOW_SERVICE_HTTP_ADDR,default=127.0.0.1:8080"`
+	// HTTPMaxInFlight bounds the REST requests served at once; more get 503 overloaded.
+	HTTPMaxInFlight int `env:"ORDERFLOW_HTTP_MAX_IN_FLIGHT,default=512"`
 
 	KafkaBrokers       []string `env:"ORDERFLOW_KAFKA_BROKERS,required"`
 	KafkaTLS           bool     `env:"ORDERFLOW_KAFKA_TLS,default=false"`
@@ -138,6 +140,9 @@ func (b *Base) Validate() error {
 	}
 	if u, err := url.Parse(b.DatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") || u.Host == "" {
 		p.Add("ORDERFLOW_DATABASE_URL", "not a postgres:// URL")
+	}
+	if b.HTTPMaxInFlight < 1 {
+		p.Add("ORDERFLOW_HTTP_MAX_IN_FLIGHT", "%d is below 1", b.HTTPMaxInFlight)
 	}
 	if b.DatabaseMaxConns < 3 {
 		p.Add("ORDERFLOW_DATABASE_MAX_CONNS", "%d is below 3 (the outbox relay holds two connections: its leader lock and its LISTEN)", b.DatabaseMaxConns)

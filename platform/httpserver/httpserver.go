@@ -9,6 +9,7 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -36,6 +37,12 @@ type Server struct {
 	checks  map[string]Check
 	started atomic.Bool
 	waiting atomic.Value // string: what start-up is waiting for
+
+	// MaxInFlight bounds the REST requests served at once (0: no bound). One more is
+	// answered 503 overloaded with Retry-After instead of queueing, so an overloaded
+	// service sheds load instead of growing without bound; health, readiness and metrics
+	// are always answered. Set it before Run.
+	MaxInFlight int
 }
 
 // New returns a server for addr serving the health endpoints and metrics.
@@ -132,6 +139,9 @@ func (s *Server) Run(ctx context.Context, grace time.Duration) error {
 			return r.URL.Path != "/healthz" && r.URL.Path != "/readyz" && r.URL.Path != "/metrics"
 		}),
 		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return r.Method + " " + r.Pattern }))
+	if s.MaxInFlight > 0 {
+		handler = LimitInFlight(s.service, s.MaxInFlight, handler)
+	}
 	if s.grpc != nil {
 		rest := handler
 		handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -217,6 +227,28 @@ func RequireToken(token string, next http.Handler) http.Handler {
 			return
 		}
 		next.ServeHTTP(w, r)
+	})
+}
+
+// LimitInFlight serves at most max requests at once and answers 503 overloaded, with
+// Retry-After, to any beyond; /healthz, /readyz and /metrics are always served.
+func LimitInFlight(service string, max int, next http.Handler) http.Handler {
+	slots := make(chan struct{}, max)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/healthz", "/readyz", "/metrics":
+			next.ServeHTTP(w, r)
+			return
+		}
+		select {
+		case slots <- struct{}{}:
+			defer func() { <-slots }()
+			next.ServeHTTP(w, r)
+		default:
+			w.Header().Set("Retry-After", "1")
+			WriteError(w, http.StatusServiceUnavailable, "overloaded", "",
+				fmt.Sprintf("%s is serving %d requests, its limit; retry in a second", service, max))
+		}
 	})
 }
 

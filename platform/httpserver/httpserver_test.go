@@ -68,3 +68,45 @@ func TestRequireToken(t *testing.T) {
 		t.Fatalf("right token: %d", resp.StatusCode)
 	}
 }
+
+// Beyond its limit a server answers 503 overloaded with Retry-After at once, keeps
+// answering health checks, and serves again when a slot frees.
+func TestLimitInFlightShedsLoad(t *testing.T) {
+	release := make(chan struct{})
+	entered := make(chan struct{}, 2)
+	slow := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/healthz" {
+			w.WriteHeader(200)
+			return
+		}
+		entered <- struct{}{}
+		<-release
+		w.WriteHeader(204)
+	})
+	h := httpserver.LimitInFlight("svc", 2, slow)
+	done := make(chan int, 2)
+	for range 2 {
+		go func() { resp, _ := get(t, h, "/v1/orders"); done <- resp.StatusCode }()
+	}
+	<-entered
+	<-entered
+	resp, body := get(t, h, "/v1/orders")
+	e, _ := body["error"].(map[string]any)
+	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") != "1" || e["code"] != "overloaded" {
+		t.Fatalf("third request: %d %q %v, want 503 overloaded with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"), body)
+	}
+	if resp, _ := get(t, h, "/healthz"); resp.StatusCode != 200 {
+		t.Fatalf("healthz while full: %d", resp.StatusCode)
+	}
+	close(release)
+	for range 2 {
+		if code := <-done; code != 204 {
+			t.Fatalf("admitted request: %d", code)
+		}
+	}
+	entered2 := make(chan struct{})
+	go func() { <-entered; close(entered2) }()
+	if resp, _ := get(t, h, "/v1/orders"); resp.StatusCode != 204 {
+		t.Fatalf("after the slots freed: %d", resp.StatusCode)
+	}
+}
