@@ -86,6 +86,14 @@ type route struct {
 	handle func(ctx context.Context, tx pgx.Tx, m Message, payload any) error
 }
 
+// Fetch sizes of live consumers (consumer groups and read models following the topics):
+// small enough that a service lagging behind holds a few MiB of fetched records, large
+// enough for thousands of records per fetch.
+const (
+	LiveFetchMaxBytes          = 4 << 20
+	LiveFetchMaxPartitionBytes = 256 << 10
+)
+
 // Options tunes a Consumer; the zero value of each field picks the default.
 type Options struct {
 	// BatchSize is the most records applied in one transaction (default 32).
@@ -94,8 +102,9 @@ type Options struct {
 	MaxAttempts int
 	// BackoffBase and BackoffMax shape the retry delays (defaults 50 ms and 10 s).
 	BackoffBase, BackoffMax time.Duration
-	// QueueHigh is how many fetched records may wait per partition before the partition
-	// is paused at the broker (default 5000); it resumes below half of that.
+	// QueueHigh is how many fetched records may wait per worker (partition number) before
+	// its partitions are paused at the broker (default 1000); they resume below half of
+	// that. With FetchMaxBytes it bounds what a lagging consumer holds in memory.
 	QueueHigh int
 	// ShutdownGrace is how long in-flight batches may run on shutdown or revocation
 	// before they are abandoned (default 10 s).
@@ -125,7 +134,7 @@ func (o *Options) defaults() {
 		o.BackoffMax = 10 * time.Second
 	}
 	if o.QueueHigh <= 0 {
-		o.QueueHigh = 5000
+		o.QueueHigh = 1000
 	}
 	if o.ShutdownGrace <= 0 {
 		o.ShutdownGrace = 10 * time.Second
@@ -216,6 +225,9 @@ func (c *Consumer) Run(ctx context.Context) error {
 		kgo.AutoCommitInterval(time.Second),
 		kgo.BlockRebalanceOnPoll(),
 		kgo.FetchMaxWait(100 * time.Millisecond),
+		// A fetch holds thousands of the suite's records at these sizes; franz-go's
+		// defaults (50 MiB, 1 MiB per partition) let a lagging service buffer tens of MiB.
+		kgo.FetchMaxBytes(LiveFetchMaxBytes), kgo.FetchMaxPartitionBytes(LiveFetchMaxPartitionBytes),
 		kgo.OnPartitionsAssigned(c.assigned),
 		kgo.OnPartitionsRevoked(c.revoked),
 		kgo.OnPartitionsLost(c.lost),

@@ -185,7 +185,8 @@ func (r *Runner) follow(ctx context.Context, st state) error {
 			from[p] = max(off, first)
 		}
 	}
-	rd, err := openReader(r.d.Kafka, r.m, r.d.Decoder, from, kgo.FetchMaxWait(100*time.Millisecond))
+	rd, err := openReader(r.d.Kafka, r.m, r.d.Decoder, from, kgo.FetchMaxWait(100*time.Millisecond),
+		kgo.FetchMaxBytes(consumer.LiveFetchMaxBytes), kgo.FetchMaxPartitionBytes(consumer.LiveFetchMaxPartitionBytes))
 	if err != nil {
 		return err
 	}
