@@ -310,6 +310,7 @@ func serve(ctx context.Context, spec Spec, cfg Configurable, log *slog.Logger) e
 	if len(spec.Models) > 0 {
 		replayRoutes(srv, rp, base.AdminToken)
 	}
+	profilingRoutes(srv, base.AdminToken)
 	maxBody := spec.MaxRequestBody
 	if maxBody == 0 {
 		maxBody = 64 << 10

@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"fmt"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
 )
@@ -95,6 +97,8 @@ func TestBadInputIsRefusedWithoutEffect(t *testing.T) {
 		{"dispatch wrong token", "POST", s.logistics + "/v1/shipments/00000000-0000-0000-0000-000000000000/dispatch", nil, map[string]string{"Authorization": "Bearer wrong"}, 403, "Authorization"},
 		{"dispatch unknown", "POST", s.logistics + "/v1/shipments/00000000-0000-0000-0000-000000000000/dispatch", nil, s.admin(), 404, "order_id"},
 		{"timeline unknown", "GET", s.crm + "/v1/customers/nobody-at-all/timeline", nil, nil, 404, "id"},
+		{"profile without token", "GET", s.shop + "/debug/pprof/heap", nil, nil, 401, "Authorization"},
+		{"profile wrong token", "GET", s.billing + "/debug/pprof/profile?seconds=1", nil, map[string]string{"Authorization": "Bearer wrong"}, 403, "Authorization"},
 	}
 	for _, c := range other {
 		t.Run(c.name, func(t *testing.T) {
@@ -143,4 +147,25 @@ func mustJSON(v any) string {
 		panic(err)
 	}
 	return string(b)
+}
+
+// Runtime profiles are an admin operation: with the token a service hands out its heap
+// profile (gzipped protobuf, what go tool pprof reads).
+func TestProfilesNeedTheAdminToken(t *testing.T) {
+	t.Parallel()
+	s := stack(t)
+	req, err := http.NewRequest("GET", s.crm+"/debug/pprof/heap", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+s.token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 || len(body) < 2 || body[0] != 0x1f || body[1] != 0x8b {
+		t.Fatalf("heap profile: %d, %d bytes, want 200 and gzip", resp.StatusCode, len(body))
+	}
 }
