@@ -499,12 +499,17 @@ func (w *worker) settle(ps []*pending) {
 	// The last record of each topic-partition: marking it marks everything before it.
 	last := map[string]*kgo.Record{}
 	count := map[string]int64{}
+	attrs := map[string]metric.MeasurementOption{}
 	now := time.Now()
 	for _, p := range ps {
-		last[p.rec.Topic] = p.rec
-		count[p.rec.Topic]++
+		topic := p.rec.Topic
+		if _, ok := attrs[topic]; !ok {
+			attrs[topic] = w.attrsOf(topic)
+		}
+		last[topic] = p.rec
+		count[topic]++
 		if !p.msg.Time.IsZero() {
-			w.c.metrics.eventAge.Record(w.ctx, now.Sub(p.msg.Time).Seconds(), w.attrsOf(p.rec.Topic))
+			w.c.metrics.eventAge.Record(w.ctx, now.Sub(p.msg.Time).Seconds(), attrs[topic])
 		}
 	}
 	marks := make([]*kgo.Record, 0, len(last))
@@ -513,15 +518,14 @@ func (w *worker) settle(ps []*pending) {
 	}
 	w.c.client.MarkCommitRecords(marks...)
 	for topic, r := range last {
-		attrs := w.attrsOf(topic)
-		w.c.metrics.processed.Add(w.ctx, count[topic], attrs)
+		w.c.metrics.processed.Add(w.ctx, count[topic], attrs[topic])
 		w.mu.Lock()
 		var hw int64
 		if st := w.topics[topic]; st != nil {
 			hw = st.highWater
 		}
 		w.mu.Unlock()
-		w.c.metrics.lag.Record(w.ctx, max(0, hw-r.Offset-1), attrs)
+		w.c.metrics.lag.Record(w.ctx, max(0, hw-r.Offset-1), attrs[topic])
 	}
 }
 

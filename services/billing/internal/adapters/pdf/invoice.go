@@ -6,10 +6,11 @@ import (
 	"bytes"
 	"fmt"
 	"math"
-	"sync"
 	"time"
 
 	"github.com/go-pdf/fpdf"
+
+	"github.com/orderflow/orderflow/platform/cp1252"
 	"golang.org/x/text/currency"
 )
 
@@ -44,7 +45,7 @@ func Render(inv Invoice) ([]byte, error) {
 	doc.SetCreationDate(inv.IssuedAt)
 	doc.SetModificationDate(inv.IssuedAt)
 	doc.AddPage()
-	tr := cp1252()
+	tr := cp1252.Encode
 	doc.SetFont("Helvetica", "B", 18)
 	doc.Cell(0, 10, "Invoice "+inv.Number)
 	doc.Ln(12)
@@ -99,17 +100,3 @@ func Money(minor int64, code string) string {
 	}
 	return fmt.Sprintf("%s%d.%0*d %s", sign, minor/div, scale, minor%div, code)
 }
-
-// cp1252 maps UTF-8 text to the code page of fpdf's core fonts. Building it parses a
-// table with Sscanf, so it is built once, not per document; the function fpdf returns
-// reuses one buffer, so calls take turns (the race detector caught concurrent renders
-// sharing it).
-var cp1252 = sync.OnceValue(func() func(string) string {
-	tr := fpdf.New("P", "mm", "A4", "").UnicodeTranslatorFromDescriptor("")
-	var mu sync.Mutex
-	return func(s string) string {
-		mu.Lock()
-		defer mu.Unlock()
-		return tr(s)
-	}
-})

@@ -4,10 +4,11 @@ package label
 import (
 	"bytes"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/go-pdf/fpdf"
+
+	"github.com/orderflow/orderflow/platform/cp1252"
 )
 
 // Label is what a shipping label shows.
@@ -31,7 +32,7 @@ func Render(l Label) ([]byte, error) {
 	doc.SetCreationDate(l.PreparedAt)
 	doc.SetModificationDate(l.PreparedAt)
 	doc.AddPage()
-	tr := cp1252()
+	tr := cp1252.Encode
 	doc.SetFont("Helvetica", "B", 14)
 	doc.Cell(0, 8, l.Carrier)
 	doc.Ln(10)
@@ -57,17 +58,3 @@ func Render(l Label) ([]byte, error) {
 	}
 	return buf.Bytes(), nil
 }
-
-// cp1252 maps UTF-8 text to the code page of fpdf's core fonts. Building it parses a
-// table with Sscanf, so it is built once, not per document; the function fpdf returns
-// reuses one buffer, so calls take turns (the race detector caught concurrent renders
-// sharing it).
-var cp1252 = sync.OnceValue(func() func(string) string {
-	tr := fpdf.New("P", "mm", "A4", "").UnicodeTranslatorFromDescriptor("")
-	var mu sync.Mutex
-	return func(s string) string {
-		mu.Lock()
-		defer mu.Unlock()
-		return tr(s)
-	}
-})

@@ -9,8 +9,9 @@ import (
 	"github.com/orderflow/orderflow/services/logistics/internal/adapters/label"
 )
 
-// Labels render concurrently (one per partition worker): the code page table is shared
-// between renders, and a render must show its own text, converted, and nobody else's.
+// Labels render concurrently (one per partition worker): a render must show its own text,
+// converted to the core fonts' code page, and nobody else's (a shared converter once
+// swapped text between renders).
 // (Labels are not compressed, so the converted text is in the PDF as it is.)
 func TestConcurrentRendersAreIndependent(t *testing.T) {
 	t.Parallel()
