@@ -81,13 +81,18 @@ type Configurable interface {
 
 // Deps is what a service's Wire receives.
 type Deps struct {
-	Log      *slog.Logger
-	Pool     *pgxpool.Pool
-	Kafka    kafka.Config
-	Producer *kgo.Client
-	Serde    *serde.Serde
-	Outbox   *outbox.Outbox
-	HTTP     *httpserver.Server
+	Log *slog.Logger
+	// Pool serves requests and whatever the service runs itself (schedulers, issuers).
+	Pool *pgxpool.Pool
+	// EventPool serves the event pipeline: consumer groups made with NewConsumer, the
+	// read models and the outbox relay. A flood of requests queueing for Pool leaves it
+	// alone, so orders already accepted keep completing at full speed.
+	EventPool *pgxpool.Pool
+	Kafka     kafka.Config
+	Producer  *kgo.Client
+	Serde     *serde.Serde
+	Outbox    *outbox.Outbox
+	HTTP      *httpserver.Server
 	// API serves the service's proto-defined API as gRPC and REST; register on it.
 	API *api.Server
 }
@@ -103,7 +108,7 @@ func (d *Deps) NewConsumerWith(group string, opts consumer.Options, topics ...st
 	if opts.AfterCommit == nil {
 		opts.AfterCommit = d.Outbox.Committed
 	}
-	return consumer.New(group, topics, d.Kafka, d.Pool, d.Serde, d.Log, opts)
+	return consumer.New(group, topics, d.Kafka, d.EventPool, d.Serde, d.Log, opts)
 }
 
 // Main runs the binary and exits with its status: 0 on a clean stop, 1 on a failure, 2
@@ -289,6 +294,11 @@ func serve(ctx context.Context, spec Spec, cfg Configurable, log *slog.Logger) e
 		return fmt.Errorf("database: %w", err)
 	}
 	defer pool.Close()
+	eventPool, err := pg.Open(ctx, base.DatabaseURL, base.DatabaseEventMaxConns)
+	if err != nil {
+		return fmt.Errorf("database: %w", err)
+	}
+	defer eventPool.Close()
 	kcfg := kafkaConfig(spec, base, log)
 	producer, err := kafka.NewClient(kcfg)
 	if err != nil {
@@ -321,7 +331,7 @@ func serve(ctx context.Context, spec Spec, cfg Configurable, log *slog.Logger) e
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return srv.Run(gctx, base.ShutdownTimeout) })
 	g.Go(func() error {
-		runners, err := start(gctx, spec, log, srv, apiSrv, pool, producer, sd, kcfg)
+		runners, err := start(gctx, spec, log, srv, apiSrv, pools{pool, eventPool}, producer, sd, kcfg)
 		if err != nil {
 			if gctx.Err() != nil {
 				return nil // stopped while starting
@@ -349,8 +359,11 @@ func serve(ctx context.Context, spec Spec, cfg Configurable, log *slog.Logger) e
 	return err
 }
 
+// pools are a service's two connection pools: requests, and the event pipeline.
+type pools struct{ requests, events *pgxpool.Pool }
+
 // start waits for each dependency in turn and builds the service's runners.
-func start(ctx context.Context, spec Spec, log *slog.Logger, srv *httpserver.Server, apiSrv *api.Server, pool *pgxpool.Pool,
+func start(ctx context.Context, spec Spec, log *slog.Logger, srv *httpserver.Server, apiSrv *api.Server, ps pools,
 	producer *kgo.Client, sd *serde.Serde, kcfg kafka.Config) ([]Runner, error) {
 	wait := func(what string, fn func(context.Context) error) error {
 		srv.Waiting(what)
@@ -373,10 +386,10 @@ func start(ctx context.Context, spec Spec, log *slog.Logger, srv *httpserver.Ser
 			}
 		}
 	}
-	if err := wait("postgres", func(ctx context.Context) error { return pool.Ping(ctx) }); err != nil {
+	if err := wait("postgres", func(ctx context.Context) error { return ps.requests.Ping(ctx) }); err != nil {
 		return nil, err
 	}
-	if err := wait("postgres migrations", func(ctx context.Context) error { return pg.Migrate(ctx, pool, spec.Migrations, log) }); err != nil {
+	if err := wait("postgres migrations", func(ctx context.Context) error { return pg.Migrate(ctx, ps.requests, spec.Migrations, log) }); err != nil {
 		return nil, err
 	}
 	if err := wait("kafka", func(ctx context.Context) error {
@@ -395,13 +408,13 @@ func start(ctx context.Context, spec Spec, log *slog.Logger, srv *httpserver.Ser
 		return nil, err
 	}
 	srv.Waiting("wiring")
-	relay, err := outbox.NewRelay(pool, producer, log, outbox.RelayOptions{})
+	relay, err := outbox.NewRelay(ps.events, producer, log, outbox.RelayOptions{})
 	if err != nil {
 		return nil, err
 	}
 	ob := outbox.New(sd)
 	ob.SetWaker(relay.Wake)
-	d := &Deps{Log: log, Pool: pool, Kafka: kcfg, Producer: producer, Serde: sd, Outbox: ob, HTTP: srv, API: apiSrv}
+	d := &Deps{Log: log, Pool: ps.requests, EventPool: ps.events, Kafka: kcfg, Producer: producer, Serde: sd, Outbox: ob, HTTP: srv, API: apiSrv}
 	var runners []Runner
 	if spec.Wire != nil {
 		rs, err := spec.Wire(ctx, d)
@@ -411,7 +424,7 @@ func start(ctx context.Context, spec Spec, log *slog.Logger, srv *httpserver.Ser
 		runners = rs
 	}
 	for _, m := range spec.Models {
-		r, err := projection.NewRunner(projection.Deps{Service: spec.Name, Pool: pool, Kafka: kcfg, Decoder: sd, Log: log},
+		r, err := projection.NewRunner(projection.Deps{Service: spec.Name, Pool: ps.events, Kafka: kcfg, Decoder: sd, Log: log},
 			m, projection.RunnerOptions{})
 		if err != nil {
 			return nil, err

@@ -16,6 +16,7 @@ import (
 
 	"github.com/orderflow/orderflow/platform/boot"
 	"github.com/orderflow/orderflow/platform/config"
+	"github.com/orderflow/orderflow/platform/consumer"
 	"github.com/orderflow/orderflow/platform/events"
 	"github.com/orderflow/orderflow/platform/internal/testevent"
 	"github.com/orderflow/orderflow/platform/kafka"
@@ -284,5 +285,71 @@ func TestRegisterSchemasCommand(t *testing.T) {
 	out.Reset()
 	if code := boot.Run(context.Background(), sp, &testConfig{}, []string{"register-schemas"}, &out, &errOut); code != 1 {
 		t.Fatalf("incompatible schema: exit %d, out %q", code, out.String())
+	}
+}
+
+// With every request connection taken (ORDERFLOW_DATABASE_MAX_CONNS=1 and a request
+// holding it, as a flood of requests would), an event appended to the outbox is still
+// relayed, consumed and applied: the pipeline has a pool of its own. With one shared pool
+// the relay and the consumer would wait for that connection forever.
+func TestEventsFlowWhileRequestsHoldEveryConnection(t *testing.T) {
+	dbURL := pgtest.NewDatabase(t, nil)
+	t.Setenv("ORDERFLOW_SERVICE_HTTP_ADDR", freeAddr(t))
+	t.Setenv("ORDERFLOW_KAFKA_BROKERS", strings.Join(kafkatest.Config(t).Brokers, ","))
+	t.Setenv("ORDERFLOW_REGISTRY_URL", kafkatest.RegistryURL(t))
+	t.Setenv("ORDERFLOW_DATABASE_URL", dbURL)
+	t.Setenv("ORDERFLOW_ADMIN_TOKEN", "0123456789abcdef")
+	t.Setenv("ORDERFLOW_DATABASE_MAX_CONNS", "1")
+	sp := spec(t)
+	topic := sp.Topics[0].Name
+	applied := make(chan string, 1)
+	sp.Wire = func(ctx context.Context, d *boot.Deps) ([]boot.Runner, error) {
+		held, err := d.Pool.Acquire(ctx) // the request pool's only connection, never given back
+		if err != nil {
+			return nil, err
+		}
+		c, err := d.NewConsumer("boot-"+topic, topic)
+		if err != nil {
+			return nil, err
+		}
+		consumer.On(c, testevent.V1, func(ctx context.Context, tx pgx.Tx, m consumer.Message, th testevent.Thing) error {
+			applied <- th.ID
+			return nil
+		})
+		publish := func(ctx context.Context) error {
+			defer held.Release()
+			tx, err := d.EventPool.Begin(ctx)
+			if err != nil {
+				return err
+			}
+			defer func() { _ = tx.Rollback(ctx) }()
+			ev := events.New(ctx, "test", topic, "k1", testevent.V1, testevent.Thing{ID: "while-busy", Seq: 1, Amount: 1}, events.Cause{})
+			if err := d.Outbox.Append(ctx, tx, ev); err != nil {
+				return err
+			}
+			if err := tx.Commit(ctx); err != nil {
+				return err
+			}
+			d.Outbox.Committed(ctx)
+			<-ctx.Done()
+			return nil
+		}
+		return []boot.Runner{c.Run, publish}, nil
+	}
+	var logs syncBuffer
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int)
+	go func() { done <- boot.Run(ctx, sp, &testConfig{}, nil, &bytes.Buffer{}, &logs) }()
+	select {
+	case id := <-applied:
+		if id != "while-busy" {
+			t.Fatalf("applied %q", id)
+		}
+	case <-time.After(45 * time.Second):
+		t.Fatalf("the event was never applied while requests held every connection\n%s", logs.String())
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("exit %d, want 0\n%s", code, logs.String())
 	}
 }

@@ -98,8 +98,13 @@ type Base struct {
 
 	RegistryURL string `env:"ORDERFLOW_REGISTRY_URL,required"`
 
-	DatabaseURL      string `env:"ORDERFLOW_DATABASE_URL,required" secret:"true"`
-	DatabaseMaxConns int32  `env:"ORDERFLOW_DATABASE_MAX_CONNS,default=16"`
+	DatabaseURL string `env:"ORDERFLOW_DATABASE_URL,required" secret:"true"`
+	// DatabaseMaxConns sizes the pool of requests and of what the service wires itself;
+	// DatabaseEventMaxConns the event pipeline's own pool (outbox relay, consumer groups,
+	// live read models), so that requests queueing for connections under a flood cannot
+	// starve the events that complete the orders already accepted.
+	DatabaseMaxConns      int32 `env:"ORDERFLOW_DATABASE_MAX_CONNS,default=16"`
+	DatabaseEventMaxConns int32 `env:"ORDERFLOW_DATABASE_EVENT_MAX_CONNS,default=12"`
 
 	AdminToken string `env:"ORDERFLOW_ADMIN_TOKEN,required" secret:"true"`
 
@@ -144,8 +149,11 @@ func (b *Base) Validate() error {
 	if b.HTTPMaxInFlight < 1 {
 		p.Add("ORDERFLOW_HTTP_MAX_IN_FLIGHT", "%d is below 1", b.HTTPMaxInFlight)
 	}
-	if b.DatabaseMaxConns < 3 {
-		p.Add("ORDERFLOW_DATABASE_MAX_CONNS", "%d is below 3 (the outbox relay holds two connections: its leader lock and its LISTEN)", b.DatabaseMaxConns)
+	if b.DatabaseMaxConns < 1 {
+		p.Add("ORDERFLOW_DATABASE_MAX_CONNS", "%d is below 1", b.DatabaseMaxConns)
+	}
+	if b.DatabaseEventMaxConns < 3 {
+		p.Add("ORDERFLOW_DATABASE_EVENT_MAX_CONNS", "%d is below 3 (the outbox relay holds two connections: its leader lock and its LISTEN)", b.DatabaseEventMaxConns)
 	}
 	if len(b.AdminToken) < 16 {
 		p.Add("ORDERFLOW_ADMIN_TOKEN", "must be at least 16 characters")

@@ -30,7 +30,7 @@ func TestLoadValid(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b.HTTPAddr != "127.0.0.1:8080" || b.DatabaseMaxConns != 16 || b.LogLevel != "info" {
+	if b.HTTPAddr != "127.0.0.1:8080" || b.DatabaseMaxConns != 16 || b.DatabaseEventMaxConns != 12 || b.LogLevel != "info" {
 		t.Fatalf("defaults not applied: %+v", b)
 	}
 }
@@ -47,6 +47,7 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{name: "bad broker", change: map[string]string{"ORDERFLOW_KAFKA_BROKERS": "nohostport"}, wantKey: "ORDERFLOW_KAFKA_BROKERS"},
 		{name: "bad registry", change: map[string]string{"ORDERFLOW_REGISTRY_URL": "ftp://x"}, wantKey: "ORDERFLOW_REGISTRY_URL"},
 		{name: "bad int", change: map[string]string{"ORDERFLOW_DATABASE_MAX_CONNS": "lots"}, wantKey: "ORDERFLOW_DATABASE_MAX_CONNS"},
+		{name: "event pool too small", change: map[string]string{"ORDERFLOW_DATABASE_EVENT_MAX_CONNS": "2"}, wantKey: "ORDERFLOW_DATABASE_EVENT_MAX_CONNS"},
 		{name: "bad duration", change: map[string]string{"ORDERFLOW_SHUTDOWN_TIMEOUT": "soon"}, wantKey: "ORDERFLOW_SHUTDOWN_TIMEOUT"},
 		{name: "short token", change: map[string]string{"ORDERFLOW_ADMIN_TOKEN": "short"}, wantKey: "ORDERFLOW_ADMIN_TOKEN"},
 		{name: "bad level", change: map[string]string{"ORDERFLOW_LOG_LEVEL": "loud"}, wantKey: "ORDERFLOW_LOG_LEVEL"},
@@ -117,7 +118,7 @@ func TestKeys(t *testing.T) {
 	if k := byName["ORDERFLOW_SERVICE_HTTP_ADDR"]; k.Default != "127.0.0.1:8080" {
 		t.Errorf("http addr: %+v", k)
 	}
-	if len(keys) != 16 { // 15 of Base and ORDERFLOW_EXTRA
+	if len(keys) != 17 { // 16 of Base and ORDERFLOW_EXTRA
 		t.Errorf("%d keys: %+v", len(keys), keys)
 	}
 }
