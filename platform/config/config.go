@@ -143,8 +143,11 @@ func (b *Base) Validate() error {
 	if u, err := url.Parse(b.RegistryURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		p.Add("ORDERFLOW_REGISTRY_URL", "%q is not an http(s) URL", b.RegistryURL)
 	}
-	if u, err := url.Parse(b.DatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") || u.Host == "" {
-		p.Add("ORDERFLOW_DATABASE_URL", "not a postgres:// URL")
+	// The server is the URL's host, or a host parameter: a Unix socket directory
+	// (postgres:///shop?host=/run/postgresql&port=5432), as libpq reads it.
+	if u, err := url.Parse(b.DatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") ||
+		(u.Host == "" && u.Query().Get("host") == "") {
+		p.Add("ORDERFLOW_DATABASE_URL", "not a postgres:// URL with a host (or a host parameter naming a socket directory)")
 	}
 	if b.HTTPMaxInFlight < 1 {
 		p.Add("ORDERFLOW_HTTP_MAX_IN_FLIGHT", "%d is below 1", b.HTTPMaxInFlight)

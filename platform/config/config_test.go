@@ -35,6 +35,14 @@ func TestLoadValid(t *testing.T) {
 	}
 }
 
+func TestDatabaseOverAUnixSocket(t *testing.T) {
+	env := valid()
+	env["ORDERFLOW_DATABASE_URL"] = "postgres://shop:pw@/shop?host=/run/postgresql&port=5432&sslmode=disable"
+	if _, err := load(env); err != nil {
+		t.Fatalf("a socket directory in the host parameter was refused: %v", err)
+	}
+}
+
 func TestErrorsNameTheKey(t *testing.T) {
 	cases := []struct {
 		name    string
@@ -47,6 +55,7 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{name: "bad broker", change: map[string]string{"ORDERFLOW_KAFKA_BROKERS": "nohostport"}, wantKey: "ORDERFLOW_KAFKA_BROKERS"},
 		{name: "bad registry", change: map[string]string{"ORDERFLOW_REGISTRY_URL": "ftp://x"}, wantKey: "ORDERFLOW_REGISTRY_URL"},
 		{name: "bad int", change: map[string]string{"ORDERFLOW_DATABASE_MAX_CONNS": "lots"}, wantKey: "ORDERFLOW_DATABASE_MAX_CONNS"},
+		{name: "database without host", change: map[string]string{"ORDERFLOW_DATABASE_URL": "postgres:///shop?sslmode=disable"}, wantKey: "ORDERFLOW_DATABASE_URL"},
 		{name: "event pool too small", change: map[string]string{"ORDERFLOW_DATABASE_EVENT_MAX_CONNS": "2"}, wantKey: "ORDERFLOW_DATABASE_EVENT_MAX_CONNS"},
 		{name: "bad duration", change: map[string]string{"ORDERFLOW_SHUTDOWN_TIMEOUT": "soon"}, wantKey: "ORDERFLOW_SHUTDOWN_TIMEOUT"},
 		{name: "short token", change: map[string]string{"ORDERFLOW_ADMIN_TOKEN": "short"}, wantKey: "ORDERFLOW_ADMIN_TOKEN"},
