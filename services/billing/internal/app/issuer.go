@@ -7,6 +7,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/metric"
 
 	"github.com/orderflow/orderflow/avro/billing"
 	"github.com/orderflow/orderflow/avro/contract"
@@ -33,11 +35,34 @@ type Issuer struct {
 	// Fallback is how often the queue is looked at without a wake-up, for invoices
 	// queued by another replica.
 	Fallback time.Duration
+
+	renderFailures metric.Int64Counter
 }
 
-// NewIssuer returns an issuer of a's queued invoices.
-func NewIssuer(pool *pgxpool.Pool, a *App, log *slog.Logger) *Issuer {
-	return &Issuer{pool: pool, app: a, log: log, wake: make(chan struct{}, 1), BatchSize: 200, Fallback: time.Second}
+// NewIssuer returns an issuer of a's queued invoices. It exports
+// billing_invoice_render_failures_total (an invoice whose PDF could not be rendered stays
+// pending, unnumbered, and is tried again each batch) and billing_invoices_pending.
+func NewIssuer(pool *pgxpool.Pool, a *App, log *slog.Logger) (*Issuer, error) {
+	is := &Issuer{pool: pool, app: a, log: log, wake: make(chan struct{}, 1), BatchSize: 200, Fallback: time.Second}
+	meter := otel.Meter("github.com/orderflow/orderflow/services/billing/internal/app")
+	var err error
+	if is.renderFailures, err = meter.Int64Counter("billing_invoice_render_failures_total",
+		metric.WithDescription("Attempts to render an invoice PDF that failed; the invoice stays pending and is tried again.")); err != nil {
+		return nil, err
+	}
+	if _, err = meter.Int64ObservableGauge("billing_invoices_pending",
+		metric.WithDescription("Invoices authorized and not yet issued (numbered, rendered, published)."),
+		metric.WithInt64Callback(func(ctx context.Context, o metric.Int64Observer) error {
+			n, err := postgres.CountPending(ctx, pool)
+			if err != nil {
+				return nil // the database is down; the gauge keeps its last value
+			}
+			o.Observe(n)
+			return nil
+		})); err != nil {
+		return nil, err
+	}
+	return is, nil
 }
 
 // Wake tells the issuer that invoices were queued; it never blocks.
@@ -60,7 +85,7 @@ func (is *Issuer) Run(ctx context.Context) error {
 		case <-t.C:
 		}
 		for ctx.Err() == nil {
-			n, err := is.IssueBatch(ctx)
+			taken, issued, err := is.issue(ctx)
 			if err != nil {
 				if ctx.Err() != nil {
 					return nil
@@ -76,8 +101,8 @@ func (is *Issuer) Run(ctx context.Context) error {
 				continue
 			}
 			attempt = 0
-			if n < is.BatchSize {
-				break
+			if taken < is.BatchSize || issued == 0 {
+				break // the queue is drained, or holds only invoices that cannot be rendered now
 			}
 		}
 	}
@@ -86,8 +111,13 @@ func (is *Issuer) Run(ctx context.Context) error {
 // IssueBatch issues up to BatchSize queued invoices in one transaction and returns how
 // many queued invoices it took (a full batch means more may be waiting).
 func (is *Issuer) IssueBatch(ctx context.Context) (int, error) {
-	var taken, issued int
-	err := pgx.BeginFunc(ctx, is.pool, func(tx pgx.Tx) error {
+	taken, _, err := is.issue(ctx)
+	return taken, err
+}
+
+// issue is IssueBatch that also reports how many of the invoices taken it issued.
+func (is *Issuer) issue(ctx context.Context) (taken, issued int, err error) {
+	err = pgx.BeginFunc(ctx, is.pool, func(tx pgx.Tx) error {
 		now := is.app.now()
 		year := now.Year()
 		last, err := postgres.LockCounter(ctx, tx, year)
@@ -113,6 +143,7 @@ func (is *Issuer) IssueBatch(ctx context.Context) (int, error) {
 			}
 			body, err := pdf.Render(doc)
 			if err != nil { // it stays PENDING, without a number, for a fixed release to issue
+				is.renderFailures.Add(ctx, 1)
 				is.log.ErrorContext(ctx, "invoice PDF cannot be rendered; the invoice stays pending", "order_id", q.OrderID, "err", err)
 				continue
 			}
@@ -134,8 +165,11 @@ func (is *Issuer) IssueBatch(ctx context.Context) (int, error) {
 		issued = len(invs)
 		return is.app.outbox.Append(ctx, tx, evs...)
 	})
-	if err == nil && issued > 0 {
+	if err != nil {
+		return taken, 0, err
+	}
+	if issued > 0 {
 		is.app.outbox.Committed(ctx)
 	}
-	return taken, err
+	return taken, issued, nil
 }

@@ -74,7 +74,10 @@ func TestIssuerNumbersQueuedInvoices(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := outboxRows(t, pool)
-	is := app.NewIssuer(pool, a, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if n, err := postgres.CountPending(ctx, pool); err != nil || n != 4 {
+		t.Fatalf("%d pending, %v; want 4 (the voided one is not)", n, err)
+	}
+	is := newIssuer(t, pool, a)
 	if n, err := is.IssueBatch(ctx); err != nil || n != 4 {
 		t.Fatalf("IssueBatch = %d, %v; want 4 issued", n, err)
 	}
@@ -104,6 +107,9 @@ func TestIssuerNumbersQueuedInvoices(t *testing.T) {
 	if n, err := is.IssueBatch(ctx); err != nil || n != 0 {
 		t.Fatalf("second IssueBatch = %d, %v; want nothing left", n, err)
 	}
+	if n, err := postgres.CountPending(ctx, pool); err != nil || n != 0 {
+		t.Fatalf("%d pending after issuing, %v", n, err)
+	}
 	before = outboxRows(t, pool)
 	if err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error { return a.Void(ctx, tx, events.Cause{}, ids[0], "order_cancelled") }); err != nil {
 		t.Fatal(err)
@@ -125,7 +131,7 @@ func TestIssuersInParallelStayGapless(t *testing.T) {
 	ids := authorize(t, pool, a, 12)
 	var wg sync.WaitGroup
 	for range 2 {
-		is := app.NewIssuer(pool, a, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		is := newIssuer(t, pool, a)
 		is.BatchSize = 2
 		wg.Go(func() {
 			for {
@@ -157,4 +163,13 @@ func TestIssuersInParallelStayGapless(t *testing.T) {
 	if !slices.Equal(got, want) { // queue order is authorization order
 		t.Fatalf("numbers %v, want %v", got, want)
 	}
+}
+
+func newIssuer(t *testing.T, pool *pgxpool.Pool, a *app.App) *app.Issuer {
+	t.Helper()
+	is, err := app.NewIssuer(pool, a, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return is
 }

@@ -61,7 +61,10 @@ func Spec(version string, cfg *Config) boot.Spec {
 			if err := billinghttp.Register(ctx, d.API, d.Pool, d.Log); err != nil {
 				return nil, err
 			}
-			issuer := app.NewIssuer(d.Pool, a, d.Log)
+			issuer, err := app.NewIssuer(d.Pool, a, d.Log)
+			if err != nil {
+				return nil, err
+			}
 			// Authorizations queue invoices; the issuer numbers them right after the commit.
 			c, err := d.NewConsumerWith(events.PaymentsGroup, consumer.Options{AfterCommit: func(ctx context.Context) {
 				d.Outbox.Committed(ctx)

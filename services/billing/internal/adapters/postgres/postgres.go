@@ -158,6 +158,13 @@ type PendingInvoice struct {
 	Details InvoiceDetails
 }
 
+// CountPending counts the invoices waiting to be issued.
+func CountPending(ctx context.Context, pool *pgxpool.Pool) (int64, error) {
+	var n int64
+	err := pool.QueryRow(ctx, `SELECT count(*) FROM invoices WHERE status = 'PENDING'`).Scan(&n)
+	return n, err
+}
+
 // LockPending locks up to limit PENDING invoices, oldest first. An invoice that a void is
 // changing at that moment is waited for and left out if it is no longer pending.
 func LockPending(ctx context.Context, tx pgx.Tx, limit int) ([]PendingInvoice, error) {
