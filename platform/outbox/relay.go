@@ -18,6 +18,7 @@ import (
 
 	"github.com/orderflow/orderflow/platform/backoff"
 	"github.com/orderflow/orderflow/platform/events"
+	"github.com/orderflow/orderflow/platform/telemetry"
 )
 
 // RelayOptions tunes a Relay; the zero value is usable.
@@ -80,16 +81,7 @@ func NewRelay(pool *pgxpool.Pool, client *kgo.Client, log *slog.Logger, opts Rel
 		metric.WithExplicitBucketBoundaries(.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10)); err != nil {
 		return nil, err
 	}
-	if _, err = meter.Int64ObservableGauge("outbox_backlog",
-		metric.WithDescription("Outbox rows committed and not yet published."),
-		metric.WithInt64Callback(func(ctx context.Context, o metric.Int64Observer) error {
-			n, err := r.Backlog(ctx)
-			if err != nil {
-				return nil // the database is down; the gauge keeps its last value
-			}
-			o.Observe(n)
-			return nil
-		})); err != nil {
+	if err = telemetry.CountGauge(meter, "outbox_backlog", "Outbox rows committed and not yet published.", r.Backlog); err != nil {
 		return nil, err
 	}
 	return r, nil

@@ -8,6 +8,7 @@ package telemetry
 import (
 	"context"
 	"errors"
+	"go.opentelemetry.io/otel/metric"
 	"io"
 	"log/slog"
 	"net/http"
@@ -125,4 +126,18 @@ func (h contextHandler) WithAttrs(as []slog.Attr) slog.Handler {
 
 func (h contextHandler) WithGroup(name string) slog.Handler {
 	return contextHandler{h.Handler.WithGroup(name)}
+}
+
+// CountGauge registers an observable gauge on meter that reports what count returns at
+// each collection, typically a count(*) in the database. When count fails (the database
+// is down) the gauge reports nothing and keeps its last value; the scrape goes on.
+func CountGauge(meter metric.Meter, name, description string, count func(context.Context) (int64, error)) error {
+	_, err := meter.Int64ObservableGauge(name, metric.WithDescription(description),
+		metric.WithInt64Callback(func(ctx context.Context, o metric.Int64Observer) error {
+			if n, err := count(ctx); err == nil {
+				o.Observe(n)
+			}
+			return nil
+		}))
+	return err
 }

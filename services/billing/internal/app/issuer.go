@@ -14,6 +14,7 @@ import (
 	"github.com/orderflow/orderflow/avro/contract"
 	"github.com/orderflow/orderflow/platform/backoff"
 	"github.com/orderflow/orderflow/platform/events"
+	"github.com/orderflow/orderflow/platform/telemetry"
 	"github.com/orderflow/orderflow/services/billing/internal/adapters/pdf"
 	"github.com/orderflow/orderflow/services/billing/internal/adapters/postgres"
 )
@@ -50,16 +51,9 @@ func NewIssuer(pool *pgxpool.Pool, a *App, log *slog.Logger) (*Issuer, error) {
 		metric.WithDescription("Attempts to render an invoice PDF that failed; the invoice stays pending and is tried again.")); err != nil {
 		return nil, err
 	}
-	if _, err = meter.Int64ObservableGauge("billing_invoices_pending",
-		metric.WithDescription("Invoices authorized and not yet issued (numbered, rendered, published)."),
-		metric.WithInt64Callback(func(ctx context.Context, o metric.Int64Observer) error {
-			n, err := postgres.CountPending(ctx, pool)
-			if err != nil {
-				return nil // the database is down; the gauge keeps its last value
-			}
-			o.Observe(n)
-			return nil
-		})); err != nil {
+	err = telemetry.CountGauge(meter, "billing_invoices_pending", "Invoices authorized and not yet issued (numbered, rendered, published).",
+		func(ctx context.Context) (int64, error) { return postgres.CountPending(ctx, pool) })
+	if err != nil {
 		return nil, err
 	}
 	return is, nil
