@@ -308,7 +308,7 @@ func serve(ctx context.Context, spec Spec, cfg Configurable, log *slog.Logger) e
 	sd := serde.New(base.RegistryURL, 5*time.Second)
 
 	srv := httpserver.New(base.HTTPAddr, spec.Name, spec.Version, tel.MetricsHandler(), log)
-	srv.MaxInFlight = base.HTTPMaxInFlight
+	srv.MaxInFlight, srv.QueueWait = base.HTTPMaxInFlight, base.HTTPQueueWait
 	srv.AddCheck("postgres", func(ctx context.Context) error { return pool.Ping(ctx) })
 	srv.AddCheck("kafka", func(ctx context.Context) error { return kafka.Ping(ctx, producer) })
 	srv.AddCheck("registry", registryCheck(base.RegistryURL))

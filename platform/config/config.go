@@ -87,8 +87,10 @@ func (p Problems) Err() error { return errors.Join(p...) }
 // Base is the configuration every orderflow service shares. Services embed it.
 type Base struct {
 	HTTPAddr string `env:"ORDERFLOW_SERVICE_HTTP_ADDR,default=127.0.0.1:8080"`
-	// HTTPMaxInFlight bounds the REST requests served at once; more get 503 overloaded.
-	HTTPMaxInFlight int `env:"ORDERFLOW_HTTP_MAX_IN_FLIGHT,default=512"`
+	// HTTPMaxInFlight bounds the REST requests served at once; one more waits up to
+	// HTTPQueueWait for a slot, then gets 503 overloaded.
+	HTTPMaxInFlight int           `env:"ORDERFLOW_HTTP_MAX_IN_FLIGHT,default=64"`
+	HTTPQueueWait   time.Duration `env:"ORDERFLOW_HTTP_QUEUE_WAIT,default=500ms"`
 
 	KafkaBrokers       []string `env:"ORDERFLOW_KAFKA_BROKERS,required"`
 	KafkaTLS           bool     `env:"ORDERFLOW_KAFKA_TLS,default=false"`
@@ -151,6 +153,9 @@ func (b *Base) Validate() error {
 	}
 	if b.HTTPMaxInFlight < 1 {
 		p.Add("ORDERFLOW_HTTP_MAX_IN_FLIGHT", "%d is below 1", b.HTTPMaxInFlight)
+	}
+	if b.HTTPQueueWait < 0 {
+		p.Add("ORDERFLOW_HTTP_QUEUE_WAIT", "%s is negative", b.HTTPQueueWait)
 	}
 	if b.DatabaseMaxConns < 1 {
 		p.Add("ORDERFLOW_DATABASE_MAX_CONNS", "%d is below 1", b.DatabaseMaxConns)

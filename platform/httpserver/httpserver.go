@@ -38,11 +38,13 @@ type Server struct {
 	started atomic.Bool
 	waiting atomic.Value // string: what start-up is waiting for
 
-	// MaxInFlight bounds the REST requests served at once (0: no bound). One more is
-	// answered 503 overloaded with Retry-After instead of queueing, so an overloaded
-	// service sheds load instead of growing without bound; health, readiness and metrics
-	// are always answered. Set it before Run.
+	// MaxInFlight bounds the REST requests served at once (0: no bound). One more waits
+	// up to QueueWait for a slot and is then answered 503 overloaded with Retry-After, so
+	// a burst is absorbed while sustained overload is shed in bounded time instead of
+	// queueing without bound for database connections; health, readiness and metrics
+	// are always answered. Set both before Run.
 	MaxInFlight int
+	QueueWait   time.Duration
 }
 
 // New returns a server for addr serving the health endpoints and metrics.
@@ -140,7 +142,7 @@ func (s *Server) Run(ctx context.Context, grace time.Duration) error {
 		}),
 		otelhttp.WithSpanNameFormatter(func(_ string, r *http.Request) string { return r.Method + " " + r.Pattern }))
 	if s.MaxInFlight > 0 {
-		handler = LimitInFlight(s.service, s.MaxInFlight, handler)
+		handler = LimitInFlight(s.service, s.MaxInFlight, s.QueueWait, handler)
 	}
 	if s.grpc != nil {
 		rest := handler
@@ -230,9 +232,10 @@ func RequireToken(token string, next http.Handler) http.Handler {
 	})
 }
 
-// LimitInFlight serves at most max requests at once and answers 503 overloaded, with
-// Retry-After, to any beyond; /healthz, /readyz and /metrics are always served.
-func LimitInFlight(service string, max int, next http.Handler) http.Handler {
+// LimitInFlight serves at most max requests at once; a request beyond waits up to wait
+// for one of them to finish and is otherwise answered 503 overloaded, with Retry-After.
+// /healthz, /readyz and /metrics are always served.
+func LimitInFlight(service string, max int, wait time.Duration, next http.Handler) http.Handler {
 	slots := make(chan struct{}, max)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
@@ -242,14 +245,34 @@ func LimitInFlight(service string, max int, next http.Handler) http.Handler {
 		}
 		select {
 		case slots <- struct{}{}:
-			defer func() { <-slots }()
-			next.ServeHTTP(w, r)
 		default:
-			w.Header().Set("Retry-After", "1")
-			WriteError(w, http.StatusServiceUnavailable, "overloaded", "",
-				fmt.Sprintf("%s is serving %d requests, its limit; retry in a second", service, max))
+			if !waitForSlot(r.Context(), slots, wait) {
+				w.Header().Set("Retry-After", "1")
+				WriteError(w, http.StatusServiceUnavailable, "overloaded", "",
+					fmt.Sprintf("%s is serving %d requests, its limit, and none finished within %s; retry in a second", service, max, wait))
+				return
+			}
 		}
+		defer func() { <-slots }()
+		next.ServeHTTP(w, r)
 	})
+}
+
+// waitForSlot takes a slot within wait, unless the request ends first.
+func waitForSlot(ctx context.Context, slots chan struct{}, wait time.Duration) bool {
+	if wait <= 0 {
+		return false
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case slots <- struct{}{}:
+		return true
+	case <-t.C:
+		return false
+	case <-ctx.Done():
+		return false
+	}
 }
 
 // Handler returns the server's routes, for tests and for embedding.

@@ -8,7 +8,9 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/orderflow/orderflow/platform/httpserver"
 )
@@ -69,8 +71,9 @@ func TestRequireToken(t *testing.T) {
 	}
 }
 
-// Beyond its limit a server answers 503 overloaded with Retry-After at once, keeps
-// answering health checks, and serves again when a slot frees.
+// Beyond its limit a server lets a request wait its queue time, then answers 503
+// overloaded with Retry-After, keeps answering health checks, and serves again when a
+// slot frees.
 func TestLimitInFlightShedsLoad(t *testing.T) {
 	release := make(chan struct{})
 	entered := make(chan struct{}, 2)
@@ -83,14 +86,18 @@ func TestLimitInFlightShedsLoad(t *testing.T) {
 		<-release
 		w.WriteHeader(204)
 	})
-	h := httpserver.LimitInFlight("svc", 2, slow)
+	h := httpserver.LimitInFlight("svc", 2, 50*time.Millisecond, slow)
 	done := make(chan int, 2)
 	for range 2 {
 		go func() { resp, _ := get(t, h, "/v1/orders"); done <- resp.StatusCode }()
 	}
 	<-entered
 	<-entered
+	asked := time.Now()
 	resp, body := get(t, h, "/v1/orders")
+	if waited := time.Since(asked); waited < 50*time.Millisecond {
+		t.Fatalf("answered after %s, before its queue time", waited)
+	}
 	e, _ := body["error"].(map[string]any)
 	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") != "1" || e["code"] != "overloaded" {
 		t.Fatalf("third request: %d %q %v, want 503 overloaded with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"), body)
@@ -108,5 +115,26 @@ func TestLimitInFlightShedsLoad(t *testing.T) {
 	go func() { <-entered; close(entered2) }()
 	if resp, _ := get(t, h, "/v1/orders"); resp.StatusCode != 204 {
 		t.Fatalf("after the slots freed: %d", resp.StatusCode)
+	}
+}
+
+// A burst larger than the limit is served in full when slots free within the queue time.
+func TestLimitInFlightAbsorbsABurst(t *testing.T) {
+	quick := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(5 * time.Millisecond)
+		w.WriteHeader(204)
+	})
+	h := httpserver.LimitInFlight("svc", 4, 5*time.Second, quick)
+	codes := make(chan int, 40)
+	var wg sync.WaitGroup
+	for range 40 {
+		wg.Go(func() { resp, _ := get(t, h, "/v1/orders"); codes <- resp.StatusCode })
+	}
+	wg.Wait()
+	close(codes)
+	for c := range codes {
+		if c != 204 {
+			t.Fatalf("a request of the burst got %d, want every one served", c)
+		}
 	}
 }
