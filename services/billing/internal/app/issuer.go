@@ -37,14 +37,18 @@ type Issuer struct {
 	// queued by another replica.
 	Fallback time.Duration
 
+	// Render draws an invoice's PDF (pdf.Render; tests replace it to make it fail).
+	Render func(pdf.Invoice) ([]byte, error)
+
 	renderFailures metric.Int64Counter
 }
 
 // NewIssuer returns an issuer of a's queued invoices. It exports
 // billing_invoice_render_failures_total (an invoice whose PDF could not be rendered stays
-// pending, unnumbered, and is tried again each batch) and billing_invoices_pending.
+// pending, unnumbered, and is tried again after 2 s, 4 s, ... up to an hour, while later
+// invoices are issued) and billing_invoices_pending.
 func NewIssuer(pool *pgxpool.Pool, a *App, log *slog.Logger) (*Issuer, error) {
-	is := &Issuer{pool: pool, app: a, log: log, wake: make(chan struct{}, 1), BatchSize: 200, Fallback: time.Second}
+	is := &Issuer{pool: pool, app: a, log: log, wake: make(chan struct{}, 1), BatchSize: 200, Fallback: time.Second, Render: pdf.Render}
 	meter := otel.Meter("github.com/orderflow/orderflow/services/billing/internal/app")
 	var err error
 	if is.renderFailures, err = meter.Int64Counter("billing_invoice_render_failures_total",
@@ -79,7 +83,7 @@ func (is *Issuer) Run(ctx context.Context) error {
 		case <-t.C:
 		}
 		for ctx.Err() == nil {
-			taken, issued, err := is.issue(ctx)
+			taken, err := is.IssueBatch(ctx)
 			if err != nil {
 				if ctx.Err() != nil {
 					return nil
@@ -95,8 +99,8 @@ func (is *Issuer) Run(ctx context.Context) error {
 				continue
 			}
 			attempt = 0
-			if taken < is.BatchSize || issued == 0 {
-				break // the queue is drained, or holds only invoices that cannot be rendered now
+			if taken < is.BatchSize {
+				break // drained (invoices that failed to render wait for their next attempt)
 			}
 		}
 	}
@@ -105,13 +109,8 @@ func (is *Issuer) Run(ctx context.Context) error {
 // IssueBatch issues up to BatchSize queued invoices in one transaction and returns how
 // many queued invoices it took (a full batch means more may be waiting).
 func (is *Issuer) IssueBatch(ctx context.Context) (int, error) {
-	taken, _, err := is.issue(ctx)
-	return taken, err
-}
-
-// issue is IssueBatch that also reports how many of the invoices taken it issued.
-func (is *Issuer) issue(ctx context.Context) (taken, issued int, err error) {
-	err = pgx.BeginFunc(ctx, is.pool, func(tx pgx.Tx) error {
+	var taken, issued int
+	err := pgx.BeginFunc(ctx, is.pool, func(tx pgx.Tx) error {
 		now := is.app.now()
 		year := now.Year()
 		last, err := postgres.LockCounter(ctx, tx, year)
@@ -124,9 +123,10 @@ func (is *Issuer) issue(ctx context.Context) (taken, issued int, err error) {
 		}
 		taken = len(queue)
 		var (
-			invs []postgres.Invoice
-			pdfs [][]byte
-			evs  []events.Event
+			invs   []postgres.Invoice
+			pdfs   [][]byte
+			evs    []events.Event
+			failed []string
 		)
 		for _, q := range queue {
 			number := postgres.InvoiceNumber(year, last+1)
@@ -135,10 +135,12 @@ func (is *Issuer) issue(ctx context.Context) (taken, issued int, err error) {
 			for _, l := range q.Details.Lines {
 				doc.Lines = append(doc.Lines, pdf.Line{SKU: l.SKU, Name: l.Name, Quantity: l.Quantity, UnitPriceMinor: l.UnitPriceMinor})
 			}
-			body, err := pdf.Render(doc)
-			if err != nil { // it stays PENDING, without a number, for a fixed release to issue
+			body, err := is.Render(doc)
+			if err != nil { // it stays PENDING, without a number, and is tried again later
 				is.renderFailures.Add(ctx, 1)
-				is.log.ErrorContext(ctx, "invoice PDF cannot be rendered; the invoice stays pending", "order_id", q.OrderID, "err", err)
+				is.log.ErrorContext(ctx, "invoice PDF cannot be rendered; the invoice stays pending and is tried again later",
+					"order_id", q.OrderID, "err", err)
+				failed = append(failed, q.OrderID)
 				continue
 			}
 			last++
@@ -150,6 +152,11 @@ func (is *Issuer) issue(ctx context.Context) (taken, issued int, err error) {
 				billing.InvoiceIssued{OrderID: q.OrderID, InvoiceNumber: number, AmountMinor: q.AmountMinor, Currency: q.Currency, IssuedAt: now},
 				events.Cause{ID: q.Details.CauseID, CorrelationID: q.Details.CorrelationID}))
 		}
+		if len(failed) > 0 {
+			if err := postgres.PostponeRendering(ctx, tx, failed); err != nil {
+				return err
+			}
+		}
 		if len(invs) == 0 {
 			return nil
 		}
@@ -160,10 +167,10 @@ func (is *Issuer) issue(ctx context.Context) (taken, issued int, err error) {
 		return is.app.outbox.Append(ctx, tx, evs...)
 	})
 	if err != nil {
-		return taken, 0, err
+		return taken, err
 	}
 	if issued > 0 {
 		is.app.outbox.Committed(ctx)
 	}
-	return taken, issued, nil
+	return taken, nil
 }

@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"os"
@@ -17,6 +18,7 @@ import (
 	"github.com/orderflow/orderflow/platform/outbox"
 	"github.com/orderflow/orderflow/platform/pg/pgtest"
 	"github.com/orderflow/orderflow/platform/serde"
+	"github.com/orderflow/orderflow/services/billing/internal/adapters/pdf"
 	"github.com/orderflow/orderflow/services/billing/internal/adapters/postgres"
 	"github.com/orderflow/orderflow/services/billing/internal/adapters/provider"
 	"github.com/orderflow/orderflow/services/billing/internal/app"
@@ -172,4 +174,55 @@ func newIssuer(t *testing.T, pool *pgxpool.Pool, a *app.App) *app.Issuer {
 		t.Fatal(err)
 	}
 	return is
+}
+
+// An invoice whose PDF cannot be rendered stays pending without a number and is put off,
+// so it does not hold up the invoices queued after it; once it renders again it is
+// issued with the next number.
+func TestUnrenderableInvoiceDoesNotBlockTheQueue(t *testing.T) {
+	t.Parallel()
+	pool, a := newApp(t)
+	ctx := context.Background()
+	ids := authorize(t, pool, a, 3)
+	is := newIssuer(t, pool, a)
+	is.BatchSize = 1 // the failing invoice would fill every batch if it stayed at the head
+	is.Render = func(inv pdf.Invoice) ([]byte, error) {
+		if inv.OrderID == ids[0] {
+			return nil, errors.New("font table corrupt")
+		}
+		return pdf.Render(inv)
+	}
+	for range 3 {
+		if _, err := is.IssueBatch(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	year := time.Now().UTC().Year()
+	for i, want := range []string{"", postgres.InvoiceNumber(year, 1), postgres.InvoiceNumber(year, 2)} {
+		inv, err := postgres.GetInvoiceOfOrder(ctx, pool, ids[i])
+		if err != nil || inv.Number != want {
+			t.Fatalf("invoice of order %d: %+v %v, want number %q", i, inv, err, want)
+		}
+	}
+	var failures int
+	var due time.Time
+	if err := pool.QueryRow(ctx, `SELECT render_failures, next_render_at FROM invoices WHERE order_id = $1`, ids[0]).Scan(&failures, &due); err != nil {
+		t.Fatal(err)
+	}
+	if failures != 1 || !due.After(time.Now()) {
+		t.Fatalf("after a failed rendering: %d failures, next attempt %s; want 1 and later than now", failures, due)
+	}
+	if n, err := postgres.CountPending(ctx, pool); err != nil || n != 1 {
+		t.Fatalf("%d pending, %v; want the unrenderable one", n, err)
+	}
+	is.Render = pdf.Render // fixed; and its next attempt is due
+	if _, err := pool.Exec(ctx, `UPDATE invoices SET next_render_at = now() WHERE order_id = $1`, ids[0]); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := is.IssueBatch(ctx); err != nil || n != 1 {
+		t.Fatalf("IssueBatch = %d, %v; want the postponed invoice", n, err)
+	}
+	if inv, err := postgres.GetInvoiceOfOrder(ctx, pool, ids[0]); err != nil || inv.Number != postgres.InvoiceNumber(year, 3) || inv.Status != postgres.Issued {
+		t.Fatalf("postponed invoice %+v %v, want ISSUED with number 3", inv, err)
+	}
 }

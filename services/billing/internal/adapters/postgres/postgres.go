@@ -165,11 +165,13 @@ func CountPending(ctx context.Context, pool *pgxpool.Pool) (int64, error) {
 	return n, err
 }
 
-// LockPending locks up to limit PENDING invoices, oldest first. An invoice that a void is
-// changing at that moment is waited for and left out if it is no longer pending.
+// LockPending locks up to limit PENDING invoices, oldest first, leaving out those whose
+// rendering failed and is not due again yet. An invoice that a void is changing at that
+// moment is waited for and left out if it is no longer pending.
 func LockPending(ctx context.Context, tx pgx.Tx, limit int) ([]PendingInvoice, error) {
 	rows, err := tx.Query(ctx, `SELECT order_id::text, amount_minor, currency, details FROM invoices
-	                            WHERE status = 'PENDING' ORDER BY seq LIMIT $1 FOR UPDATE`, limit)
+	                            WHERE status = 'PENDING' AND (next_render_at IS NULL OR next_render_at <= now())
+	                            ORDER BY seq LIMIT $1 FOR UPDATE`, limit)
 	if err != nil {
 		return nil, fmt.Errorf("pending invoices: %w", err)
 	}
@@ -182,6 +184,18 @@ func LockPending(ctx context.Context, tx pgx.Tx, limit int) ([]PendingInvoice, e
 
 // InvoiceNumber formats the n-th invoice number of year.
 func InvoiceNumber(year, n int) string { return fmt.Sprintf("INV-%d-%06d", year, n) }
+
+// PostponeRendering counts a failed rendering of each of orderIDs' pending invoices and
+// puts the next attempt off by twice the previous delay: 2 s, 4 s, ... up to an hour.
+func PostponeRendering(ctx context.Context, tx pgx.Tx, orderIDs []string) error {
+	_, err := tx.Exec(ctx, `UPDATE invoices SET render_failures = render_failures + 1,
+	                            next_render_at = now() + least(interval '1 hour', interval '1 second' * power(2, least(render_failures + 1, 12)))
+	                        WHERE order_id = ANY($1::uuid[]) AND status = 'PENDING'`, orderIDs)
+	if err != nil {
+		return fmt.Errorf("postpone %d invoices: %w", len(orderIDs), err)
+	}
+	return nil
+}
 
 // IssueInvoices marks invoices issued with their numbers and PDFs, and moves year's
 // counter to last. The caller holds the counter (LockCounter) and the rows (LockPending).
