@@ -282,6 +282,37 @@ func (g *generator) pending() int {
 	return n
 }
 
+// settle waits, up to max, until the services have applied everything: a step that did
+// not keep up leaves a backlog, and the next step would otherwise measure it too.
+func (g *generator) settle(ctx context.Context, max time.Duration) {
+	start := time.Now()
+	for first := true; ; first = false {
+		var sum int64
+		for _, u := range g.env.metrics {
+			n, err := g.lagOf(ctx, u)
+			if err != nil {
+				sum = -1 // unknown: keep waiting
+				break
+			}
+			sum += n
+		}
+		if first && sum != 0 {
+			fmt.Printf("lag left by the previous step: %d records; waiting up to %v for it to clear\n", sum, max)
+		}
+		switch {
+		case sum == 0:
+			if !first {
+				fmt.Printf("cleared after %.1f s\n", time.Since(start).Seconds())
+			}
+			return
+		case time.Since(start) >= max || ctx.Err() != nil:
+			fmt.Printf("lag still %d after %v; starting the next step anyway\n", sum, max)
+			return
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
 // sampleLag sums the lag of the services' groups once a second until ctx ends.
 func (g *generator) sampleLag(ctx context.Context) []int64 {
 	var out []int64

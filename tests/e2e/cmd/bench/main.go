@@ -41,6 +41,7 @@ func run(ctx context.Context) error {
 	stepDur := flag.Duration("step", 20*time.Second, "how long each rate is offered")
 	warmup := flag.Duration("warmup", 10*time.Second, "a first step at the lowest rate, not reported")
 	drain := flag.Duration("drain", 30*time.Second, "how long to wait after a step for its orders to complete")
+	settle := flag.Duration("settle", 60*time.Second, "how long to wait before a step for the lag the previous one left to clear")
 	out := flag.String("out", "bench/out", "directory for bench.json and latency.svg")
 	replot := flag.String("replot", "", "only redraw latency.svg (in -out) from this bench.json")
 	flag.Parse()
@@ -86,6 +87,7 @@ func run(ctx context.Context) error {
 		}
 	}
 	for _, rate := range steps {
+		g.settle(ctx, *settle)
 		fmt.Printf("step: %d orders/s for %v\n", rate, *stepDur)
 		res, err := g.step(ctx, rate, *stepDur, *drain, procs)
 		if err != nil {
