@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"go.opentelemetry.io/otel"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -278,6 +279,8 @@ func serve(ctx context.Context, spec Spec, cfg Configurable, log *slog.Logger) e
 	base := cfg.BaseConfig()
 	log.InfoContext(ctx, "starting", "version", spec.Version, "config", config.Masked(cfg))
 
+	// OpenTelemetry reports its own failures (an export, a gauge's query) through this.
+	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) { log.Warn("telemetry failed", "err", err) }))
 	tel, err := telemetry.Setup(ctx, telemetry.Config{Service: spec.Name, Version: spec.Version,
 		OTLPEndpoint: base.OTLPEndpoint, SampleRatio: base.TraceSampleRatio})
 	if err != nil {

@@ -8,6 +8,7 @@ package telemetry
 import (
 	"context"
 	"errors"
+	"fmt"
 	"go.opentelemetry.io/otel/metric"
 	"io"
 	"log/slog"
@@ -130,13 +131,17 @@ func (h contextHandler) WithGroup(name string) slog.Handler {
 
 // CountGauge registers an observable gauge on meter that reports what count returns at
 // each collection, typically a count(*) in the database. When count fails (the database
-// is down) the gauge reports nothing and keeps its last value; the scrape goes on.
+// is down) the gauge reports nothing for that collection, the failure goes to
+// OpenTelemetry's error handler (logged), and the other metrics are still served.
 func CountGauge(meter metric.Meter, name, description string, count func(context.Context) (int64, error)) error {
 	_, err := meter.Int64ObservableGauge(name, metric.WithDescription(description),
 		metric.WithInt64Callback(func(ctx context.Context, o metric.Int64Observer) error {
-			if n, err := count(ctx); err == nil {
-				o.Observe(n)
+			n, err := count(ctx)
+			if err != nil {
+				otel.Handle(fmt.Errorf("gauge %s: %w", name, err))
+				return nil
 			}
+			o.Observe(n)
 			return nil
 		}))
 	return err

@@ -288,25 +288,30 @@ func (g *generator) settle(ctx context.Context, max time.Duration) {
 	start := time.Now()
 	for first := true; ; first = false {
 		var sum int64
+		var unknown error // a service that did not answer: its lag is not known to be zero
 		for _, u := range g.env.metrics {
 			n, err := g.lagOf(ctx, u)
 			if err != nil {
-				sum = -1 // unknown: keep waiting
+				unknown = fmt.Errorf("%s: %w", u, err)
 				break
 			}
 			sum += n
 		}
-		if first && sum != 0 {
-			fmt.Printf("lag left by the previous step: %d records; waiting up to %v for it to clear\n", sum, max)
+		state := fmt.Sprintf("%d records", sum)
+		if unknown != nil {
+			state = "unknown (" + unknown.Error() + ")"
+		}
+		if first && (sum != 0 || unknown != nil) {
+			fmt.Printf("lag left by the previous step: %s; waiting up to %v for it to clear\n", state, max)
 		}
 		switch {
-		case sum == 0:
+		case sum == 0 && unknown == nil:
 			if !first {
 				fmt.Printf("cleared after %.1f s\n", time.Since(start).Seconds())
 			}
 			return
 		case time.Since(start) >= max || ctx.Err() != nil:
-			fmt.Printf("lag still %d after %v; starting the next step anyway\n", sum, max)
+			fmt.Printf("lag still %s after %v; starting the next step anyway\n", state, max)
 			return
 		}
 		time.Sleep(500 * time.Millisecond)

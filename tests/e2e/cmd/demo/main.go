@@ -124,12 +124,7 @@ func run(ctx context.Context) error {
 	// consumer groups settling; one order through the workflow first keeps that out of
 	// the timings below, and its own time is shown.
 	fmt.Println("\nwarming up: one order through the whole workflow")
-	warm := map[string]any{
-		"customer":         map[string]any{"id": "demo-" + run + "-warmup", "email": "warmup@example.com", "name": "Warm-up"},
-		"shipping_address": map[string]any{"name": "Warm-up", "line1": "Torstrasse 1", "city": "Berlin", "postal_code": "10119", "country": "DE"},
-		"lines":            []map[string]any{{"sku": "DEMO-MOUSE", "quantity": 1}},
-		"payment_token":    "tok_visa",
-	}
+	warm := orderBody("demo-"+run+"-warmup", "Warm-up", "DEMO-MOUSE", 1, "tok_visa")
 	var warmed struct {
 		OrderID string `json:"order_id"`
 	}
@@ -152,13 +147,7 @@ func run(ctx context.Context) error {
 	}
 	fmt.Println("\nplacing orders through POST /v1/orders:")
 	for i, s := range scenarios {
-		cust := fmt.Sprintf("demo-%s-%d", run, i)
-		body := map[string]any{
-			"customer":         map[string]any{"id": cust, "email": cust + "@example.com", "name": "Demo Customer " + fmt.Sprint(i+1)},
-			"shipping_address": map[string]any{"name": "Demo Customer", "line1": "Torstrasse 1", "city": "Berlin", "postal_code": "10119", "country": "DE"},
-			"lines":            []map[string]any{{"sku": s.sku, "quantity": s.quantity}},
-			"payment_token":    s.token,
-		}
+		body := orderBody(fmt.Sprintf("demo-%s-%d", run, i), "Demo Customer "+fmt.Sprint(i+1), s.sku, s.quantity, s.token)
 		var out struct {
 			OrderID string `json:"order_id"`
 		}
@@ -248,6 +237,16 @@ where to look next:
 `, c.shop, scenarios[0].id, c.shop, c.billing, inv.Number, c.logistics, scenarios[0].id, c.crm, run, c.mailpit, c.shop,
 		c.shop, strings.TrimPrefix(c.shop, "http://"), c.billing)
 	return nil
+}
+
+// orderBody is a POST /v1/orders request for one line, shipped to Berlin.
+func orderBody(customer, name, sku string, quantity int, token string) map[string]any {
+	return map[string]any{
+		"customer":         map[string]any{"id": customer, "email": customer + "@example.com", "name": name},
+		"shipping_address": map[string]any{"name": name, "line1": "Torstrasse 1", "city": "Berlin", "postal_code": "10119", "country": "DE"},
+		"lines":            []map[string]any{{"sku": sku, "quantity": quantity}},
+		"payment_token":    token,
+	}
 }
 
 func waitStatus(ctx context.Context, c client, id, want string) (view, error) {
