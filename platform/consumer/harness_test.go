@@ -17,6 +17,7 @@ import (
 	"github.com/orderflow/orderflow/platform/internal/testevent"
 	"github.com/orderflow/orderflow/platform/kafka/kafkatest"
 	"github.com/orderflow/orderflow/platform/outbox"
+	"github.com/orderflow/orderflow/platform/pg"
 	"github.com/orderflow/orderflow/platform/pg/pgtest"
 	"github.com/orderflow/orderflow/platform/serde"
 )
@@ -70,6 +71,21 @@ func (h *harness) appendNext(ctx context.Context, key string) error {
 		if err != nil {
 			return err
 		}
+		return h.outbox.Append(ctx, tx, h.event(key, seq))
+	})
+}
+
+// appendNextPG is appendNext the way the services write: through a pg.Tx, whose BEGIN
+// carries the counter update and whose COMMIT carries the outbox row (two round trips
+// instead of four).
+func (h *harness) appendNextPG(ctx context.Context, key string) error {
+	defer h.outbox.Committed(ctx)
+	var seq int64
+	first := &pgx.Batch{}
+	first.Queue(`INSERT INTO counters (key, n) VALUES ($1, 1)
+	             ON CONFLICT (key) DO UPDATE SET n = counters.n + 1 RETURNING n`, key).
+		QueryRow(func(r pgx.Row) error { return r.Scan(&seq) })
+	return pg.Run(ctx, h.pool, first, func(tx *pg.Tx) error {
 		return h.outbox.Append(ctx, tx, h.event(key, seq))
 	})
 }
