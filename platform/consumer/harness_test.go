@@ -77,17 +77,21 @@ func (h *harness) appendNext(ctx context.Context, key string) error {
 
 // appendNextPG is appendNext the way the services write: through a pg.Tx, whose BEGIN
 // carries the counter update and whose COMMIT carries the outbox row (two round trips
-// instead of four).
-func (h *harness) appendNextPG(ctx context.Context, key string) error {
+// instead of four). It returns the event's id.
+func (h *harness) appendNextPG(ctx context.Context, key string) (string, error) {
 	defer h.outbox.Committed(ctx)
 	var seq int64
 	first := &pgx.Batch{}
 	first.Queue(`INSERT INTO counters (key, n) VALUES ($1, 1)
 	             ON CONFLICT (key) DO UPDATE SET n = counters.n + 1 RETURNING n`, key).
 		QueryRow(func(r pgx.Row) error { return r.Scan(&seq) })
-	return pg.Run(ctx, h.pool, first, func(tx *pg.Tx) error {
-		return h.outbox.Append(ctx, tx, h.event(key, seq))
+	var id string
+	err := pg.Run(ctx, h.pool, first, func(tx *pg.Tx) error {
+		e := h.event(key, seq)
+		id = e.Metadata.ID
+		return h.outbox.Append(ctx, tx, e)
 	})
+	return id, err
 }
 
 // runRelay runs a relay until the test ends.
