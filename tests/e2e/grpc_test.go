@@ -94,6 +94,7 @@ func TestGRPC(t *testing.T) {
 		t.Fatalf("dispatched %+v", shipment)
 	}
 	s.await(t, placed.GetOrderId(), "SHIPPED", settle)
+	s.awaitShopKnows(t, placed.GetOrderId(), "SHIPPED", settle)
 	_, err = shop.CancelOrder(ctx, &shopv1.CancelOrderRequest{Id: placed.GetOrderId()})
 	if status.Code(err) != codes.FailedPrecondition {
 		t.Fatalf("cancel after dispatch: %v, want FailedPrecondition", err)

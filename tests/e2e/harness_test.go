@@ -190,6 +190,20 @@ func (s *suite) await(t *testing.T, id, want string, timeout time.Duration) view
 	}
 }
 
+// awaitShopKnows waits until shop's own write model (not its order view) has the order
+// in status want. The two learn of an event independently, through a consumer group and
+// a read model: the view can show SHIPPED while the write model, which decides whether a
+// cancellation is refused, has not yet applied ShipmentDispatched.
+func (s *suite) awaitShopKnows(t *testing.T, id, want string, timeout time.Duration) {
+	t.Helper()
+	eventually(t, timeout, func() string {
+		if st := s.scalar(t, "shop", `SELECT status FROM orders WHERE id = $1`, id); st != want {
+			return fmt.Sprintf("shop's orders row of %s: %v, want %s", id, st, want)
+		}
+		return ""
+	})
+}
+
 // eventually polls cond until it returns "" or the timeout passes, then fails with its
 // last complaint.
 func eventually(t *testing.T, timeout time.Duration, cond func() string) {
