@@ -60,14 +60,17 @@ func (h *harness) event(key string, seq int64) events.Event {
 		testevent.Thing{ID: key, Seq: seq, Amount: 1}, events.Cause{})
 }
 
+// nextSeqSQL takes an aggregate's next sequence number under its row lock.
+const nextSeqSQL = `INSERT INTO counters (key, n) VALUES ($1, 1)
+                    ON CONFLICT (key) DO UPDATE SET n = counters.n + 1 RETURNING n`
+
 // appendNext commits one event for key whose seq is the aggregate's next number, taken
 // under the aggregate's row lock as a real write model would.
 func (h *harness) appendNext(ctx context.Context, key string) error {
 	defer h.outbox.Committed(ctx) // as services do after a commit: wake the relay
 	return pgx.BeginFunc(ctx, h.pool, func(tx pgx.Tx) error {
 		var seq int64
-		err := tx.QueryRow(ctx, `INSERT INTO counters (key, n) VALUES ($1, 1)
-		                         ON CONFLICT (key) DO UPDATE SET n = counters.n + 1 RETURNING n`, key).Scan(&seq)
+		err := tx.QueryRow(ctx, nextSeqSQL, key).Scan(&seq)
 		if err != nil {
 			return err
 		}
@@ -82,9 +85,7 @@ func (h *harness) appendNextPG(ctx context.Context, key string) (string, error) 
 	defer h.outbox.Committed(ctx)
 	var seq int64
 	first := &pgx.Batch{}
-	first.Queue(`INSERT INTO counters (key, n) VALUES ($1, 1)
-	             ON CONFLICT (key) DO UPDATE SET n = counters.n + 1 RETURNING n`, key).
-		QueryRow(func(r pgx.Row) error { return r.Scan(&seq) })
+	first.Queue(nextSeqSQL, key).QueryRow(func(r pgx.Row) error { return r.Scan(&seq) })
 	var id string
 	err := pg.Run(ctx, h.pool, first, func(tx *pg.Tx) error {
 		e := h.event(key, seq)
