@@ -38,6 +38,8 @@ var (
 	OrderConfirmed = typeOf(&shop.OrderConfirmed{})
 	OrderCancelled = typeOf(&shop.OrderCancelled{})
 
+	OrderCancellationRequested = typeOf(&shop.OrderCancellationRequested{})
+
 	StockReserved = typeOf(&inventory.StockReserved{})
 	StockRejected = typeOf(&inventory.StockRejected{})
 	StockReleased = typeOf(&inventory.StockReleased{})

@@ -8,15 +8,17 @@ import (
 	"github.com/hamba/avro/v2"
 )
 
-// A prepared shipment was cancelled before dispatch. Topic logistics.shipments, key: order_id. ce_type orderflow.logistics.ShipmentCancelled.v1.
+// The order will not ship: a prepared shipment was cancelled before dispatch, or, on an OrderCancellationRequested, logistics agreed to the cancellation (shipment_id is then empty when no shipment had been prepared yet). Topic logistics.shipments, key: order_id. ce_type orderflow.logistics.ShipmentCancelled.v1.
 type ShipmentCancelled struct {
-	OrderID     string    `avro:"order_id" json:"order_id"`
-	ShipmentID  string    `avro:"shipment_id" json:"shipment_id"`
+	OrderID string `avro:"order_id" json:"order_id"`
+	// Empty when the order was cancelled before a shipment was prepared.
+	ShipmentID string `avro:"shipment_id" json:"shipment_id"`
+	// The reason of the OrderCancelled, or customer_request for an agreed cancellation request.
 	Reason      string    `avro:"reason" json:"reason"`
 	CancelledAt time.Time `avro:"cancelled_at" json:"cancelled_at"`
 }
 
-var schemaShipmentCancelled = avro.MustParse(`{"name":"orderflow.logistics.ShipmentCancelled","doc":"A prepared shipment was cancelled before dispatch. Topic logistics.shipments, key: order_id. ce_type orderflow.logistics.ShipmentCancelled.v1.","type":"record","fields":[{"name":"order_id","type":"string"},{"name":"shipment_id","type":"string"},{"name":"reason","type":"string"},{"name":"cancelled_at","type":{"type":"long","logicalType":"timestamp-millis"}}]}`)
+var schemaShipmentCancelled = avro.MustParse(`{"name":"orderflow.logistics.ShipmentCancelled","doc":"The order will not ship: a prepared shipment was cancelled before dispatch, or, on an OrderCancellationRequested, logistics agreed to the cancellation (shipment_id is then empty when no shipment had been prepared yet). Topic logistics.shipments, key: order_id. ce_type orderflow.logistics.ShipmentCancelled.v1.","type":"record","fields":[{"name":"order_id","type":"string"},{"name":"shipment_id","doc":"Empty when the order was cancelled before a shipment was prepared.","type":"string"},{"name":"reason","doc":"The reason of the OrderCancelled, or customer_request for an agreed cancellation request.","type":"string"},{"name":"cancelled_at","type":{"type":"long","logicalType":"timestamp-millis"}}]}`)
 
 // Schema returns the schema for ShipmentCancelled.
 func (o *ShipmentCancelled) Schema() avro.Schema {

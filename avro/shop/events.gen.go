@@ -8,6 +8,30 @@ import (
 	"github.com/hamba/avro/v2"
 )
 
+// The customer asked to cancel an order that has not shipped, as far as the shop knows. Logistics, which holds the parcel, decides: before dispatch it answers ShipmentCancelled and the shop then cancels the order (OrderCancelled); after dispatch the request is refused, which the shop learns from ShipmentDispatched. Nothing is undone on this event alone. Key: order_id. ce_type orderflow.shop.OrderCancellationRequested.v1.
+type OrderCancellationRequested struct {
+	OrderID     string    `avro:"order_id" json:"order_id"`
+	CustomerID  string    `avro:"customer_id" json:"customer_id"`
+	RequestedAt time.Time `avro:"requested_at" json:"requested_at"`
+}
+
+var schemaOrderCancellationRequested = avro.MustParse(`{"name":"orderflow.shop.OrderCancellationRequested","doc":"The customer asked to cancel an order that has not shipped, as far as the shop knows. Logistics, which holds the parcel, decides: before dispatch it answers ShipmentCancelled and the shop then cancels the order (OrderCancelled); after dispatch the request is refused, which the shop learns from ShipmentDispatched. Nothing is undone on this event alone. Key: order_id. ce_type orderflow.shop.OrderCancellationRequested.v1.","type":"record","fields":[{"name":"order_id","type":"string"},{"name":"customer_id","type":"string"},{"name":"requested_at","type":{"type":"long","logicalType":"timestamp-millis"}}]}`)
+
+// Schema returns the schema for OrderCancellationRequested.
+func (o *OrderCancellationRequested) Schema() avro.Schema {
+	return schemaOrderCancellationRequested
+}
+
+// Unmarshal decodes b into the receiver.
+func (o *OrderCancellationRequested) Unmarshal(b []byte) error {
+	return avro.Unmarshal(o.Schema(), b, o)
+}
+
+// Marshal encodes the receiver.
+func (o *OrderCancellationRequested) Marshal() ([]byte, error) {
+	return avro.Marshal(o.Schema(), o)
+}
+
 // The order will not be fulfilled; every service undoes its part. Key: order_id. ce_type orderflow.shop.OrderCancelled.v1.
 type OrderCancelled struct {
 	OrderID    string `avro:"order_id" json:"order_id"`

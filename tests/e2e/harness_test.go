@@ -165,9 +165,10 @@ func (s *suite) place(t *testing.T, body map[string]any) string {
 }
 
 type view struct {
-	Status   string `json:"status"`
-	Reason   string `json:"reason"`
-	Timeline []struct {
+	Status       string `json:"status"`
+	Reason       string `json:"reason"`
+	Cancellation string `json:"cancellation"`
+	Timeline     []struct {
 		Service string `json:"service"`
 		Event   string `json:"event"`
 	} `json:"timeline"`

@@ -169,31 +169,169 @@ func TestCancelBeforeShipment(t *testing.T) {
 		return ""
 	})
 	var out map[string]any
-	if code := s.call(t, "POST", s.shop+"/v1/orders/"+id+"/cancel", nil, nil, &out); code != 202 {
-		t.Fatalf("cancel: %d %v", code, out)
+	if code := s.call(t, "POST", s.shop+"/v1/orders/"+id+"/cancel", nil, nil, &out); code != 202 || out["cancellation"] != "REQUESTED" {
+		t.Fatalf("cancel: %d %v, want 202 and cancellation REQUESTED", code, out)
+	}
+	if code := s.call(t, "POST", s.shop+"/v1/orders/"+id+"/cancel", nil, nil, &out); code != 202 && code != 409 {
+		t.Fatalf("cancel while the first request is decided: %d %v, want 202 (the same answer) or 409 (already cancelled)", code, out)
 	}
 	v := s.await(t, id, "CANCELLED", settle)
-	if v.Reason != "customer_request" {
-		t.Fatalf("reason %q", v.Reason)
+	if v.Reason != "customer_request" || v.Cancellation != "CANCELLED" {
+		t.Fatalf("reason %q, cancellation %q", v.Reason, v.Cancellation)
 	}
+	s.awaitUndone(t, id, sku, "VOIDED")
+	if code := s.call(t, "POST", s.shop+"/v1/orders/"+id+"/cancel", nil, nil, nil); code != 409 {
+		t.Fatalf("second cancel: %d, want 409", code)
+	}
+}
+
+// Cancel as soon as the order is placed, before logistics has prepared anything: it
+// agrees without a shipment, and every service undoes its part.
+func TestCancelWhilePending(t *testing.T) {
+	t.Parallel()
+	s := stack(t)
+	sku := s.product(t, 300, 2, 0)
+	body := orderBody("tok_visa", line{sku, 2})
+	email := body["customer"].(map[string]any)["email"].(string)
+	id := s.place(t, body)
+	if code := s.call(t, "POST", s.shop+"/v1/orders/"+id+"/cancel", nil, nil, nil); code != 202 {
+		t.Fatalf("cancel: %d, want 202", code)
+	}
+	v := s.await(t, id, "CANCELLED", settle)
+	if v.Reason != "customer_request" || v.Cancellation != "CANCELLED" {
+		t.Fatalf("reason %q, cancellation %q", v.Reason, v.Cancellation)
+	}
+	// The invoice may not have been issued yet when billing voided the authorization.
+	s.awaitUndone(t, id, sku, "VOIDED", "NONE")
+	eventually(t, settle, func() string {
+		if got := s.mails(t, email); !slices.Contains(got, "Your order was cancelled") {
+			return fmt.Sprintf("mails %v, want the cancellation", got)
+		}
+		return ""
+	})
+}
+
+// awaitUndone waits until a cancelled order's parts are undone everywhere: nothing of
+// sku reserved, the payment voided, the invoice in one of invoice (NONE: no invoice),
+// the shipment cancelled and refused by the dispatch endpoint.
+func (s *suite) awaitUndone(t *testing.T, id, sku string, invoice ...string) {
+	t.Helper()
 	eventually(t, settle, func() string {
 		got := []any{
 			s.scalar(t, "inventory", `SELECT reserved FROM stock WHERE sku = $1`, sku),
 			s.scalar(t, "billing", `SELECT status FROM payments WHERE order_id = $1`, id),
-			s.scalar(t, "billing", `SELECT status FROM invoices WHERE order_id = $1`, id),
 			s.scalar(t, "logistics", `SELECT status FROM shipments WHERE order_id = $1`, id),
 		}
-		if !slices.Equal(got, []any{int32(0), "VOIDED", "VOIDED", "CANCELLED"}) {
-			return fmt.Sprintf("reserved, payment, invoice, shipment = %v", got)
+		inv := s.scalar(t, "billing", `SELECT COALESCE((SELECT status FROM invoices WHERE order_id = $1), 'NONE')`, id).(string)
+		if !slices.Equal(got, []any{int32(0), "VOIDED", "CANCELLED"}) || !slices.Contains(invoice, inv) {
+			return fmt.Sprintf("reserved, payment, shipment = %v, invoice %s; want [0 VOIDED CANCELLED], invoice %v", got, inv, invoice)
 		}
 		return ""
 	})
 	if code := s.call(t, "POST", s.logistics+"/v1/shipments/"+id+"/dispatch", nil, s.admin(), nil); code != 409 {
-		t.Fatalf("dispatch of a cancelled shipment: %d, want 409", code)
+		t.Fatalf("dispatch of a cancelled order: %d, want 409", code)
 	}
-	if code := s.call(t, "POST", s.shop+"/v1/orders/"+id+"/cancel", nil, nil, nil); code != 409 {
-		t.Fatalf("second cancel: %d, want 409", code)
+}
+
+// A cancellation racing a dispatch: logistics, which holds the parcel, decides which
+// came first, and every service agrees with it. Half the orders are dispatched and then
+// cancelled at once (the cancellation reaches the shop before the shop has heard of the
+// dispatch); half are cancelled and dispatched 0 to 50 ms later, while logistics decides.
+// Each order ends either shipped, with its payment authorized and its stock taken, or
+// cancelled, with its payment voided, its stock released and its parcel still in the
+// warehouse: never goods out of the door for a voided payment. Before ADR 0009 the shop
+// decided alone and all twelve ended cancelled with their parcels dispatched.
+func TestCancelRacingDispatch(t *testing.T) {
+	t.Parallel()
+	s := stack(t)
+	const n = 12
+	sku := s.product(t, 450, n, 0)
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = s.place(t, orderBody("tok_visa", line{sku, 1}))
 	}
+	for _, id := range ids {
+		s.await(t, id, "CONFIRMED", settle)
+		eventually(t, settle, func() string {
+			if st := s.scalar(t, "logistics", `SELECT status FROM shipments WHERE order_id = $1`, id); st != "PREPARED" {
+				return fmt.Sprintf("shipment of %s %v, want PREPARED", id, st)
+			}
+			return ""
+		})
+	}
+
+	dispatched, cancelRefused := make([]int, n), make([]int, n)
+	var wg sync.WaitGroup
+	for i, id := range ids {
+		dispatch := func() {
+			dispatched[i] = s.call(t, "POST", s.logistics+"/v1/shipments/"+id+"/dispatch", nil, s.admin(), nil)
+		}
+		cancel := func() { cancelRefused[i] = s.call(t, "POST", s.shop+"/v1/orders/"+id+"/cancel", nil, nil, nil) }
+		if i%2 == 0 {
+			dispatch()
+			cancel()
+			continue
+		}
+		wg.Add(2)
+		go func() { defer wg.Done(); cancel() }()
+		go func() { defer wg.Done(); time.Sleep(time.Duration(i/2) * 10 * time.Millisecond); dispatch() }()
+	}
+	wg.Wait()
+
+	for i := range ids {
+		if dispatched[i] != 200 && dispatched[i] != 409 {
+			t.Errorf("order %d: dispatch answered %d, want 200 or 409", i, dispatched[i])
+		}
+		if cancelRefused[i] != 202 && cancelRefused[i] != 409 {
+			t.Errorf("order %d: cancel answered %d, want 202 or 409", i, cancelRefused[i])
+		}
+	}
+	shipped := []any{"SHIPPED", "DISPATCHED", "AUTHORIZED", "SHIPPED"}
+	cancelled := []any{"CANCELLED", "CANCELLED", "VOIDED", "RELEASED"}
+	var wrong []string
+	for deadline := time.Now().Add(settle); ; time.Sleep(200 * time.Millisecond) {
+		wrong = wrong[:0]
+		for i, id := range ids {
+			got := []any{
+				s.scalar(t, "shop", `SELECT status FROM orders WHERE id = $1`, id),
+				s.scalar(t, "logistics", `SELECT status FROM shipments WHERE order_id = $1`, id),
+				s.scalar(t, "billing", `SELECT status FROM payments WHERE order_id = $1`, id),
+				s.scalar(t, "inventory", `SELECT status FROM reservations WHERE order_id = $1`, id),
+			}
+			switch {
+			case !slices.Equal(got, shipped) && !slices.Equal(got, cancelled):
+				wrong = append(wrong, fmt.Sprintf("order %d (dispatch %d, cancel %d): shop, shipment, payment, stock = %v",
+					i, dispatched[i], cancelRefused[i], got))
+			case (dispatched[i] == 200 || cancelRefused[i] == 409) && got[0] != "SHIPPED":
+				wrong = append(wrong, fmt.Sprintf("order %d: dispatch %d, cancel %d, yet the order is %v", i, dispatched[i], cancelRefused[i], got[0]))
+			}
+		}
+		if len(wrong) == 0 || time.Now().After(deadline) {
+			break
+		}
+	}
+	for _, w := range wrong {
+		t.Error(w)
+	}
+	if len(wrong) > 0 {
+		t.Fatalf("every order must end %v or %v", shipped, cancelled)
+	}
+
+	// The order view tells the customer what became of the request.
+	outcomes := map[string]int{}
+	for i, id := range ids {
+		st := s.scalar(t, "shop", `SELECT status FROM orders WHERE id = $1`, id).(string)
+		want := map[string]string{"SHIPPED": "REFUSED", "CANCELLED": "CANCELLED"}[st]
+		if cancelRefused[i] == 409 {
+			want = "" // refused by the shop itself: no request was made
+		}
+		v := s.await(t, id, st, settle)
+		if v.Cancellation != want {
+			t.Errorf("order %d %s (cancel %d): view says cancellation %q, want %q", i, st, cancelRefused[i], v.Cancellation, want)
+		}
+		outcomes[fmt.Sprintf("%s (dispatch %d, cancel %d)", st, dispatched[i], cancelRefused[i])]++
+	}
+	t.Logf("outcomes: %v", outcomes)
 }
 
 // 200 concurrent orders for 50 units of one SKU: exactly 50 reserved, the rest

@@ -607,13 +607,17 @@ type Order struct {
 	// PENDING, CONFIRMED, SHIPPED or CANCELLED.
 	Status string `protobuf:"bytes,3,opt,name=status,proto3" json:"status,omitempty"`
 	// Why a CANCELLED order was cancelled: out_of_stock, payment_declined or customer_request.
-	Reason        string                 `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
-	Currency      string                 `protobuf:"bytes,5,opt,name=currency,proto3" json:"currency,omitempty"`
-	TotalMinor    int64                  `protobuf:"varint,6,opt,name=total_minor,json=totalMinor,proto3" json:"total_minor,omitempty"`
-	Lines         []*Line                `protobuf:"bytes,7,rep,name=lines,proto3" json:"lines,omitempty"`
-	PlacedAt      *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=placed_at,json=placedAt,proto3" json:"placed_at,omitempty"`
-	UpdatedAt     *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
-	Timeline      []*TimelineStep        `protobuf:"bytes,10,rep,name=timeline,proto3" json:"timeline,omitempty"`
+	Reason     string                 `protobuf:"bytes,4,opt,name=reason,proto3" json:"reason,omitempty"`
+	Currency   string                 `protobuf:"bytes,5,opt,name=currency,proto3" json:"currency,omitempty"`
+	TotalMinor int64                  `protobuf:"varint,6,opt,name=total_minor,json=totalMinor,proto3" json:"total_minor,omitempty"`
+	Lines      []*Line                `protobuf:"bytes,7,rep,name=lines,proto3" json:"lines,omitempty"`
+	PlacedAt   *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=placed_at,json=placedAt,proto3" json:"placed_at,omitempty"`
+	UpdatedAt  *timestamppb.Timestamp `protobuf:"bytes,9,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
+	Timeline   []*TimelineStep        `protobuf:"bytes,10,rep,name=timeline,proto3" json:"timeline,omitempty"`
+	// What became of the customer's cancellation request: REQUESTED while logistics
+	// decides, CANCELLED when it agreed, REFUSED when the parcel had already left (the order
+	// is SHIPPED); empty when the customer never asked.
+	Cancellation  string `protobuf:"bytes,11,opt,name=cancellation,proto3" json:"cancellation,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -716,6 +720,13 @@ func (x *Order) GetTimeline() []*TimelineStep {
 		return x.Timeline
 	}
 	return nil
+}
+
+func (x *Order) GetCancellation() string {
+	if x != nil {
+		return x.Cancellation
+	}
+	return ""
 }
 
 type ListOrdersRequest struct {
@@ -888,9 +899,12 @@ func (x *CancelOrderRequest) GetId() string {
 }
 
 type CancelOrderResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	OrderId       string                 `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
-	Status        string                 `protobuf:"bytes,2,opt,name=status,proto3" json:"status,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	OrderId string                 `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
+	// The order's status, not changed by the request.
+	Status string `protobuf:"bytes,2,opt,name=status,proto3" json:"status,omitempty"`
+	// REQUESTED: follow the order (GET /v1/orders/{id}) for logistics' answer.
+	Cancellation  string `protobuf:"bytes,3,opt,name=cancellation,proto3" json:"cancellation,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -935,6 +949,13 @@ func (x *CancelOrderResponse) GetOrderId() string {
 func (x *CancelOrderResponse) GetStatus() string {
 	if x != nil {
 		return x.Status
+	}
+	return ""
+}
+
+func (x *CancelOrderResponse) GetCancellation() string {
+	if x != nil {
+		return x.Cancellation
 	}
 	return ""
 }
@@ -1201,7 +1222,7 @@ const file_shop_v1_shop_proto_rawDesc = "" +
 	"\x02at\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x12\x18\n" +
 	"\aservice\x18\x02 \x01(\tR\aservice\x12\x14\n" +
 	"\x05event\x18\x03 \x01(\tR\x05event\x12\x16\n" +
-	"\x06detail\x18\x04 \x01(\tR\x06detail\"\x90\x03\n" +
+	"\x06detail\x18\x04 \x01(\tR\x06detail\"\xb4\x03\n" +
 	"\x05Order\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x12\x1f\n" +
 	"\vcustomer_id\x18\x02 \x01(\tR\n" +
@@ -1216,7 +1237,8 @@ const file_shop_v1_shop_proto_rawDesc = "" +
 	"\n" +
 	"updated_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12;\n" +
 	"\btimeline\x18\n" +
-	" \x03(\v2\x1f.orderflow.shop.v1.TimelineStepR\btimeline\"\x89\x01\n" +
+	" \x03(\v2\x1f.orderflow.shop.v1.TimelineStepR\btimeline\x12\"\n" +
+	"\fcancellation\x18\v \x01(\tR\fcancellation\"\x89\x01\n" +
 	"\x11ListOrdersRequest\x12\x1f\n" +
 	"\vcustomer_id\x18\x01 \x01(\tR\n" +
 	"customerId\x12\x16\n" +
@@ -1229,10 +1251,11 @@ const file_shop_v1_shop_proto_rawDesc = "" +
 	"\vnext_cursor\x18\x02 \x01(\tR\n" +
 	"nextCursor\"$\n" +
 	"\x12CancelOrderRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\"H\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"l\n" +
 	"\x13CancelOrderResponse\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x12\x16\n" +
-	"\x06status\x18\x02 \x01(\tR\x06status\"\x15\n" +
+	"\x06status\x18\x02 \x01(\tR\x06status\x12\"\n" +
+	"\fcancellation\x18\x03 \x01(\tR\fcancellation\"\x15\n" +
 	"\x13ListProductsRequest\"u\n" +
 	"\aProduct\x12\x10\n" +
 	"\x03sku\x18\x01 \x01(\tR\x03sku\x12\x12\n" +

@@ -43,7 +43,11 @@ type ShopServiceClient interface {
 	GetOrder(ctx context.Context, in *GetOrderRequest, opts ...grpc.CallOption) (*Order, error)
 	// Lists orders, newest first, with filters and keyset paging.
 	ListOrders(ctx context.Context, in *ListOrdersRequest, opts ...grpc.CallOption) (*ListOrdersResponse, error)
-	// Cancels an order until it ships; refused with FAILED_PRECONDITION (HTTP 409) after.
+	// Asks to cancel an order. Answers 202 with cancellation REQUESTED: logistics, which
+	// holds the parcel, decides, and the order becomes CANCELLED (everything undone) if the
+	// parcel is still in the warehouse, or SHIPPED with cancellation REFUSED if it had just
+	// left. Refused at once with FAILED_PRECONDITION (HTTP 409) for an order known to have
+	// shipped or to be cancelled. Asking again while a request is pending answers the same.
 	CancelOrder(ctx context.Context, in *CancelOrderRequest, opts ...grpc.CallOption) (*CancelOrderResponse, error)
 	// Lists the catalog.
 	ListProducts(ctx context.Context, in *ListProductsRequest, opts ...grpc.CallOption) (*ListProductsResponse, error)
@@ -132,7 +136,11 @@ type ShopServiceServer interface {
 	GetOrder(context.Context, *GetOrderRequest) (*Order, error)
 	// Lists orders, newest first, with filters and keyset paging.
 	ListOrders(context.Context, *ListOrdersRequest) (*ListOrdersResponse, error)
-	// Cancels an order until it ships; refused with FAILED_PRECONDITION (HTTP 409) after.
+	// Asks to cancel an order. Answers 202 with cancellation REQUESTED: logistics, which
+	// holds the parcel, decides, and the order becomes CANCELLED (everything undone) if the
+	// parcel is still in the warehouse, or SHIPPED with cancellation REFUSED if it had just
+	// left. Refused at once with FAILED_PRECONDITION (HTTP 409) for an order known to have
+	// shipped or to be cancelled. Asking again while a request is pending answers the same.
 	CancelOrder(context.Context, *CancelOrderRequest) (*CancelOrderResponse, error)
 	// Lists the catalog.
 	ListProducts(context.Context, *ListProductsRequest) (*ListProductsResponse, error)

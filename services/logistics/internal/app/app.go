@@ -1,6 +1,8 @@
 // Package app holds logistics' use cases: joining an order's stock reservation and
 // payment authorization in whatever order they arrive, preparing the shipment with its
-// label once both are in, dispatching it, and cancelling it before dispatch.
+// label once both are in, dispatching it, cancelling it before dispatch, and deciding a
+// customer's cancellation request: logistics holds the parcel, so it alone can tell
+// whether an order can still be cancelled.
 package app
 
 import (
@@ -84,26 +86,50 @@ func (a *App) Learn(ctx context.Context, tx pgx.Tx, cause events.Cause, orderID 
 		logistics.ShipmentPrepared{OrderID: orderID, ShipmentID: s.ShipmentID, Carrier: s.Carrier, TrackingNumber: s.TrackingNumber, PreparedAt: now}, cause))
 }
 
-// Cancel stops an order's shipment before dispatch. A dispatched parcel cannot be
-// recalled: the cancellation is ignored (the shop refuses to cancel shipped orders).
+// Cancel stops an order's shipment on OrderCancelled. The shop cancels on its own only
+// orders that never got both stock and payment (out of stock, payment declined), which
+// logistics never prepares; a customer's cancellation reaches here after
+// DecideCancellation agreed to it. A dispatched parcel is not recalled.
 func (a *App) Cancel(ctx context.Context, tx pgx.Tx, cause events.Cause, orderID, reason string) error {
 	s, err := postgres.Lock(ctx, tx, orderID)
 	if err != nil {
 		return err
 	}
-	prev := s.Status
-	if prev == postgres.Dispatched || prev == postgres.Cancelled {
+	if s.Status == postgres.Dispatched || s.Status == postgres.Cancelled {
 		return nil
 	}
+	announce := s.Status == postgres.Prepared // nothing prepared, nothing to announce
+	return a.stop(ctx, tx, cause, s, reason, announce)
+}
+
+// DecideCancellation answers a customer's cancellation request. Before dispatch the
+// order will never ship: its shipment is cancelled (or, when none was prepared yet, none
+// ever will be) and ShipmentCancelled tells the shop to cancel the order. After dispatch
+// the request is refused by doing nothing: ShipmentDispatched, already published in the
+// same order stream, tells the shop the order shipped. The dispatch endpoint and this
+// decision lock the same row, so one of them comes first.
+func (a *App) DecideCancellation(ctx context.Context, tx pgx.Tx, cause events.Cause, orderID string) error {
+	s, err := postgres.Lock(ctx, tx, orderID)
+	if err != nil {
+		return err
+	}
+	if s.Status == postgres.Dispatched || s.Status == postgres.Cancelled {
+		return nil
+	}
+	return a.stop(ctx, tx, cause, s, contract.ReasonCustomerRequest, true)
+}
+
+// stop marks s cancelled and, if announce, publishes ShipmentCancelled.
+func (a *App) stop(ctx context.Context, tx pgx.Tx, cause events.Cause, s postgres.Shipment, reason string, announce bool) error {
 	s.Status = postgres.Cancelled
 	if err := postgres.Save(ctx, tx, s, nil); err != nil {
 		return err
 	}
-	if prev != postgres.Prepared {
-		return nil // nothing was prepared, nothing to announce
+	if !announce {
+		return nil
 	}
-	return a.outbox.Append(ctx, tx, events.New(ctx, Source, contract.TopicLogisticsShipments, orderID, contract.ShipmentCancelled,
-		logistics.ShipmentCancelled{OrderID: orderID, ShipmentID: s.ShipmentID, Reason: reason, CancelledAt: a.now()}, cause))
+	return a.outbox.Append(ctx, tx, events.New(ctx, Source, contract.TopicLogisticsShipments, s.OrderID, contract.ShipmentCancelled,
+		logistics.ShipmentCancelled{OrderID: s.OrderID, ShipmentID: s.ShipmentID, Reason: reason, CancelledAt: a.now()}, cause))
 }
 
 // Dispatch errors.

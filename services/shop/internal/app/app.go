@@ -68,6 +68,12 @@ func orderConfirmed(ctx context.Context, o *order.Order, cause events.Cause) eve
 	}, cause)
 }
 
+func orderCancellationRequested(ctx context.Context, o *order.Order) events.Event {
+	return events.New(ctx, Source, contract.TopicShopOrders, o.ID, contract.OrderCancellationRequested, shopevents.OrderCancellationRequested{
+		OrderID: o.ID, CustomerID: o.Customer.ID, RequestedAt: *o.CancelRequestedAt,
+	}, events.Cause{CorrelationID: o.ID})
+}
+
 func orderCancelled(ctx context.Context, o *order.Order, detail string, cause events.Cause) events.Event {
 	return events.New(ctx, Source, contract.TopicShopOrders, o.ID, contract.OrderCancelled, shopevents.OrderCancelled{
 		OrderID: o.ID, CustomerID: o.Customer.ID, Reason: o.CancelReason, Detail: detail, CancelledAt: o.UpdatedAt,

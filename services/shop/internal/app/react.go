@@ -60,6 +60,15 @@ func (a *App) OnShipmentDispatched(ctx context.Context, tx pgx.Tx, m consumer.Me
 	})
 }
 
+// OnShipmentCancelled cancels an order whose cancellation the customer requested, now
+// that logistics stopped its shipment; OrderCancelled then tells every service to undo
+// its part.
+func (a *App) OnShipmentCancelled(ctx context.Context, tx pgx.Tx, m consumer.Message, orderID string) error {
+	return a.react(ctx, tx, m, orderID, func(o *order.Order) (order.Outcome, string) {
+		return o.CancelAgreed(contract.ReasonCustomerRequest, a.now()), "cancelled at the customer's request"
+	})
+}
+
 func (a *App) react(ctx context.Context, tx pgx.Tx, m consumer.Message, orderID string, fn func(*order.Order) (order.Outcome, string)) error {
 	o, err := postgres.GetForUpdate(ctx, tx, orderID)
 	if errors.Is(err, order.ErrNotFound) {

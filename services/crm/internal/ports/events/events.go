@@ -58,6 +58,7 @@ func CustomerTimeline() *projection.Model {
 	projection.On[shop.OrderPlaced](m, contract.OrderPlaced)
 	projection.On[shop.OrderConfirmed](m, contract.OrderConfirmed)
 	projection.On[shop.OrderCancelled](m, contract.OrderCancelled)
+	projection.On[shop.OrderCancellationRequested](m, contract.OrderCancellationRequested)
 	projection.On[logistics.ShipmentDispatched](m, contract.ShipmentDispatched)
 	projection.On[logistics.ShipmentPrepared](m, contract.ShipmentPrepared)
 	projection.On[inventory.StockReserved](m, contract.StockReserved)
@@ -79,6 +80,8 @@ func applyTimeline(ctx context.Context, tx pgx.Tx, t projection.Tables, batch []
 			s.OrderID, s.At = p.OrderID, p.ConfirmedAt
 		case shop.OrderCancelled:
 			s.OrderID, s.At, s.Detail = p.OrderID, p.CancelledAt, p.Reason
+		case shop.OrderCancellationRequested:
+			s.OrderID, s.At = p.OrderID, p.RequestedAt
 		case logistics.ShipmentDispatched:
 			s.OrderID, s.At, s.Detail = p.OrderID, p.DispatchedAt, p.TrackingNumber
 		case logistics.ShipmentPrepared:

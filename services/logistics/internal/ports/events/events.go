@@ -42,4 +42,7 @@ func Register(c *consumer.Consumer, a *app.App) {
 	consumer.On(c, contract.OrderCancelled, func(ctx context.Context, tx pgx.Tx, m consumer.Message, e shop.OrderCancelled) error {
 		return a.Cancel(ctx, tx, m.Cause(), e.OrderID, e.Reason)
 	})
+	consumer.On(c, contract.OrderCancellationRequested, func(ctx context.Context, tx pgx.Tx, m consumer.Message, e shop.OrderCancellationRequested) error {
+		return a.DecideCancellation(ctx, tx, m.Cause(), e.OrderID)
+	})
 }

@@ -103,10 +103,11 @@ func GetForUpdate(ctx context.Context, tx pgx.Tx, id string) (*order.Order, erro
 		lines, addr []byte
 	)
 	err := tx.QueryRow(ctx, `SELECT id::text, customer_id, customer_email, customer_name, status, cancel_reason, currency,
-	                                total_minor, lines, shipping_address, stock_reserved, payment_authorized, placed_at, updated_at
+	                                total_minor, lines, shipping_address, stock_reserved, payment_authorized, cancel_requested_at,
+	                                placed_at, updated_at
 	                           FROM orders WHERE id = $1 FOR UPDATE`, id).
 		Scan(&o.ID, &o.Customer.ID, &o.Customer.Email, &o.Customer.Name, &o.Status, &reason, &o.Currency, &o.TotalMinor,
-			&lines, &addr, &o.StockReserved, &o.PaymentAuthorized, &o.PlacedAt, &o.UpdatedAt)
+			&lines, &addr, &o.StockReserved, &o.PaymentAuthorized, &o.CancelRequestedAt, &o.PlacedAt, &o.UpdatedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, order.ErrNotFound
 	}
@@ -132,8 +133,8 @@ func UpdateOrder(ctx context.Context, tx pgx.Tx, o *order.Order) error {
 		reason = &o.CancelReason
 	}
 	_, err := tx.Exec(ctx, `UPDATE orders SET status = $2, cancel_reason = $3, stock_reserved = $4,
-	                              payment_authorized = $5, updated_at = $6 WHERE id = $1`,
-		o.ID, o.Status, reason, o.StockReserved, o.PaymentAuthorized, o.UpdatedAt)
+	                              payment_authorized = $5, cancel_requested_at = $6, updated_at = $7 WHERE id = $1`,
+		o.ID, o.Status, reason, o.StockReserved, o.PaymentAuthorized, o.CancelRequestedAt, o.UpdatedAt)
 	if err != nil {
 		return fmt.Errorf("update order %s: %w", o.ID, err)
 	}

@@ -24,16 +24,18 @@ type ViewLine = order.Line
 
 // View is an order as the read model shows it.
 type View struct {
-	OrderID    string         `json:"order_id"`
-	CustomerID string         `json:"customer_id"`
-	Status     string         `json:"status"`
-	Reason     string         `json:"reason,omitempty"`
-	Currency   string         `json:"currency"`
-	TotalMinor int64          `json:"total_minor"`
-	Lines      []ViewLine     `json:"lines"`
-	PlacedAt   time.Time      `json:"placed_at"`
-	UpdatedAt  time.Time      `json:"updated_at"`
-	Timeline   []TimelineStep `json:"timeline,omitempty"`
+	OrderID    string `json:"order_id"`
+	CustomerID string `json:"customer_id"`
+	Status     string `json:"status"`
+	Reason     string `json:"reason,omitempty"`
+	// Cancellation is what became of the customer's cancellation request, if any.
+	Cancellation order.Cancellation `json:"cancellation,omitempty"`
+	Currency     string             `json:"currency"`
+	TotalMinor   int64              `json:"total_minor"`
+	Lines        []ViewLine         `json:"lines"`
+	PlacedAt     time.Time          `json:"placed_at"`
+	UpdatedAt    time.Time          `json:"updated_at"`
+	Timeline     []TimelineStep     `json:"timeline,omitempty"`
 }
 
 // TimelineStep is one event of an order's history.
@@ -46,13 +48,14 @@ type TimelineStep struct {
 
 // ViewChange is what a batch of events does to one order's row: the placement (when the
 // batch holds its OrderPlaced) and the highest status it reached, with the reason of a
-// cancellation and the latest time of a status event.
+// cancellation, when the customer asked to cancel, and the latest time of a status event.
 type ViewChange struct {
-	OrderID string
-	Placed  *View // customer, currency, total, lines and placed time
-	Status  string
-	Reason  string
-	At      time.Time
+	OrderID           string
+	Placed            *View // customer, currency, total, lines and placed time
+	Status            string
+	Reason            string
+	CancelRequestedAt *time.Time
+	At                time.Time
 }
 
 // Step is a timeline entry of an event.
@@ -73,9 +76,9 @@ func WriteOrderView(ctx context.Context, tx pgx.Tx, t projection.Tables, changes
 		n := len(changes)
 		ids, statuses, ats := make([]string, n), make([]string, n), make([]time.Time, n)
 		reasons, customers, currencies, lines := make([]*string, n), make([]*string, n), make([]*string, n), make([]*string, n)
-		totals, placed := make([]*int64, n), make([]*time.Time, n)
+		totals, placed, requested := make([]*int64, n), make([]*time.Time, n), make([]*time.Time, n)
 		for i, c := range changes {
-			ids[i], statuses[i], ats[i] = c.OrderID, c.Status, c.At
+			ids[i], statuses[i], ats[i], requested[i] = c.OrderID, c.Status, c.At, c.CancelRequestedAt
 			if c.Reason != "" {
 				reasons[i] = &c.Reason
 			}
@@ -89,10 +92,12 @@ func WriteOrderView(ctx context.Context, tx pgx.Tx, t projection.Tables, changes
 			}
 		}
 		_, err := tx.Exec(ctx, fmt.Sprintf(`
-			INSERT INTO %[1]s AS v (order_id, customer_id, status, reason, currency, total_minor, lines, placed_at, updated_at)
-			SELECT o, c, s, r, cur, t, l::jsonb, p, u
-			  FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::text[], $8::timestamptz[], $9::timestamptz[])
-			       AS x (o, c, s, r, cur, t, l, p, u)
+			INSERT INTO %[1]s AS v (order_id, customer_id, status, reason, currency, total_minor, lines, placed_at, updated_at,
+			                        cancel_requested_at)
+			SELECT o, c, s, r, cur, t, l::jsonb, p, u, q
+			  FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::text[], $8::timestamptz[],
+			              $9::timestamptz[], $10::timestamptz[])
+			       AS x (o, c, s, r, cur, t, l, p, u, q)
 			ON CONFLICT (order_id) DO UPDATE SET
 			    customer_id = COALESCE(v.customer_id, excluded.customer_id),
 			    currency    = COALESCE(v.currency, excluded.currency),
@@ -101,9 +106,10 @@ func WriteOrderView(ctx context.Context, tx pgx.Tx, t projection.Tables, changes
 			    placed_at   = COALESCE(v.placed_at, excluded.placed_at),
 			    status      = CASE WHEN %[2]s > %[3]s THEN excluded.status ELSE v.status END,
 			    reason      = COALESCE(v.reason, excluded.reason),
+			    cancel_requested_at = COALESCE(v.cancel_requested_at, excluded.cancel_requested_at),
 			    updated_at  = GREATEST(v.updated_at, excluded.updated_at)`,
 			view, fmt.Sprintf(statusRank, "excluded.status"), fmt.Sprintf(statusRank, "v.status")),
-			ids, customers, statuses, reasons, currencies, totals, lines, placed, ats)
+			ids, customers, statuses, reasons, currencies, totals, lines, placed, ats, requested)
 		if err != nil {
 			return fmt.Errorf("write order view: %w", err)
 		}
@@ -128,9 +134,11 @@ func GetView(ctx context.Context, pool *pgxpool.Pool, id string) (View, error) {
 		reason *string
 		lines  []byte
 	)
-	err := pool.QueryRow(ctx, `SELECT order_id::text, customer_id, status, reason, currency, total_minor, lines, placed_at, updated_at
+	var requested bool
+	err := pool.QueryRow(ctx, `SELECT order_id::text, customer_id, status, reason, currency, total_minor, lines, placed_at, updated_at,
+	                                  cancel_requested_at IS NOT NULL
 	                             FROM order_view WHERE order_id = $1 AND placed_at IS NOT NULL`, id).
-		Scan(&v.OrderID, &v.CustomerID, &v.Status, &reason, &v.Currency, &v.TotalMinor, &lines, &v.PlacedAt, &v.UpdatedAt)
+		Scan(&v.OrderID, &v.CustomerID, &v.Status, &reason, &v.Currency, &v.TotalMinor, &lines, &v.PlacedAt, &v.UpdatedAt, &requested)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return View{}, ErrNotInView
 	}
@@ -140,6 +148,7 @@ func GetView(ctx context.Context, pool *pgxpool.Pool, id string) (View, error) {
 	if reason != nil {
 		v.Reason = *reason
 	}
+	v.Cancellation = order.CancellationOf(requested, order.Status(v.Status))
 	if err := json.Unmarshal(lines, &v.Lines); err != nil {
 		return View{}, err
 	}
@@ -167,7 +176,8 @@ type ListFilter struct {
 
 // ListViews returns a page of orders, newest first.
 func ListViews(ctx context.Context, pool *pgxpool.Pool, f ListFilter) ([]View, error) {
-	rows, err := pool.Query(ctx, `SELECT order_id::text, customer_id, status, COALESCE(reason, ''), currency, total_minor, lines, placed_at, updated_at
+	rows, err := pool.Query(ctx, `SELECT order_id::text, customer_id, status, COALESCE(reason, ''), currency, total_minor, lines, placed_at,
+	                                     updated_at, cancel_requested_at IS NOT NULL
 	                                FROM order_view
 	                               WHERE placed_at IS NOT NULL AND ($1 = '' OR customer_id = $1) AND ($2 = '' OR status = $2)
 	                                 AND ($3::timestamptz IS NULL OR (placed_at, order_id) < ($3, $4::uuid))
@@ -177,11 +187,16 @@ func ListViews(ctx context.Context, pool *pgxpool.Pool, f ListFilter) ([]View, e
 		return nil, fmt.Errorf("list orders: %w", err)
 	}
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (View, error) {
-		var v View
-		var lines []byte
-		if err := r.Scan(&v.OrderID, &v.CustomerID, &v.Status, &v.Reason, &v.Currency, &v.TotalMinor, &lines, &v.PlacedAt, &v.UpdatedAt); err != nil {
+		var (
+			v         View
+			lines     []byte
+			requested bool
+		)
+		if err := r.Scan(&v.OrderID, &v.CustomerID, &v.Status, &v.Reason, &v.Currency, &v.TotalMinor, &lines, &v.PlacedAt, &v.UpdatedAt,
+			&requested); err != nil {
 			return v, err
 		}
+		v.Cancellation = order.CancellationOf(requested, order.Status(v.Status))
 		return v, json.Unmarshal(lines, &v.Lines)
 	})
 }

@@ -66,15 +66,17 @@ type Customer struct {
 
 // Order is the aggregate.
 type Order struct {
-	ID                string
-	Customer          Customer
-	Lines             []Line
-	Currency          string
-	TotalMinor        int64
-	PaymentToken      string
-	Address           Address
-	Status            Status
-	CancelReason      string
+	ID           string
+	Customer     Customer
+	Lines        []Line
+	Currency     string
+	TotalMinor   int64
+	PaymentToken string
+	Address      Address
+	Status       Status
+	CancelReason string
+	// CancelRequestedAt is when the customer asked to cancel; nil when never asked.
+	CancelRequestedAt *time.Time
 	StockReserved     bool
 	PaymentAuthorized bool
 	PlacedAt          time.Time
@@ -258,16 +260,69 @@ func (o *Order) Reject(reason string, now time.Time) Outcome {
 	return NowCancelled
 }
 
-// Cancel is the customer's cancellation, allowed until the order ships.
-func (o *Order) Cancel(reason string, now time.Time) error {
+// RequestCancel records the customer's wish to cancel. The shop cannot grant it alone:
+// logistics may have handed the parcel over a moment ago, before the shop heard of it.
+// So the request goes to logistics, which holds the parcel and answers, and the order is
+// cancelled only when it agrees (CancelAgreed). An order known to have shipped or to be
+// cancelled refuses at once. send is false when the customer asked less than
+// ResendCancelAfter ago: the request is pending and asking again changes nothing. An
+// older unanswered request (logistics was down, or too old to know the event) is sent
+// again; logistics answers each from the shipment's state, so a repeat is harmless.
+func (o *Order) RequestCancel(now time.Time) (send bool, err error) {
 	switch o.Status {
 	case Shipped:
-		return ErrAlreadyShipped
+		return false, ErrAlreadyShipped
 	case Cancelled:
-		return ErrAlreadyFinal
+		return false, ErrAlreadyFinal
+	}
+	if o.CancelRequestedAt != nil && now.Sub(*o.CancelRequestedAt) < ResendCancelAfter {
+		return false, nil
+	}
+	o.CancelRequestedAt, o.UpdatedAt = &now, now
+	return true, nil
+}
+
+// ResendCancelAfter is how long a cancellation request waits for logistics' answer
+// before the customer asking again sends it again.
+const ResendCancelAfter = time.Minute
+
+// CancelAgreed cancels the order for reason once logistics stopped its shipment at the
+// customer's request. Without a request (logistics stopping a shipment of an order
+// already cancelled) or after shipment nothing changes.
+func (o *Order) CancelAgreed(reason string, now time.Time) Outcome {
+	if o.CancelRequestedAt == nil || o.Status == Shipped || o.Status == Cancelled {
+		return Unchanged
 	}
 	o.Status, o.CancelReason, o.UpdatedAt = Cancelled, reason, now
-	return nil
+	return NowCancelled
+}
+
+// Cancellation describes a customer's cancellation request of an order in a status.
+type Cancellation string
+
+// What became of a cancellation request.
+const (
+	// NotRequested: the customer never asked.
+	NotRequested Cancellation = ""
+	// CancelRequested: logistics has not answered yet.
+	CancelRequested Cancellation = "REQUESTED"
+	// CancelRefused: the parcel had left; the order shipped.
+	CancelRefused Cancellation = "REFUSED"
+	// CancelDone: the order is cancelled.
+	CancelDone Cancellation = "CANCELLED"
+)
+
+// CancellationOf tells what became of a request made (or not) for an order in status.
+func CancellationOf(requested bool, status Status) Cancellation {
+	switch {
+	case !requested:
+		return NotRequested
+	case status == Shipped:
+		return CancelRefused
+	case status == Cancelled:
+		return CancelDone
+	}
+	return CancelRequested
 }
 
 // ShippedAt records the dispatch of a confirmed order.

@@ -93,15 +93,59 @@ func TestLifeCycle(t *testing.T) {
 	if o.Reject("out_of_stock", now) != Unchanged {
 		t.Fatal("a confirmed order was rejected")
 	}
-	if o.ShippedAt(now) != NowShipped || !errors.Is(o.Cancel("customer_request", now), ErrAlreadyShipped) {
-		t.Fatal("shipped order could be cancelled")
+	if o.ShippedAt(now) != NowShipped {
+		t.Fatal("a confirmed order did not ship")
+	}
+	if _, err := o.RequestCancel(now); !errors.Is(err, ErrAlreadyShipped) {
+		t.Fatalf("cancellation of a shipped order: %v, want ErrAlreadyShipped", err)
 	}
 
 	o2, _ := place(nil)
 	if o2.Reject("payment_declined", now) != NowCancelled || o2.CancelReason != "payment_declined" {
 		t.Fatal("pending order not rejected")
 	}
-	if o2.StockReservedAt(now) != Unchanged || !errors.Is(o2.Cancel("customer_request", now), ErrAlreadyFinal) {
+	if _, err := o2.RequestCancel(now); o2.StockReservedAt(now) != Unchanged || !errors.Is(err, ErrAlreadyFinal) {
+		t.Fatalf("a cancelled order changed (cancellation: %v)", err)
+	}
+}
+
+// A customer's cancellation is a request until logistics agrees; a refused one leaves
+// the order to ship.
+func TestCancellationRequest(t *testing.T) {
+	o, _ := place(nil)
+	o.StockReservedAt(now)
+	o.PaymentAuthorizedAt(now)
+	if o.CancelAgreed("customer_request", now) != Unchanged {
+		t.Fatal("cancelled without a request")
+	}
+	first, err := o.RequestCancel(now)
+	if err != nil || !first || o.Status != Confirmed || CancellationOf(true, o.Status) != CancelRequested {
+		t.Fatalf("request: first %v, %v, status %s", first, err, o.Status)
+	}
+	if again, err := o.RequestCancel(now.Add(ResendCancelAfter - time.Millisecond)); err != nil || again {
+		t.Fatalf("second request: send %v, %v; want a pending request, nothing sent", again, err)
+	}
+	if again, err := o.RequestCancel(now.Add(ResendCancelAfter)); err != nil || !again {
+		t.Fatalf("request unanswered for ResendCancelAfter: send %v, %v; want it sent again", again, err)
+	}
+	if o.CancelAgreed("customer_request", now) != NowCancelled || o.Status != Cancelled || o.CancelReason != "customer_request" {
+		t.Fatalf("agreed cancellation left %s %q", o.Status, o.CancelReason)
+	}
+	if o.CancelAgreed("customer_request", now) != Unchanged || o.ShippedAt(now) != Unchanged {
 		t.Fatal("a cancelled order changed")
+	}
+
+	refused, _ := place(nil)
+	refused.StockReservedAt(now)
+	refused.PaymentAuthorizedAt(now)
+	if _, err := refused.RequestCancel(now); err != nil {
+		t.Fatal(err)
+	}
+	if refused.ShippedAt(now) != NowShipped || refused.CancelAgreed("customer_request", now) != Unchanged {
+		t.Fatal("a request logistics refused by dispatching did not leave the order shipped")
+	}
+	if CancellationOf(true, refused.Status) != CancelRefused || CancellationOf(false, Confirmed) != NotRequested ||
+		CancellationOf(true, Cancelled) != CancelDone {
+		t.Fatal("CancellationOf")
 	}
 }

@@ -41,6 +41,9 @@ func RegisterWorkflow(c *consumer.Consumer, a *app.App) {
 	consumer.On(c, contract.ShipmentDispatched, func(ctx context.Context, tx pgx.Tx, m consumer.Message, e logistics.ShipmentDispatched) error {
 		return a.OnShipmentDispatched(ctx, tx, m, e.OrderID)
 	})
+	consumer.On(c, contract.ShipmentCancelled, func(ctx context.Context, tx pgx.Tx, m consumer.Message, e logistics.ShipmentCancelled) error {
+		return a.OnShipmentCancelled(ctx, tx, m, e.OrderID)
+	})
 }
 
 func money(minor int64) string {

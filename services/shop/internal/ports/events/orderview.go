@@ -32,6 +32,7 @@ func OrderView() *projection.Model {
 	projection.On[shopevents.OrderPlaced](m, contract.OrderPlaced)
 	projection.On[shopevents.OrderConfirmed](m, contract.OrderConfirmed)
 	projection.On[shopevents.OrderCancelled](m, contract.OrderCancelled)
+	projection.On[shopevents.OrderCancellationRequested](m, contract.OrderCancellationRequested)
 	projection.On[inventory.StockReserved](m, contract.StockReserved)
 	projection.On[inventory.StockRejected](m, contract.StockRejected)
 	projection.On[inventory.StockReleased](m, contract.StockReleased)
@@ -86,6 +87,8 @@ func applyOrderView(ctx context.Context, tx pgx.Tx, t projection.Tables, batch [
 			status(id, string(order.Confirmed), "", at)
 		case shopevents.OrderCancelled:
 			status(id, string(order.Cancelled), p.Reason, at)
+		case shopevents.OrderCancellationRequested:
+			status(id, string(order.Pending), "", at).CancelRequestedAt = &p.RequestedAt
 		case logistics.ShipmentDispatched:
 			status(id, string(order.Shipped), "", at)
 		}
@@ -112,6 +115,8 @@ func describe(e projection.Event) (orderID string, at time.Time, detail string) 
 		return p.OrderID, p.ConfirmedAt, ""
 	case shopevents.OrderCancelled:
 		return p.OrderID, p.CancelledAt, p.Reason + ": " + p.Detail
+	case shopevents.OrderCancellationRequested:
+		return p.OrderID, p.RequestedAt, "asked logistics to stop the shipment"
 	case logistics.ShipmentDispatched:
 		return p.OrderID, p.DispatchedAt, p.Carrier + " " + p.TrackingNumber
 	case inventory.StockReserved:

@@ -139,12 +139,13 @@ func (s *Server) CancelOrder(ctx context.Context, req *shopv1.CancelOrderRequest
 	if uuid.Validate(req.GetId()) != nil {
 		return nil, orderNotFound(req.GetId())
 	}
-	st, err := s.app.CancelOrder(ctx, req.GetId())
+	c, err := s.app.CancelOrder(ctx, req.GetId())
 	if err != nil {
 		return nil, s.fail(ctx, "cancel order", req.GetId(), err)
 	}
 	api.SetHTTPStatus(ctx, http.StatusAccepted)
-	return &shopv1.CancelOrderResponse{OrderId: req.GetId(), Status: string(st)}, nil
+	api.SetHeader(ctx, "Location", "/v1/orders/"+req.GetId())
+	return &shopv1.CancelOrderResponse{OrderId: req.GetId(), Status: string(c.Status), Cancellation: string(c.Cancellation)}, nil
 }
 
 // PutProduct implements shopv1.ShopServiceServer.
@@ -195,7 +196,7 @@ func toProtoProduct(p order.Product) *shopv1.Product {
 }
 
 func toProto(v postgres.View) *shopv1.Order {
-	o := &shopv1.Order{OrderId: v.OrderID, CustomerId: v.CustomerID, Status: v.Status, Reason: v.Reason,
+	o := &shopv1.Order{OrderId: v.OrderID, CustomerId: v.CustomerID, Status: v.Status, Reason: v.Reason, Cancellation: string(v.Cancellation),
 		Currency: v.Currency, TotalMinor: v.TotalMinor, PlacedAt: timestamppb.New(v.PlacedAt), UpdatedAt: timestamppb.New(v.UpdatedAt)}
 	for _, l := range v.Lines {
 		o.Lines = append(o.Lines, &shopv1.Line{Sku: l.SKU, Name: l.Name, Quantity: int32(l.Quantity), UnitPriceMinor: l.UnitPriceMinor})
