@@ -89,6 +89,35 @@ func (o *PaymentAuthorized) Marshal() ([]byte, error) {
 	return avro.Marshal(o.Schema(), o)
 }
 
+// The provider captured the authorized amount: the customer is charged. Billing captures when the order is confirmed (ADR 0010); a later cancellation refunds it. Topic billing.payments, key: order_id. ce_type orderflow.billing.PaymentCaptured.v1.
+type PaymentCaptured struct {
+	OrderID         string `avro:"order_id" json:"order_id"`
+	AuthorizationID string `avro:"authorization_id" json:"authorization_id"`
+	// The provider's reference of the capture.
+	CaptureID   string `avro:"capture_id" json:"capture_id"`
+	AmountMinor int64  `avro:"amount_minor" json:"amount_minor"`
+	// ISO 4217.
+	Currency   string    `avro:"currency" json:"currency"`
+	CapturedAt time.Time `avro:"captured_at" json:"captured_at"`
+}
+
+var schemaPaymentCaptured = avro.MustParse(`{"name":"orderflow.billing.PaymentCaptured","doc":"The provider captured the authorized amount: the customer is charged. Billing captures when the order is confirmed (ADR 0010); a later cancellation refunds it. Topic billing.payments, key: order_id. ce_type orderflow.billing.PaymentCaptured.v1.","type":"record","fields":[{"name":"order_id","type":"string"},{"name":"authorization_id","type":"string"},{"name":"capture_id","doc":"The provider's reference of the capture.","type":"string"},{"name":"amount_minor","type":"long"},{"name":"currency","doc":"ISO 4217.","type":"string"},{"name":"captured_at","type":{"type":"long","logicalType":"timestamp-millis"}}]}`)
+
+// Schema returns the schema for PaymentCaptured.
+func (o *PaymentCaptured) Schema() avro.Schema {
+	return schemaPaymentCaptured
+}
+
+// Unmarshal decodes b into the receiver.
+func (o *PaymentCaptured) Unmarshal(b []byte) error {
+	return avro.Unmarshal(o.Schema(), b, o)
+}
+
+// Marshal encodes the receiver.
+func (o *PaymentCaptured) Marshal() ([]byte, error) {
+	return avro.Marshal(o.Schema(), o)
+}
+
 // The provider declined the payment. Topic billing.payments, key: order_id. ce_type orderflow.billing.PaymentFailed.v1.
 type PaymentFailed struct {
 	OrderID     string `avro:"order_id" json:"order_id"`
@@ -116,7 +145,38 @@ func (o *PaymentFailed) Marshal() ([]byte, error) {
 	return avro.Marshal(o.Schema(), o)
 }
 
-// An authorization was voided (stock rejected or order cancelled); nothing will be captured. Topic billing.payments, key: order_id. ce_type orderflow.billing.PaymentVoided.v1.
+// A captured payment was refunded in full because the order was cancelled after it was captured. Topic billing.payments, key: order_id. ce_type orderflow.billing.PaymentRefunded.v1.
+type PaymentRefunded struct {
+	OrderID   string `avro:"order_id" json:"order_id"`
+	CaptureID string `avro:"capture_id" json:"capture_id"`
+	// The provider's reference of the refund.
+	RefundID    string `avro:"refund_id" json:"refund_id"`
+	AmountMinor int64  `avro:"amount_minor" json:"amount_minor"`
+	// ISO 4217.
+	Currency string `avro:"currency" json:"currency"`
+	// order_cancelled.
+	Reason     string    `avro:"reason" json:"reason"`
+	RefundedAt time.Time `avro:"refunded_at" json:"refunded_at"`
+}
+
+var schemaPaymentRefunded = avro.MustParse(`{"name":"orderflow.billing.PaymentRefunded","doc":"A captured payment was refunded in full because the order was cancelled after it was captured. Topic billing.payments, key: order_id. ce_type orderflow.billing.PaymentRefunded.v1.","type":"record","fields":[{"name":"order_id","type":"string"},{"name":"capture_id","type":"string"},{"name":"refund_id","doc":"The provider's reference of the refund.","type":"string"},{"name":"amount_minor","type":"long"},{"name":"currency","doc":"ISO 4217.","type":"string"},{"name":"reason","doc":"order_cancelled.","type":"string"},{"name":"refunded_at","type":{"type":"long","logicalType":"timestamp-millis"}}]}`)
+
+// Schema returns the schema for PaymentRefunded.
+func (o *PaymentRefunded) Schema() avro.Schema {
+	return schemaPaymentRefunded
+}
+
+// Unmarshal decodes b into the receiver.
+func (o *PaymentRefunded) Unmarshal(b []byte) error {
+	return avro.Unmarshal(o.Schema(), b, o)
+}
+
+// Marshal encodes the receiver.
+func (o *PaymentRefunded) Marshal() ([]byte, error) {
+	return avro.Marshal(o.Schema(), o)
+}
+
+// An authorization was voided before capture (stock rejected, or the order cancelled before it was confirmed); nothing will be charged. Topic billing.payments, key: order_id. ce_type orderflow.billing.PaymentVoided.v1.
 type PaymentVoided struct {
 	OrderID         string `avro:"order_id" json:"order_id"`
 	AuthorizationID string `avro:"authorization_id" json:"authorization_id"`
@@ -127,7 +187,7 @@ type PaymentVoided struct {
 	VoidedAt time.Time `avro:"voided_at" json:"voided_at"`
 }
 
-var schemaPaymentVoided = avro.MustParse(`{"name":"orderflow.billing.PaymentVoided","doc":"An authorization was voided (stock rejected or order cancelled); nothing will be captured. Topic billing.payments, key: order_id. ce_type orderflow.billing.PaymentVoided.v1.","type":"record","fields":[{"name":"order_id","type":"string"},{"name":"authorization_id","type":"string"},{"name":"amount_minor","type":"long"},{"name":"currency","type":"string"},{"name":"reason","doc":"out_of_stock or order_cancelled.","type":"string"},{"name":"voided_at","type":{"type":"long","logicalType":"timestamp-millis"}}]}`)
+var schemaPaymentVoided = avro.MustParse(`{"name":"orderflow.billing.PaymentVoided","doc":"An authorization was voided before capture (stock rejected, or the order cancelled before it was confirmed); nothing will be charged. Topic billing.payments, key: order_id. ce_type orderflow.billing.PaymentVoided.v1.","type":"record","fields":[{"name":"order_id","type":"string"},{"name":"authorization_id","type":"string"},{"name":"amount_minor","type":"long"},{"name":"currency","type":"string"},{"name":"reason","doc":"out_of_stock or order_cancelled.","type":"string"},{"name":"voided_at","type":{"type":"long","logicalType":"timestamp-millis"}}]}`)
 
 // Schema returns the schema for PaymentVoided.
 func (o *PaymentVoided) Schema() avro.Schema {

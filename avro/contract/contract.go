@@ -49,6 +49,8 @@ var (
 	PaymentAuthorized = typeOf(&billing.PaymentAuthorized{})
 	PaymentFailed     = typeOf(&billing.PaymentFailed{})
 	PaymentVoided     = typeOf(&billing.PaymentVoided{})
+	PaymentCaptured   = typeOf(&billing.PaymentCaptured{})
+	PaymentRefunded   = typeOf(&billing.PaymentRefunded{})
 	InvoiceIssued     = typeOf(&billing.InvoiceIssued{})
 	InvoiceVoided     = typeOf(&billing.InvoiceVoided{})
 

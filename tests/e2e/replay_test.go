@@ -284,16 +284,16 @@ func TestRevenueModelFilledFromHistory(t *testing.T) {
 	stackCmd(t, "start", "billing")
 	restarted = true
 
-	// Every authorization billing ever made and every void, by day and currency.
-	want := func() string {
+	// Every authorization (or capture) billing ever made, by day and currency.
+	want := func(ceType string) string {
 		return fmt.Sprint(s.scalar(t, "billing", `
 			SELECT string_agg(d || ' ' || c || ' ' || n || ' ' || a, ', ' ORDER BY d, c) FROM (
 			  SELECT e.at::date::text AS d, e.currency AS c, count(*)::text AS n, sum(e.amount)::text AS a
 			    FROM (SELECT (jsonb_path_query_first(o.headers, '$[*] ? (@.k == "ce_time").v') #>> '{}')::timestamptz AT TIME ZONE 'UTC' AS at,
 			                 p.currency, p.amount_minor AS amount
 			            FROM platform_outbox o JOIN payments p ON p.order_id::text = o.key
-			           WHERE jsonb_path_query_first(o.headers, '$[*] ? (@.k == "ce_type").v') #>> '{}' = 'orderflow.billing.PaymentAuthorized.v1') e
-			   GROUP BY 1, 2) x`))
+			           WHERE jsonb_path_query_first(o.headers, '$[*] ? (@.k == "ce_type").v') #>> '{}' = $1) e
+			   GROUP BY 1, 2) x`, ceType))
 	}
 	var got struct {
 		Days []struct {
@@ -301,19 +301,27 @@ func TestRevenueModelFilledFromHistory(t *testing.T) {
 			Currency        string `json:"currency"`
 			Authorizations  string `json:"authorizations"`
 			AuthorizedMinor string `json:"authorized_minor"`
+			Captures        string `json:"captures"`
+			CapturedMinor   string `json:"captured_minor"`
 		} `json:"days"`
 	}
 	eventually(t, 60*time.Second, func() string {
 		if code := s.call(t, "GET", s.billing+"/v1/revenue/daily", nil, nil, &got); code != 200 {
 			return fmt.Sprintf("GET /v1/revenue/daily: %d", code)
 		}
-		var rows []string
+		var auths, caps []string
 		for i := len(got.Days) - 1; i >= 0; i-- {
 			d := got.Days[i]
-			rows = append(rows, d.Day+" "+d.Currency+" "+d.Authorizations+" "+d.AuthorizedMinor)
+			auths = append(auths, d.Day+" "+d.Currency+" "+d.Authorizations+" "+d.AuthorizedMinor)
+			if d.Captures != "0" && d.Captures != "" {
+				caps = append(caps, d.Day+" "+d.Currency+" "+d.Captures+" "+d.CapturedMinor)
+			}
 		}
-		if g, w := strings.Join(rows, ", "), want(); g != w {
-			return fmt.Sprintf("revenue model %q, payments say %q", g, w)
+		if g, w := strings.Join(auths, ", "), want("orderflow.billing.PaymentAuthorized.v1"); g != w {
+			return fmt.Sprintf("revenue model's authorizations %q, payments say %q", g, w)
+		}
+		if g, w := strings.Join(caps, ", "), want("orderflow.billing.PaymentCaptured.v1"); g != w {
+			return fmt.Sprintf("revenue model's captures %q, payments say %q", g, w)
 		}
 		return ""
 	})

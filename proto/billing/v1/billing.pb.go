@@ -74,15 +74,19 @@ type Payment struct {
 	state      protoimpl.MessageState `protogen:"open.v1"`
 	OrderId    string                 `protobuf:"bytes,1,opt,name=order_id,json=orderId,proto3" json:"order_id,omitempty"`
 	CustomerId string                 `protobuf:"bytes,2,opt,name=customer_id,json=customerId,proto3" json:"customer_id,omitempty"`
-	// AUTHORIZED, FAILED (declined) or VOIDED (compensated, or cancelled before payment).
+	// AUTHORIZED, CAPTURED (the order was confirmed), REFUNDED (cancelled after capture),
+	// FAILED (declined) or VOIDED (compensated before capture, or cancelled before payment).
 	Status          string                 `protobuf:"bytes,3,opt,name=status,proto3" json:"status,omitempty"`
 	AmountMinor     int64                  `protobuf:"varint,4,opt,name=amount_minor,json=amountMinor,proto3" json:"amount_minor,omitempty"`
 	Currency        string                 `protobuf:"bytes,5,opt,name=currency,proto3" json:"currency,omitempty"`
 	AuthorizationId string                 `protobuf:"bytes,6,opt,name=authorization_id,json=authorizationId,proto3" json:"authorization_id,omitempty"`
 	DeclineReason   string                 `protobuf:"bytes,7,opt,name=decline_reason,json=declineReason,proto3" json:"decline_reason,omitempty"`
 	UpdatedAt       *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=updated_at,json=updatedAt,proto3" json:"updated_at,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// The provider's references of the capture and the refund, when there were any.
+	CaptureId     string `protobuf:"bytes,9,opt,name=capture_id,json=captureId,proto3" json:"capture_id,omitempty"`
+	RefundId      string `protobuf:"bytes,10,opt,name=refund_id,json=refundId,proto3" json:"refund_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Payment) Reset() {
@@ -169,6 +173,20 @@ func (x *Payment) GetUpdatedAt() *timestamppb.Timestamp {
 		return x.UpdatedAt
 	}
 	return nil
+}
+
+func (x *Payment) GetCaptureId() string {
+	if x != nil {
+		return x.CaptureId
+	}
+	return ""
+}
+
+func (x *Payment) GetRefundId() string {
+	if x != nil {
+		return x.RefundId
+	}
+	return ""
 }
 
 type GetOrderInvoiceRequest struct {
@@ -425,11 +443,18 @@ type DailyRevenue struct {
 	// Payments authorized that day and their sum.
 	Authorizations  int64 `protobuf:"varint,3,opt,name=authorizations,proto3" json:"authorizations,omitempty"`
 	AuthorizedMinor int64 `protobuf:"varint,4,opt,name=authorized_minor,json=authorizedMinor,proto3" json:"authorized_minor,omitempty"`
-	// Authorizations voided that day (compensation, cancellation) and their sum.
+	// Authorizations voided that day (compensated before capture) and their sum.
 	Voids       int64 `protobuf:"varint,5,opt,name=voids,proto3" json:"voids,omitempty"`
 	VoidedMinor int64 `protobuf:"varint,6,opt,name=voided_minor,json=voidedMinor,proto3" json:"voided_minor,omitempty"`
-	// authorized_minor - voided_minor.
-	NetMinor      int64 `protobuf:"varint,7,opt,name=net_minor,json=netMinor,proto3" json:"net_minor,omitempty"`
+	// authorized_minor - voided_minor - refunded_minor: what the day's compensations left
+	// of its authorizations (refunds counted on the day they were made).
+	NetMinor int64 `protobuf:"varint,7,opt,name=net_minor,json=netMinor,proto3" json:"net_minor,omitempty"`
+	// Payments captured that day (orders confirmed) and their sum.
+	Captures      int64 `protobuf:"varint,8,opt,name=captures,proto3" json:"captures,omitempty"`
+	CapturedMinor int64 `protobuf:"varint,9,opt,name=captured_minor,json=capturedMinor,proto3" json:"captured_minor,omitempty"`
+	// Captures refunded that day (confirmed orders cancelled) and their sum.
+	Refunds       int64 `protobuf:"varint,10,opt,name=refunds,proto3" json:"refunds,omitempty"`
+	RefundedMinor int64 `protobuf:"varint,11,opt,name=refunded_minor,json=refundedMinor,proto3" json:"refunded_minor,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -513,6 +538,34 @@ func (x *DailyRevenue) GetNetMinor() int64 {
 	return 0
 }
 
+func (x *DailyRevenue) GetCaptures() int64 {
+	if x != nil {
+		return x.Captures
+	}
+	return 0
+}
+
+func (x *DailyRevenue) GetCapturedMinor() int64 {
+	if x != nil {
+		return x.CapturedMinor
+	}
+	return 0
+}
+
+func (x *DailyRevenue) GetRefunds() int64 {
+	if x != nil {
+		return x.Refunds
+	}
+	return 0
+}
+
+func (x *DailyRevenue) GetRefundedMinor() int64 {
+	if x != nil {
+		return x.RefundedMinor
+	}
+	return 0
+}
+
 type ListDailyRevenueResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Days          []*DailyRevenue        `protobuf:"bytes,1,rep,name=days,proto3" json:"days,omitempty"`
@@ -563,7 +616,7 @@ const file_billing_v1_billing_proto_rawDesc = "" +
 	"\n" +
 	"\x18billing/v1/billing.proto\x12\x14orderflow.billing.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x19google/api/httpbody.proto\x1a\x1fgoogle/protobuf/timestamp.proto\".\n" +
 	"\x11GetPaymentRequest\x12\x19\n" +
-	"\border_id\x18\x01 \x01(\tR\aorderId\"\xa9\x02\n" +
+	"\border_id\x18\x01 \x01(\tR\aorderId\"\xe5\x02\n" +
 	"\aPayment\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x12\x1f\n" +
 	"\vcustomer_id\x18\x02 \x01(\tR\n" +
@@ -574,7 +627,11 @@ const file_billing_v1_billing_proto_rawDesc = "" +
 	"\x10authorization_id\x18\x06 \x01(\tR\x0fauthorizationId\x12%\n" +
 	"\x0edecline_reason\x18\a \x01(\tR\rdeclineReason\x129\n" +
 	"\n" +
-	"updated_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\"3\n" +
+	"updated_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\tupdatedAt\x12\x1d\n" +
+	"\n" +
+	"capture_id\x18\t \x01(\tR\tcaptureId\x12\x1b\n" +
+	"\trefund_id\x18\n" +
+	" \x01(\tR\brefundId\"3\n" +
 	"\x16GetOrderInvoiceRequest\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\"+\n" +
 	"\x11GetInvoiceRequest\x12\x16\n" +
@@ -590,7 +647,7 @@ const file_billing_v1_billing_proto_rawDesc = "" +
 	"\x17ListDailyRevenueRequest\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\tR\x04from\x12\x0e\n" +
 	"\x02to\x18\x02 \x01(\tR\x02to\x12\x1a\n" +
-	"\bcurrency\x18\x03 \x01(\tR\bcurrency\"\xe5\x01\n" +
+	"\bcurrency\x18\x03 \x01(\tR\bcurrency\"\xe9\x02\n" +
 	"\fDailyRevenue\x12\x10\n" +
 	"\x03day\x18\x01 \x01(\tR\x03day\x12\x1a\n" +
 	"\bcurrency\x18\x02 \x01(\tR\bcurrency\x12&\n" +
@@ -598,7 +655,12 @@ const file_billing_v1_billing_proto_rawDesc = "" +
 	"\x10authorized_minor\x18\x04 \x01(\x03R\x0fauthorizedMinor\x12\x14\n" +
 	"\x05voids\x18\x05 \x01(\x03R\x05voids\x12!\n" +
 	"\fvoided_minor\x18\x06 \x01(\x03R\vvoidedMinor\x12\x1b\n" +
-	"\tnet_minor\x18\a \x01(\x03R\bnetMinor\"R\n" +
+	"\tnet_minor\x18\a \x01(\x03R\bnetMinor\x12\x1a\n" +
+	"\bcaptures\x18\b \x01(\x03R\bcaptures\x12%\n" +
+	"\x0ecaptured_minor\x18\t \x01(\x03R\rcapturedMinor\x12\x18\n" +
+	"\arefunds\x18\n" +
+	" \x01(\x03R\arefunds\x12%\n" +
+	"\x0erefunded_minor\x18\v \x01(\x03R\rrefundedMinor\"R\n" +
 	"\x18ListDailyRevenueResponse\x126\n" +
 	"\x04days\x18\x01 \x03(\v2\".orderflow.billing.v1.DailyRevenueR\x04days2\x86\x05\n" +
 	"\x0eBillingService\x12u\n" +

@@ -41,8 +41,8 @@ type BillingServiceClient interface {
 	GetInvoice(ctx context.Context, in *GetInvoiceRequest, opts ...grpc.CallOption) (*Invoice, error)
 	// The invoice as a PDF (application/pdf).
 	GetInvoicePDF(ctx context.Context, in *GetInvoiceRequest, opts ...grpc.CallOption) (*httpbody.HttpBody, error)
-	// Authorized and voided amounts per UTC day and currency, newest day first, from the
-	// revenue read model.
+	// Authorized, voided, captured and refunded amounts per UTC day and currency, newest
+	// day first, from the revenue read model.
 	ListDailyRevenue(ctx context.Context, in *ListDailyRevenueRequest, opts ...grpc.CallOption) (*ListDailyRevenueResponse, error)
 }
 
@@ -116,8 +116,8 @@ type BillingServiceServer interface {
 	GetInvoice(context.Context, *GetInvoiceRequest) (*Invoice, error)
 	// The invoice as a PDF (application/pdf).
 	GetInvoicePDF(context.Context, *GetInvoiceRequest) (*httpbody.HttpBody, error)
-	// Authorized and voided amounts per UTC day and currency, newest day first, from the
-	// revenue read model.
+	// Authorized, voided, captured and refunded amounts per UTC day and currency, newest
+	// day first, from the revenue read model.
 	ListDailyRevenue(context.Context, *ListDailyRevenueRequest) (*ListDailyRevenueResponse, error)
 	mustEmbedUnimplementedBillingServiceServer()
 }

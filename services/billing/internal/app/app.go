@@ -1,5 +1,7 @@
 // Package app holds billing's use cases: authorizing an order's payment when it is
-// placed and invoicing it, and voiding both when the order fails or is cancelled.
+// placed and invoicing it, capturing the payment when the order is confirmed, and, when
+// the order fails or is cancelled, voiding the authorization (before capture) or
+// refunding the capture (after it), and voiding the invoice.
 package app
 
 import (
@@ -91,27 +93,69 @@ func invoiceOf(ctx context.Context, cause events.Cause, e shop.OrderPlaced) (pos
 	return postgres.Invoice{OrderID: e.OrderID, AmountMinor: e.TotalMinor, Currency: e.Currency}, d
 }
 
-// Void undoes an order's payment: the authorization is voided at the provider and the
-// invoice voided. When the order is not known yet, a VOIDED marker makes its OrderPlaced,
-// arriving later, authorize nothing.
-func (a *App) Void(ctx context.Context, tx pgx.Tx, cause events.Cause, orderID, reason string) error {
+// Capture charges a confirmed order's authorization: the order will be fulfilled, and
+// from now on a cancellation refunds instead of voiding. Only an AUTHORIZED payment is
+// captured; a redelivered OrderConfirmed finds it CAPTURED and does nothing. A provider
+// outage is transient.
+func (a *App) Capture(ctx context.Context, tx pgx.Tx, cause events.Cause, orderID string) error {
+	p, err := postgres.LockOrderPayment(ctx, tx, orderID)
+	if errors.Is(err, postgres.ErrNotFound) {
+		// The shop confirms only after PaymentAuthorized, which this service published in
+		// the transaction that stored the payment.
+		return consumer.Permanent(fmt.Errorf("OrderConfirmed for order %s, which billing never authorized", orderID))
+	}
+	if err != nil || p.Status != postgres.Authorized {
+		return err
+	}
+	p.CaptureID, err = a.provider.Capture(ctx, p.AuthorizationID, p.AmountMinor)
+	if err != nil {
+		return consumer.Transient(fmt.Errorf("capture %s: %w", orderID, err))
+	}
+	p.Status = postgres.Captured
+	if err := postgres.PutPayment(ctx, tx, p); err != nil {
+		return err
+	}
+	return a.emit(ctx, tx, cause, orderID, contract.PaymentCaptured, billing.PaymentCaptured{OrderID: orderID,
+		AuthorizationID: p.AuthorizationID, CaptureID: p.CaptureID, AmountMinor: p.AmountMinor, Currency: p.Currency, CapturedAt: a.now()})
+}
+
+// Compensate undoes an order's payment: an authorization is voided at the provider, a
+// capture refunded in full, and the invoice voided. When the order is not known yet, a
+// VOIDED marker makes its OrderPlaced, arriving later, authorize nothing. A provider
+// outage is transient.
+func (a *App) Compensate(ctx context.Context, tx pgx.Tx, cause events.Cause, orderID, reason string) error {
 	p, err := postgres.LockOrderPayment(ctx, tx, orderID)
 	if errors.Is(err, postgres.ErrNotFound) {
 		return postgres.PutPayment(ctx, tx, postgres.Payment{OrderID: orderID, Status: postgres.Voided, DeclineReason: reason, Currency: "XXX"})
 	}
-	if err != nil || p.Status != postgres.Authorized {
-		return err // failed or already voided: nothing to undo
-	}
-	if err := a.provider.Void(ctx, p.AuthorizationID); err != nil {
-		return consumer.Transient(fmt.Errorf("void %s: %w", orderID, err))
+	if err != nil {
+		return err
 	}
 	now := a.now()
-	p.Status = postgres.Voided
+	var undone events.Type
+	var payload any
+	switch p.Status {
+	case postgres.Authorized:
+		if err := a.provider.Void(ctx, p.AuthorizationID); err != nil {
+			return consumer.Transient(fmt.Errorf("void %s: %w", orderID, err))
+		}
+		p.Status, undone = postgres.Voided, contract.PaymentVoided
+		payload = billing.PaymentVoided{OrderID: orderID, AuthorizationID: p.AuthorizationID, AmountMinor: p.AmountMinor,
+			Currency: p.Currency, Reason: reason, VoidedAt: now}
+	case postgres.Captured:
+		if p.RefundID, err = a.provider.Refund(ctx, p.CaptureID, p.AmountMinor); err != nil {
+			return consumer.Transient(fmt.Errorf("refund %s: %w", orderID, err))
+		}
+		p.Status, undone = postgres.Refunded, contract.PaymentRefunded
+		payload = billing.PaymentRefunded{OrderID: orderID, CaptureID: p.CaptureID, RefundID: p.RefundID, AmountMinor: p.AmountMinor,
+			Currency: p.Currency, Reason: reason, RefundedAt: now}
+	default:
+		return nil // failed, voided or refunded: nothing to undo
+	}
 	if err := postgres.PutPayment(ctx, tx, p); err != nil {
 		return err
 	}
-	if err := a.emit(ctx, tx, cause, orderID, contract.PaymentVoided, billing.PaymentVoided{OrderID: orderID,
-		AuthorizationID: p.AuthorizationID, AmountMinor: p.AmountMinor, Currency: p.Currency, Reason: reason, VoidedAt: now}); err != nil {
+	if err := a.emit(ctx, tx, cause, orderID, undone, payload); err != nil {
 		return err
 	}
 	number, err := postgres.VoidInvoice(ctx, tx, orderID, now)

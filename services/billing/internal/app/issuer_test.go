@@ -72,7 +72,7 @@ func TestIssuerNumbersQueuedInvoices(t *testing.T) {
 	if err != nil || inv.Status != postgres.Pending || inv.Number != "" || inv.IssuedAt != nil {
 		t.Fatalf("queued invoice %+v %v, want PENDING without number", inv, err)
 	}
-	if err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error { return a.Void(ctx, tx, events.Cause{}, ids[1], "order_cancelled") }); err != nil {
+	if err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error { return a.Compensate(ctx, tx, events.Cause{}, ids[1], "order_cancelled") }); err != nil {
 		t.Fatal(err)
 	}
 	before := outboxRows(t, pool)
@@ -113,7 +113,7 @@ func TestIssuerNumbersQueuedInvoices(t *testing.T) {
 		t.Fatalf("%d pending after issuing, %v", n, err)
 	}
 	before = outboxRows(t, pool)
-	if err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error { return a.Void(ctx, tx, events.Cause{}, ids[0], "order_cancelled") }); err != nil {
+	if err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error { return a.Compensate(ctx, tx, events.Cause{}, ids[0], "order_cancelled") }); err != nil {
 		t.Fatal(err)
 	}
 	if got := outboxRows(t, pool) - before; got != 2 { // PaymentVoided and InvoiceVoided

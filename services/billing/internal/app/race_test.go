@@ -30,7 +30,7 @@ func TestPlacedAndCompensationNeverInterleave(t *testing.T) {
 			order := placed()
 			authorize := func(tx pgx.Tx) error { return a.Authorize(ctx, tx, events.Cause{CorrelationID: order.OrderID}, order) }
 			void := func(tx pgx.Tx) error {
-				return a.Void(ctx, tx, events.Cause{CorrelationID: order.OrderID}, order.OrderID, "out_of_stock")
+				return a.Compensate(ctx, tx, events.Cause{CorrelationID: order.OrderID}, order.OrderID, "out_of_stock")
 			}
 			one, two := authorize, void
 			if first == "void" {

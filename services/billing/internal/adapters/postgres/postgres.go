@@ -11,9 +11,12 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
-// Payment statuses.
+// Payment statuses: AUTHORIZED, then CAPTURED when the order is confirmed, then REFUNDED
+// if it is cancelled after; VOIDED when compensated before capture; FAILED when declined.
 const (
 	Authorized = "AUTHORIZED"
+	Captured   = "CAPTURED"
+	Refunded   = "REFUNDED"
 	Failed     = "FAILED"
 	Voided     = "VOIDED"
 )
@@ -26,6 +29,8 @@ type Payment struct {
 	AmountMinor     int64     `json:"amount_minor"`
 	Currency        string    `json:"currency"`
 	AuthorizationID string    `json:"authorization_id,omitempty"`
+	CaptureID       string    `json:"capture_id,omitempty"`
+	RefundID        string    `json:"refund_id,omitempty"`
 	DeclineReason   string    `json:"decline_reason,omitempty"`
 	UpdatedAt       time.Time `json:"updated_at"`
 }
@@ -33,11 +38,13 @@ type Payment struct {
 // ErrNotFound reports a payment or invoice that does not exist.
 var ErrNotFound = errors.New("not found")
 
-const paymentCols = `order_id::text, customer_id, status, amount_minor, currency, COALESCE(authorization_id, ''), COALESCE(decline_reason, ''), updated_at`
+const paymentCols = `order_id::text, customer_id, status, amount_minor, currency, COALESCE(authorization_id, ''),
+                     COALESCE(capture_id, ''), COALESCE(refund_id, ''), COALESCE(decline_reason, ''), updated_at`
 
 func scanPayment(row pgx.Row) (Payment, error) {
 	var p Payment
-	err := row.Scan(&p.OrderID, &p.CustomerID, &p.Status, &p.AmountMinor, &p.Currency, &p.AuthorizationID, &p.DeclineReason, &p.UpdatedAt)
+	err := row.Scan(&p.OrderID, &p.CustomerID, &p.Status, &p.AmountMinor, &p.Currency, &p.AuthorizationID, &p.CaptureID, &p.RefundID,
+		&p.DeclineReason, &p.UpdatedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return p, ErrNotFound
 	}
@@ -80,13 +87,15 @@ func PutPayment(ctx context.Context, tx pgx.Tx, p Payment) error {
 	return nil
 }
 
-const putPaymentSQL = `INSERT INTO payments (order_id, customer_id, status, amount_minor, currency, authorization_id, decline_reason, updated_at)
-                       VALUES ($1, $2, $3, $4, $5, NULLIF($6, ''), NULLIF($7, ''), now())
+const putPaymentSQL = `INSERT INTO payments (order_id, customer_id, status, amount_minor, currency, authorization_id, decline_reason,
+                                             capture_id, refund_id, updated_at)
+                       VALUES ($1, $2, $3, $4, $5, NULLIF($6, ''), NULLIF($7, ''), NULLIF($8, ''), NULLIF($9, ''), now())
                        ON CONFLICT (order_id) DO UPDATE SET status = $3, authorization_id = NULLIF($6, ''),
-                              decline_reason = NULLIF($7, ''), updated_at = now()`
+                              decline_reason = NULLIF($7, ''), capture_id = NULLIF($8, ''), refund_id = NULLIF($9, ''),
+                              updated_at = now()`
 
 func paymentArgs(p Payment) []any {
-	return []any{p.OrderID, p.CustomerID, p.Status, p.AmountMinor, p.Currency, p.AuthorizationID, p.DeclineReason}
+	return []any{p.OrderID, p.CustomerID, p.Status, p.AmountMinor, p.Currency, p.AuthorizationID, p.DeclineReason, p.CaptureID, p.RefundID}
 }
 
 // PutAuthorized saves an authorized payment and adds its invoice, PENDING, to the queue

@@ -30,11 +30,18 @@ type Result struct {
 // later.
 var ErrUnavailable = errors.New("payment provider unavailable")
 
-// Provider authorizes and voids payments.
+// Provider authorizes, voids, captures and refunds payments. Every call is idempotent:
+// the same authorization captured or refunded twice is charged or refunded once, and the
+// same reference comes back.
 type Provider interface {
 	Name() string
 	Authorize(ctx context.Context, r Request) (Result, error)
+	// Void releases an authorization that was not captured.
 	Void(ctx context.Context, authorizationID string) error
+	// Capture charges the authorized amount and returns the capture's reference.
+	Capture(ctx context.Context, authorizationID string, amountMinor int64) (captureID string, err error)
+	// Refund returns a captured amount in full and returns the refund's reference.
+	Refund(ctx context.Context, captureID string, amountMinor int64) (refundID string, err error)
 }
 
 // Test tokens of the local provider.
@@ -74,9 +81,25 @@ func (l *Local) Authorize(ctx context.Context, r Request) (Result, error) {
 			return Result{}, ErrUnavailable
 		}
 	}
-	sum := sha256.Sum256([]byte("auth:" + r.OrderID))
-	return Result{Approved: true, AuthorizationID: "auth_" + hex.EncodeToString(sum[:10])}, nil
+	return Result{Approved: true, AuthorizationID: "auth_" + ref("auth:"+r.OrderID)}, nil
 }
 
 // Void releases an authorization; the local provider always can.
 func (l *Local) Void(ctx context.Context, authorizationID string) error { return nil }
+
+// Capture charges an authorization; the local provider always can. The capture id
+// derives from the authorization's.
+func (l *Local) Capture(ctx context.Context, authorizationID string, amountMinor int64) (string, error) {
+	return "cap_" + ref(authorizationID), nil
+}
+
+// Refund returns a capture; the local provider always can. The refund id derives from
+// the capture's.
+func (l *Local) Refund(ctx context.Context, captureID string, amountMinor int64) (string, error) {
+	return "ref_" + ref(captureID), nil
+}
+
+func ref(of string) string {
+	sum := sha256.Sum256([]byte(of))
+	return hex.EncodeToString(sum[:10])
+}

@@ -26,9 +26,12 @@ func Register(c *consumer.Consumer, a *app.App) {
 		return a.Authorize(ctx, tx, m.Cause(), e)
 	})
 	consumer.On(c, contract.StockRejected, func(ctx context.Context, tx pgx.Tx, m consumer.Message, e inventory.StockRejected) error {
-		return a.Void(ctx, tx, m.Cause(), e.OrderID, contract.ReasonOutOfStock)
+		return a.Compensate(ctx, tx, m.Cause(), e.OrderID, contract.ReasonOutOfStock)
+	})
+	consumer.On(c, contract.OrderConfirmed, func(ctx context.Context, tx pgx.Tx, m consumer.Message, e shop.OrderConfirmed) error {
+		return a.Capture(ctx, tx, m.Cause(), e.OrderID)
 	})
 	consumer.On(c, contract.OrderCancelled, func(ctx context.Context, tx pgx.Tx, m consumer.Message, e shop.OrderCancelled) error {
-		return a.Void(ctx, tx, m.Cause(), e.OrderID, "order_cancelled")
+		return a.Compensate(ctx, tx, m.Cause(), e.OrderID, "order_cancelled")
 	})
 }

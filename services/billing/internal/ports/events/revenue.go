@@ -2,8 +2,6 @@ package events
 
 import (
 	"context"
-	"maps"
-	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -14,8 +12,8 @@ import (
 	"github.com/orderflow/orderflow/services/billing/internal/adapters/postgres"
 )
 
-// Revenue is the read model behind GET /v1/revenue/daily: authorized and voided amounts
-// per UTC day and currency. It was added after billing went live; its first start fills
+// Revenue is the read model behind GET /v1/revenue/daily: authorized, voided, captured
+// and refunded amounts per UTC day and currency. It was added after billing went live; its first start fills
 // it from the payment history.
 func Revenue() *projection.Model {
 	m := &projection.Model{
@@ -26,6 +24,8 @@ func Revenue() *projection.Model {
 	}
 	projection.On[billing.PaymentAuthorized](m, contract.PaymentAuthorized)
 	projection.On[billing.PaymentVoided](m, contract.PaymentVoided)
+	projection.On[billing.PaymentCaptured](m, contract.PaymentCaptured)
+	projection.On[billing.PaymentRefunded](m, contract.PaymentRefunded)
 	return m
 }
 
@@ -38,28 +38,35 @@ func applyRevenue(ctx context.Context, tx pgx.Tx, t projection.Tables, batch []p
 		day      time.Time
 		currency string
 	}
-	days := map[key]postgres.DailyRevenue{}
-	row := func(at time.Time, currency string) postgres.DailyRevenue {
+	days := map[key]*postgres.DailyRevenue{}
+	// add counts one payment event of amount, at a time in a currency, into the count and
+	// sum that field picks from its day's row.
+	add := func(at time.Time, currency string, amount int64, field func(*postgres.DailyRevenue) (count, sum *int64)) {
 		k := key{at.UTC().Truncate(24 * time.Hour), currency}
 		r, ok := days[k]
 		if !ok {
-			r = postgres.DailyRevenue{Day: k.day, Currency: currency}
+			r = &postgres.DailyRevenue{Day: k.day, Currency: currency}
+			days[k] = r
 		}
-		return r
+		count, sum := field(r)
+		*count++
+		*sum += amount
 	}
 	for _, e := range fresh {
 		switch p := e.Payload.(type) {
 		case billing.PaymentAuthorized:
-			r := row(p.AuthorizedAt, p.Currency)
-			r.Authorizations++
-			r.AuthorizedMinor += p.AmountMinor
-			days[key{r.Day, r.Currency}] = r
+			add(p.AuthorizedAt, p.Currency, p.AmountMinor, func(r *postgres.DailyRevenue) (*int64, *int64) { return &r.Authorizations, &r.AuthorizedMinor })
 		case billing.PaymentVoided:
-			r := row(p.VoidedAt, p.Currency)
-			r.Voids++
-			r.VoidedMinor += p.AmountMinor
-			days[key{r.Day, r.Currency}] = r
+			add(p.VoidedAt, p.Currency, p.AmountMinor, func(r *postgres.DailyRevenue) (*int64, *int64) { return &r.Voids, &r.VoidedMinor })
+		case billing.PaymentCaptured:
+			add(p.CapturedAt, p.Currency, p.AmountMinor, func(r *postgres.DailyRevenue) (*int64, *int64) { return &r.Captures, &r.CapturedMinor })
+		case billing.PaymentRefunded:
+			add(p.RefundedAt, p.Currency, p.AmountMinor, func(r *postgres.DailyRevenue) (*int64, *int64) { return &r.Refunds, &r.RefundedMinor })
 		}
 	}
-	return postgres.AddRevenue(ctx, tx, t.Of("revenue_per_day"), slices.Collect(maps.Values(days)))
+	rows := make([]postgres.DailyRevenue, 0, len(days))
+	for _, r := range days {
+		rows = append(rows, *r)
+	}
+	return postgres.AddRevenue(ctx, tx, t.Of("revenue_per_day"), rows)
 }

@@ -46,7 +46,8 @@ func (s *Server) GetPayment(ctx context.Context, req *billingv1.GetPaymentReques
 		return nil, s.fail(ctx, "payment", "order_id", req.GetOrderId(), err)
 	}
 	return &billingv1.Payment{OrderId: p.OrderID, CustomerId: p.CustomerID, Status: p.Status, AmountMinor: p.AmountMinor,
-		Currency: p.Currency, AuthorizationId: p.AuthorizationID, DeclineReason: p.DeclineReason, UpdatedAt: timestamppb.New(p.UpdatedAt)}, nil
+		Currency: p.Currency, AuthorizationId: p.AuthorizationID, DeclineReason: p.DeclineReason, UpdatedAt: timestamppb.New(p.UpdatedAt),
+		CaptureId: p.CaptureID, RefundId: p.RefundID}, nil
 }
 
 // GetOrderInvoice implements billingv1.BillingServiceServer.
@@ -110,7 +111,8 @@ func (s *Server) ListDailyRevenue(ctx context.Context, req *billingv1.ListDailyR
 	for i, d := range days {
 		out.Days[i] = &billingv1.DailyRevenue{Day: d.Day.Format(time.DateOnly), Currency: d.Currency,
 			Authorizations: d.Authorizations, AuthorizedMinor: d.AuthorizedMinor, Voids: d.Voids, VoidedMinor: d.VoidedMinor,
-			NetMinor: d.AuthorizedMinor - d.VoidedMinor}
+			Captures: d.Captures, CapturedMinor: d.CapturedMinor, Refunds: d.Refunds, RefundedMinor: d.RefundedMinor,
+			NetMinor: d.AuthorizedMinor - d.VoidedMinor - d.RefundedMinor}
 	}
 	return out, nil
 }

@@ -65,6 +65,7 @@ func CustomerTimeline() *projection.Model {
 	projection.On[inventory.StockRejected](m, contract.StockRejected)
 	projection.On[billing.PaymentAuthorized](m, contract.PaymentAuthorized)
 	projection.On[billing.PaymentFailed](m, contract.PaymentFailed)
+	projection.On[billing.PaymentRefunded](m, contract.PaymentRefunded)
 	projection.On[billing.InvoiceIssued](m, contract.InvoiceIssued)
 	return m
 }
@@ -94,6 +95,8 @@ func applyTimeline(ctx context.Context, tx pgx.Tx, t projection.Tables, batch []
 			s.OrderID, s.At, s.Detail = p.OrderID, p.AuthorizedAt, money(p.AmountMinor, p.Currency)
 		case billing.PaymentFailed:
 			s.OrderID, s.At, s.Detail = p.OrderID, p.FailedAt, p.Reason
+		case billing.PaymentRefunded:
+			s.OrderID, s.At, s.Detail = p.OrderID, p.RefundedAt, money(p.AmountMinor, p.Currency)
 		case billing.InvoiceIssued:
 			s.OrderID, s.At, s.Detail = p.OrderID, p.IssuedAt, p.InvoiceNumber
 		default:

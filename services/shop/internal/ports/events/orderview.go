@@ -39,6 +39,8 @@ func OrderView() *projection.Model {
 	projection.On[billing.PaymentAuthorized](m, contract.PaymentAuthorized)
 	projection.On[billing.PaymentFailed](m, contract.PaymentFailed)
 	projection.On[billing.PaymentVoided](m, contract.PaymentVoided)
+	projection.On[billing.PaymentCaptured](m, contract.PaymentCaptured)
+	projection.On[billing.PaymentRefunded](m, contract.PaymentRefunded)
 	projection.On[billing.InvoiceIssued](m, contract.InvoiceIssued)
 	projection.On[billing.InvoiceVoided](m, contract.InvoiceVoided)
 	projection.On[logistics.ShipmentPrepared](m, contract.ShipmentPrepared)
@@ -131,6 +133,10 @@ func describe(e projection.Event) (orderID string, at time.Time, detail string) 
 		return p.OrderID, p.FailedAt, p.Reason
 	case billing.PaymentVoided:
 		return p.OrderID, p.VoidedAt, p.Reason
+	case billing.PaymentCaptured:
+		return p.OrderID, p.CapturedAt, fmt.Sprintf("%s %s", money(p.AmountMinor), p.Currency)
+	case billing.PaymentRefunded:
+		return p.OrderID, p.RefundedAt, fmt.Sprintf("%s %s, %s", money(p.AmountMinor), p.Currency, p.Reason)
 	case billing.InvoiceIssued:
 		return p.OrderID, p.IssuedAt, p.InvoiceNumber
 	case billing.InvoiceVoided:
