@@ -53,7 +53,8 @@ func (a *App) OnPaymentFailed(ctx context.Context, tx pgx.Tx, m consumer.Message
 	})
 }
 
-// OnShipmentDispatched marks a confirmed order shipped.
+// OnShipmentDispatched marks an order shipped (confirming it first if the dispatch
+// overtook the reports of its stock and payment).
 func (a *App) OnShipmentDispatched(ctx context.Context, tx pgx.Tx, m consumer.Message, orderID string) error {
 	return a.react(ctx, tx, m, orderID, func(o *order.Order) (order.Outcome, string) {
 		return o.ShippedAt(a.now()), ""
@@ -88,7 +89,7 @@ func (a *App) react(ctx context.Context, tx pgx.Tx, m consumer.Message, orderID 
 	}
 	cause := m.Cause()
 	switch outcome {
-	case order.NowConfirmed:
+	case order.NowConfirmed, order.NowConfirmedAndShipped: // billing captures and crm confirms on OrderConfirmed
 		return a.outbox.Append(ctx, tx, orderConfirmed(ctx, o, cause))
 	case order.NowCancelled:
 		return a.outbox.Append(ctx, tx, orderCancelled(ctx, o, detail, cause))

@@ -221,6 +221,9 @@ const (
 	NowConfirmed
 	NowCancelled
 	NowShipped
+	// NowConfirmedAndShipped: the dispatch was the first the shop heard of the order's
+	// stock and payment; it is confirmed and shipped at once.
+	NowConfirmedAndShipped
 )
 
 // StockReservedAt records inventory's reservation.
@@ -325,11 +328,20 @@ func CancellationOf(requested bool, status Status) Cancellation {
 	return CancelRequested
 }
 
-// ShippedAt records the dispatch of a confirmed order.
+// ShippedAt records the dispatch of an order. The shop's topics are not ordered among
+// each other, so a dispatch can arrive before the reservation or authorization it
+// follows (a consumer catching up on a backlog fetches them in any order). Logistics
+// prepares nothing without both, so a dispatch of a pending order proves them: the order
+// is confirmed and shipped at once, and the late reports change nothing.
 func (o *Order) ShippedAt(now time.Time) Outcome {
-	if o.Status != Confirmed {
-		return Unchanged
+	switch o.Status {
+	case Confirmed:
+		o.Status, o.UpdatedAt = Shipped, now
+		return NowShipped
+	case Pending:
+		o.StockReserved, o.PaymentAuthorized = true, true
+		o.Status, o.UpdatedAt = Shipped, now
+		return NowConfirmedAndShipped
 	}
-	o.Status, o.UpdatedAt = Shipped, now
-	return NowShipped
+	return Unchanged
 }

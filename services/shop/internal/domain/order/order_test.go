@@ -149,3 +149,20 @@ func TestCancellationRequest(t *testing.T) {
 		t.Fatal("CancellationOf")
 	}
 }
+
+// A dispatch that overtakes the reports of stock and payment (they come on other topics)
+// confirms and ships the order at once; the late reports change nothing.
+func TestDispatchOvertakesConfirmation(t *testing.T) {
+	o, _ := place(nil)
+	if o.ShippedAt(now) != NowConfirmedAndShipped || o.Status != Shipped || !o.StockReserved || !o.PaymentAuthorized {
+		t.Fatalf("dispatch of a pending order left %s (stock %v, payment %v)", o.Status, o.StockReserved, o.PaymentAuthorized)
+	}
+	if o.StockReservedAt(now) != Unchanged || o.PaymentAuthorizedAt(now) != Unchanged || o.ShippedAt(now) != Unchanged {
+		t.Fatal("a late report changed a shipped order")
+	}
+	rejected, _ := place(nil)
+	rejected.Reject("out_of_stock", now)
+	if rejected.ShippedAt(now) != Unchanged || rejected.Status != Cancelled {
+		t.Fatal("a dispatch revived a cancelled order")
+	}
+}
