@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -18,15 +19,17 @@ import (
 func (s *suite) snapshot(t *testing.T, ids []string) map[string]string {
 	t.Helper()
 	queries := map[string][2]string{
-		"shop orders":         {"shop", `SELECT string_agg(id::text || status || COALESCE(cancel_reason, ''), ',' ORDER BY id) FROM orders WHERE id = ANY($1::uuid[])`},
-		"shop timeline":       {"shop", `SELECT count(*)::text FROM order_timeline WHERE order_id = ANY($1::uuid[])`},
-		"inventory":           {"inventory", `SELECT string_agg(order_id::text || status, ',' ORDER BY order_id) FROM reservations WHERE order_id = ANY($1::uuid[])`},
-		"billing payments":    {"billing", `SELECT string_agg(order_id::text || status, ',' ORDER BY order_id) FROM payments WHERE order_id = ANY($1::uuid[])`},
-		"billing invoices":    {"billing", `SELECT string_agg(number || status, ',' ORDER BY number) FROM invoices WHERE order_id = ANY($1::uuid[])`},
-		"logistics":           {"logistics", `SELECT string_agg(order_id::text || status, ',' ORDER BY order_id) FROM shipments WHERE order_id = ANY($1::uuid[])`},
-		"crm emails":          {"crm", `SELECT string_agg(order_id::text || kind || status, ',' ORDER BY order_id, kind) FROM emails WHERE order_id = ANY($1::uuid[])`},
-		"crm timeline":        {"crm", `SELECT count(*)::text FROM timeline WHERE order_id = ANY($1::uuid[])`},
-		"outbox (all topics)": {"shop", `SELECT count(*)::text FROM platform_outbox WHERE key = ANY($1::text[])`},
+		"shop orders":      {"shop", `SELECT string_agg(id::text || status || COALESCE(cancel_reason, ''), ',' ORDER BY id) FROM orders WHERE id = ANY($1::uuid[])`},
+		"shop timeline":    {"shop", `SELECT count(*)::text FROM order_timeline WHERE order_id = ANY($1::uuid[])`},
+		"inventory":        {"inventory", `SELECT string_agg(order_id::text || status, ',' ORDER BY order_id) FROM reservations WHERE order_id = ANY($1::uuid[])`},
+		"billing payments": {"billing", `SELECT string_agg(order_id::text || status, ',' ORDER BY order_id) FROM payments WHERE order_id = ANY($1::uuid[])`},
+		"billing invoices": {"billing", `SELECT string_agg(number || status, ',' ORDER BY number) FROM invoices WHERE order_id = ANY($1::uuid[])`},
+		"logistics":        {"logistics", `SELECT string_agg(order_id::text || status, ',' ORDER BY order_id) FROM shipments WHERE order_id = ANY($1::uuid[])`},
+		"crm emails":       {"crm", `SELECT string_agg(order_id::text || kind || status, ',' ORDER BY order_id, kind) FROM emails WHERE order_id = ANY($1::uuid[])`},
+		"crm timeline":     {"crm", `SELECT count(*)::text FROM timeline WHERE order_id = ANY($1::uuid[])`},
+	}
+	for _, svc := range []string{"shop", "inventory", "billing", "logistics", "crm"} { // every event each service published
+		queries[svc+" outbox"] = [2]string{svc, `SELECT count(*)::text FROM platform_outbox WHERE key = ANY($1::text[])`}
 	}
 	out := map[string]string{}
 	for name, q := range queries {
@@ -35,7 +38,9 @@ func (s *suite) snapshot(t *testing.T, ids []string) map[string]string {
 	return out
 }
 
-// Every event delivered twice: the same final state everywhere.
+// Every event delivered twice: the same final state everywhere. The orders take every
+// path: confirmed, out of stock, declined, cancelled by the customer after confirmation
+// (a request, logistics' agreement, a refund) and shipped.
 func TestEveryEventDeliveredTwice(t *testing.T) {
 	s := stack(t)
 	ok := s.product(t, 100, 10, 0)
@@ -44,10 +49,24 @@ func TestEveryEventDeliveredTwice(t *testing.T) {
 		s.place(t, orderBody("tok_visa", line{ok, 1})),
 		s.place(t, orderBody("tok_visa", line{scarce, 3})),
 		s.place(t, orderBody("tok_declined", line{ok, 1})),
+		s.place(t, orderBody("tok_visa", line{ok, 1})),
+		s.place(t, orderBody("tok_visa", line{ok, 1})),
 	}
 	s.await(t, ids[0], "CONFIRMED", settle)
 	s.await(t, ids[1], "CANCELLED", settle)
 	s.await(t, ids[2], "CANCELLED", settle)
+	for _, id := range ids[3:] {
+		s.await(t, id, "CONFIRMED", settle)
+		s.awaitPrepared(t, id)
+	}
+	if code := s.call(t, "POST", s.shop+"/v1/orders/"+ids[3]+"/cancel", nil, nil, nil); code != 202 {
+		t.Fatalf("cancel: %d", code)
+	}
+	if code := s.call(t, "POST", s.logistics+"/v1/shipments/"+ids[4]+"/dispatch", nil, s.admin(), nil); code != 200 {
+		t.Fatalf("dispatch: %d", code)
+	}
+	s.await(t, ids[3], "CANCELLED", settle)
+	s.await(t, ids[4], "SHIPPED", settle)
 	time.Sleep(2 * time.Second) // let the compensations and e-mails finish
 	before := s.snapshot(t, ids)
 
@@ -60,7 +79,10 @@ func TestEveryEventDeliveredTwice(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	want := map[string]bool{ids[0]: true, ids[1]: true, ids[2]: true}
+	want := map[string]bool{}
+	for _, id := range ids {
+		want[id] = true
+	}
 	var dup []*kgo.Record
 	// Read until every topic has been read to its end: the five topics hold every earlier
 	// test's records too, so this can take a while on a busy machine.
@@ -91,8 +113,8 @@ func TestEveryEventDeliveredTwice(t *testing.T) {
 			}
 		})
 	}
-	if len(dup) < 15 {
-		t.Fatalf("found only %d records of the three orders", len(dup))
+	if len(dup) < 30 {
+		t.Fatalf("found only %d records of the five orders", len(dup))
 	}
 	dupsBefore := s.duplicates(t) // before producing: consumers skip within milliseconds
 	if err := cl.ProduceSync(context.Background(), dup...).FirstErr(); err != nil {
@@ -158,4 +180,58 @@ func TestBillingOutage(t *testing.T) {
 	for _, id := range ids {
 		s.await(t, id, "CONFIRMED", 60*time.Second)
 	}
+}
+
+// Logistics stopped while a customer cancels: the request waits (the order keeps its
+// status, the payment stays captured, nothing is undone on the shop's word alone), and
+// when logistics returns it agrees and everything is undone.
+func TestLogisticsOutageHoldsCancellation(t *testing.T) {
+	s := stack(t)
+	sku := s.product(t, 250, 3, 0)
+	id := s.place(t, orderBody("tok_visa", line{sku, 1}))
+	s.await(t, id, "CONFIRMED", settle)
+	s.awaitPrepared(t, id)
+	eventually(t, settle, func() string {
+		if p := s.scalar(t, "billing", `SELECT status FROM payments WHERE order_id = $1`, id); p != "CAPTURED" {
+			return fmt.Sprintf("payment %v, want CAPTURED", p)
+		}
+		return ""
+	})
+
+	stackCmd(t, "stop", "logistics")
+	restarted := false
+	defer func() {
+		if !restarted {
+			stackCmd(t, "start", "logistics")
+		}
+	}()
+	var out map[string]any
+	if code := s.call(t, "POST", s.shop+"/v1/orders/"+id+"/cancel", nil, nil, &out); code != 202 || out["cancellation"] != "REQUESTED" {
+		t.Fatalf("cancel: %d %v", code, out)
+	}
+	eventually(t, settle, func() string {
+		var v view
+		s.call(t, "GET", s.shop+"/v1/orders/"+id, nil, nil, &v)
+		if v.Cancellation != "REQUESTED" {
+			return fmt.Sprintf("view: cancellation %q, want REQUESTED", v.Cancellation)
+		}
+		return ""
+	})
+	time.Sleep(3 * time.Second) // long enough for anything that would act without logistics
+	got := []any{
+		s.scalar(t, "shop", `SELECT status FROM orders WHERE id = $1`, id),
+		s.scalar(t, "billing", `SELECT status FROM payments WHERE order_id = $1`, id),
+		s.scalar(t, "inventory", `SELECT status FROM reservations WHERE order_id = $1`, id),
+	}
+	if !slices.Equal(got, []any{"CONFIRMED", "CAPTURED", "RESERVED"}) {
+		t.Fatalf("while logistics was down: shop, payment, stock = %v, want nothing undone", got)
+	}
+
+	stackCmd(t, "start", "logistics")
+	restarted = true
+	v := s.await(t, id, "CANCELLED", 60*time.Second)
+	if v.Cancellation != "CANCELLED" || v.Reason != "customer_request" {
+		t.Fatalf("after logistics returned: cancellation %q, reason %q", v.Cancellation, v.Reason)
+	}
+	s.awaitUndone(t, id, sku, []string{"REFUNDED"}, "VOIDED")
 }

@@ -45,12 +45,7 @@ func TestHappyPath(t *testing.T) {
 			t.Errorf("invoice PDF lacks %q:\n%s", want, text)
 		}
 	}
-	eventually(t, settle, func() string {
-		if st := s.scalar(t, "logistics", `SELECT status FROM shipments WHERE order_id = $1`, id); st != "PREPARED" {
-			return fmt.Sprintf("shipment %v, want PREPARED", st)
-		}
-		return ""
-	})
+	s.awaitPrepared(t, id)
 	if !strings.Contains(pdfText(t, s.get(t, s.logistics+"/v1/shipments/"+id+"/label")), "Hauptstrasse 1") {
 		t.Error("label lacks the address")
 	}
@@ -166,12 +161,7 @@ func TestCancelBeforeShipment(t *testing.T) {
 	sku := s.product(t, 300, 4, 0)
 	id := s.place(t, orderBody("tok_visa", line{sku, 4}))
 	s.await(t, id, "CONFIRMED", settle)
-	eventually(t, settle, func() string {
-		if st := s.scalar(t, "logistics", `SELECT status FROM shipments WHERE order_id = $1`, id); st != "PREPARED" {
-			return fmt.Sprintf("shipment %v", st)
-		}
-		return ""
-	})
+	s.awaitPrepared(t, id)
 	var out map[string]any
 	if code := s.call(t, "POST", s.shop+"/v1/orders/"+id+"/cancel", nil, nil, &out); code != 202 || out["cancellation"] != "REQUESTED" {
 		t.Fatalf("cancel: %d %v, want 202 and cancellation REQUESTED", code, out)
@@ -211,6 +201,17 @@ func TestCancelWhilePending(t *testing.T) {
 	eventually(t, settle, func() string {
 		if got := s.mails(t, email); !slices.Contains(got, "Your order was cancelled") {
 			return fmt.Sprintf("mails %v, want the cancellation", got)
+		}
+		return ""
+	})
+}
+
+// awaitPrepared waits until logistics has prepared an order's shipment.
+func (s *suite) awaitPrepared(t *testing.T, id string) {
+	t.Helper()
+	eventually(t, settle, func() string {
+		if st := s.scalar(t, "logistics", `SELECT status FROM shipments WHERE order_id = $1`, id); st != "PREPARED" {
+			return fmt.Sprintf("shipment of %s %v, want PREPARED", id, st)
 		}
 		return ""
 	})
@@ -256,12 +257,7 @@ func TestCancelRacingDispatch(t *testing.T) {
 	}
 	for _, id := range ids {
 		s.await(t, id, "CONFIRMED", settle)
-		eventually(t, settle, func() string {
-			if st := s.scalar(t, "logistics", `SELECT status FROM shipments WHERE order_id = $1`, id); st != "PREPARED" {
-				return fmt.Sprintf("shipment of %s %v, want PREPARED", id, st)
-			}
-			return ""
-		})
+		s.awaitPrepared(t, id)
 	}
 
 	dispatched, cancelRefused := make([]int, n), make([]int, n)
