@@ -166,9 +166,14 @@ func run(ctx context.Context) error {
 			if _, err := waitStatus(ctx, c, s.id, "CONFIRMED"); err != nil {
 				return err
 			}
-			if _, err := c.do(ctx, "POST", c.shop+"/v1/orders/"+s.id+"/cancel", nil, false, nil); err != nil {
+			var answer struct {
+				Cancellation string `json:"cancellation"`
+			}
+			code, err := c.do(ctx, "POST", c.shop+"/v1/orders/"+s.id+"/cancel", nil, false, &answer)
+			if err != nil {
 				return err
 			}
+			fmt.Printf("  %-17s cancel: %d, cancellation %s (logistics decides; this parcel is still in the warehouse)\n", s.name, code, answer.Cancellation)
 		case s.dispatch:
 			if err := waitPrepared(ctx, c, s.id); err != nil {
 				return err
@@ -179,8 +184,8 @@ func run(ctx context.Context) error {
 		}
 	}
 
-	fmt.Println("\nfinal state, and when each service reacted (ms after OrderPlaced, from event timestamps):")
-	fmt.Printf("  %-17s %-10s %-17s %9s %9s %9s %9s %9s\n", "scenario", "status", "reason", "inventory", "billing", "logistics", "shop", "crm")
+	fmt.Println("\nfinal state, the payment, and when each service reacted (ms after OrderPlaced, from event timestamps):")
+	fmt.Printf("  %-17s %-10s %-17s %-9s %9s %9s %9s %9s %9s\n", "scenario", "status", "reason", "payment", "inventory", "billing", "logistics", "shop", "crm")
 	for _, s := range scenarios {
 		v, err := waitStatus(ctx, c, s.id, s.want)
 		if err != nil {
@@ -207,7 +212,14 @@ func run(ctx context.Context) error {
 			}
 			return fmt.Sprintf("%.0f", float64(d.Microseconds())/1000)
 		}
-		fmt.Printf("  %-17s %-10s %-17s %9s %9s %9s %9s %9s\n", s.name, v.Status, v.Reason, cell("inventory"), cell("billing"), cell("logistics"), cell("shop"), cell("crm"))
+		var payment struct {
+			Status string `json:"status"`
+		}
+		if _, err := c.do(ctx, "GET", c.billing+"/v1/payments/"+s.id, nil, false, &payment); err != nil {
+			return err
+		}
+		fmt.Printf("  %-17s %-10s %-17s %-9s %9s %9s %9s %9s %9s\n", s.name, v.Status, v.Reason, payment.Status,
+			cell("inventory"), cell("billing"), cell("logistics"), cell("shop"), cell("crm"))
 	}
 	fmt.Println("\ntimeline of the order that shipped:")
 	var v view
