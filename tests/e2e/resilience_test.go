@@ -8,11 +8,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/orderflow/orderflow/avro/contract"
+	"github.com/orderflow/orderflow/avro/logistics"
+	"github.com/orderflow/orderflow/platform/events"
 	"github.com/orderflow/orderflow/platform/kafka"
+	"github.com/orderflow/orderflow/platform/serde"
 )
 
 // snapshot is every service's state of a set of orders, as rows rendered to text.
@@ -234,4 +238,59 @@ func TestLogisticsOutageHoldsCancellation(t *testing.T) {
 		t.Fatalf("after logistics returned: cancellation %q, reason %q", v.Cancellation, v.Reason)
 	}
 	s.awaitUndone(t, id, sku, []string{"REFUNDED"}, "VOIDED")
+}
+
+// A dispatch can reach the shop before the reports of the order's stock and payment: the
+// shop's topics are not ordered among each other, and a consumer catching up on a
+// backlog applies them in any order. Here billing is stopped, so the order waits PENDING
+// with its stock reserved, and a ShipmentDispatched for it is produced as logistics would
+// publish it. The shop confirms and ships the order at once (a dispatch proves stock and
+// payment) instead of ignoring it and staying CONFIRMED forever, and once billing is back
+// it authorizes and captures.
+func TestDispatchOvertakesConfirmation(t *testing.T) {
+	s := stack(t)
+	sku := s.product(t, 300, 5, 0)
+	stackCmd(t, "stop", "billing")
+	restarted := false
+	defer func() {
+		if !restarted {
+			stackCmd(t, "start", "billing")
+		}
+	}()
+	id := s.place(t, orderBody("tok_visa", line{sku, 1}))
+	eventually(t, settle, func() string {
+		if r := s.scalar(t, "shop", `SELECT stock_reserved FROM orders WHERE id = $1`, id); r != true {
+			return "the shop has not heard of the reservation yet"
+		}
+		return ""
+	})
+
+	ctx := context.Background()
+	ev := events.New(ctx, "logistics", contract.TopicLogisticsShipments, id, contract.ShipmentDispatched, logistics.ShipmentDispatched{
+		OrderID: id, ShipmentID: uuid.NewString(), Carrier: "orderflow-post", TrackingNumber: "OF-OVERTAKE",
+		DispatchedAt: time.Now().UTC().Truncate(time.Millisecond)}, events.Cause{CorrelationID: id})
+	value, err := serde.New(env("ORDERFLOW_REGISTRY_URL"), 5*time.Second).Encode(ev.Topic, ev.Type.Schema, ev.Payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, err := kafka.NewClient(kafka.Config{Brokers: strings.Split(env("ORDERFLOW_KAFKA_BROKERS"), ","), ClientID: "e2e"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	rec := &kgo.Record{Topic: ev.Topic, Key: []byte(id), Value: value, Headers: ev.Metadata.Headers()}
+	if err := cl.ProduceSync(ctx, rec).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	s.awaitShopKnows(t, id, "SHIPPED", settle)
+
+	stackCmd(t, "start", "billing")
+	restarted = true
+	eventually(t, 60*time.Second, func() string {
+		if p := s.scalar(t, "billing", `SELECT status FROM payments WHERE order_id = $1`, id); p != "CAPTURED" {
+			return fmt.Sprintf("payment %v, want CAPTURED (OrderConfirmed came with the dispatch)", p)
+		}
+		return ""
+	})
+	s.await(t, id, "SHIPPED", settle)
 }
