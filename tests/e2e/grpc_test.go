@@ -99,6 +99,20 @@ func TestGRPC(t *testing.T) {
 	if status.Code(err) != codes.FailedPrecondition {
 		t.Fatalf("cancel after dispatch: %v, want FailedPrecondition", err)
 	}
+
+	// A cancellable order: the answer is a request, decided by logistics.
+	other, err := shop.PlaceOrder(ctx, req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	asked, err := shop.CancelOrder(ctx, &shopv1.CancelOrderRequest{Id: other.GetOrderId()})
+	if err != nil || asked.GetCancellation() != "REQUESTED" {
+		t.Fatalf("cancel over gRPC: %+v %v, want cancellation REQUESTED", asked, err)
+	}
+	s.await(t, other.GetOrderId(), "CANCELLED", settle)
+	if got, err := shop.GetOrder(ctx, &shopv1.GetOrderRequest{Id: other.GetOrderId()}); err != nil || got.GetCancellation() != "CANCELLED" {
+		t.Fatalf("GetOrder of the cancelled order: %+v %v, want cancellation CANCELLED", got, err)
+	}
 }
 
 // Every service publishes the OpenAPI document generated from its proto.
