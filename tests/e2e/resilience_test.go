@@ -71,6 +71,14 @@ func TestEveryEventDeliveredTwice(t *testing.T) {
 	}
 	s.await(t, ids[3], "CANCELLED", settle)
 	s.await(t, ids[4], "SHIPPED", settle)
+	// The shipped order's follow-up falls due ORDERFLOW_FOLLOWUP_DELAY (3 s in make test)
+	// after dispatch: it must be sent before the first snapshot, or it lands between them.
+	eventually(t, settle, func() string {
+		if n := s.scalar(t, "crm", `SELECT count(*) FROM emails WHERE order_id = $1 AND kind = 'follow_up' AND status = 'SENT'`, ids[4]); n != int64(1) {
+			return "the shipped order's follow-up e-mail is not sent yet"
+		}
+		return ""
+	})
 	time.Sleep(2 * time.Second) // let the compensations and e-mails finish
 	before := s.snapshot(t, ids)
 
