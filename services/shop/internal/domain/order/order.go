@@ -244,9 +244,13 @@ func (o *Order) PaymentAuthorizedAt(now time.Time) Outcome {
 	return o.maybeConfirm(now)
 }
 
+// maybeConfirm confirms the order once stock and payment are in, unless the customer has
+// asked to cancel it: then it waits for logistics' answer, so that an order about to be
+// cancelled is never charged (billing captures on confirmation) only to be refunded. If
+// logistics refuses because the parcel left, ShippedAt confirms and ships it at once.
 func (o *Order) maybeConfirm(now time.Time) Outcome {
 	o.UpdatedAt = now
-	if o.StockReserved && o.PaymentAuthorized {
+	if o.StockReserved && o.PaymentAuthorized && o.CancelRequestedAt == nil {
 		o.Status = Confirmed
 		return NowConfirmed
 	}

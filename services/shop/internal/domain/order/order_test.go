@@ -166,3 +166,29 @@ func TestDispatchOvertakesConfirmation(t *testing.T) {
 		t.Fatal("a dispatch revived a cancelled order")
 	}
 }
+
+// An order whose customer asked to cancel is not confirmed while logistics decides: it
+// would be charged only to be refunded. A refusal (the parcel left) confirms and ships it.
+func TestNoConfirmationWhileCancelling(t *testing.T) {
+	o, _ := place(nil)
+	o.StockReservedAt(now)
+	if _, err := o.RequestCancel(now); err != nil {
+		t.Fatal(err)
+	}
+	if o.PaymentAuthorizedAt(now) != Updated || o.Status != Pending {
+		t.Fatalf("confirmed (%s) while a cancellation was pending", o.Status)
+	}
+	if o.CancelAgreed("customer_request", now) != NowCancelled {
+		t.Fatal("the agreed cancellation did not cancel the pending order")
+	}
+
+	refused, _ := place(nil)
+	if _, err := refused.RequestCancel(now); err != nil {
+		t.Fatal(err)
+	}
+	refused.StockReservedAt(now)
+	refused.PaymentAuthorizedAt(now)
+	if refused.ShippedAt(now) != NowConfirmedAndShipped || refused.Status != Shipped {
+		t.Fatalf("a refused request left the order %s", refused.Status)
+	}
+}
