@@ -58,7 +58,7 @@ type trace struct {
 	placed, reserved    time.Time
 	authorized          time.Time
 	confirmed, prepared time.Time
-	notified            time.Time
+	captured, notified  time.Time
 	cancelled           bool
 }
 
@@ -123,6 +123,8 @@ func (g *generator) follow(ctx context.Context) {
 				t.confirmed = at
 			case contract.ShipmentPrepared.Name:
 				t.prepared = at
+			case contract.PaymentCaptured.Name:
+				t.captured = at
 			case contract.CustomerNotified.Name:
 				if t.notified.IsZero() {
 					t.notified = at

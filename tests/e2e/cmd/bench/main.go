@@ -175,7 +175,7 @@ func printStep(s Step) {
 	fmt.Printf("  POST->CONFIRMED ms  p50 %.1f  p95 %.1f  p99 %.1f  max %.1f\n", s.Latency.P50, s.Latency.P95, s.Latency.P99, s.Latency.Max)
 	for _, h := range hopOrder {
 		if d, ok := s.Hops[h]; ok {
-			fmt.Printf("    %-28s p50 %7.1f  p99 %7.1f  max %7.1f  (n=%d)\n", h, d.P50, d.P99, d.Max, d.N)
+			fmt.Printf("    %-30s p50 %7.1f  p99 %7.1f  max %7.1f  (n=%d)\n", h, d.P50, d.P99, d.Max, d.N)
 		}
 	}
 	fmt.Printf("  lag (consumers and read models, applied offsets)  max %d  first-third avg %.0f  last-third avg %.0f\n", s.Lag.Max, s.Lag.FirstThird, s.Lag.LastThird)

@@ -52,9 +52,10 @@ const (
 	hopShop      = "shop: both -> confirmed"
 	hopLogistics = "logistics: both -> prepared"
 	hopCRM       = "crm: confirmed -> notified"
+	hopCapture   = "billing: confirmed -> captured"
 )
 
-var hopOrder = []string{hopAccept, hopInventory, hopBilling, hopShop, hopLogistics, hopCRM}
+var hopOrder = []string{hopAccept, hopInventory, hopBilling, hopShop, hopLogistics, hopCRM, hopCapture}
 
 func dist(ms []float64) Dist {
 	if len(ms) == 0 {
@@ -144,6 +145,9 @@ func (g *generator) summarise(res *Step, start, end time.Time) {
 		}
 		if !t.notified.IsZero() {
 			hops[hopCRM] = append(hops[hopCRM], ms(t.notified.Sub(t.confirmed)))
+		}
+		if !t.captured.IsZero() {
+			hops[hopCapture] = append(hops[hopCapture], ms(t.captured.Sub(t.confirmed)))
 		}
 	}
 	res.Latency = dist(e2e)
