@@ -254,6 +254,29 @@ func (s *suite) mails(t *testing.T, addr string) []string {
 	return subjects
 }
 
+// mailText returns the plain-text body of the message to addr with subject, or "" when
+// there is none (yet).
+func (s *suite) mailText(t *testing.T, addr, subject string) string {
+	t.Helper()
+	var found struct {
+		Messages []struct {
+			ID      string `json:"ID"`
+			Subject string `json:"Subject"`
+		} `json:"messages"`
+	}
+	s.call(t, "GET", s.mailpit+"/api/v1/search?query="+addr, nil, nil, &found)
+	for _, m := range found.Messages {
+		if m.Subject == subject {
+			var msg struct {
+				Text string `json:"Text"`
+			}
+			s.call(t, "GET", s.mailpit+"/api/v1/message/"+m.ID, nil, nil, &msg)
+			return msg.Text
+		}
+	}
+	return ""
+}
+
 // pdfText extracts a PDF's text with pdftotext.
 func pdfText(t *testing.T, body []byte) string {
 	t.Helper()

@@ -159,7 +159,9 @@ func TestCancelBeforeShipment(t *testing.T) {
 	t.Parallel()
 	s := stack(t)
 	sku := s.product(t, 300, 4, 0)
-	id := s.place(t, orderBody("tok_visa", line{sku, 4}))
+	body := orderBody("tok_visa", line{sku, 4})
+	email := body["customer"].(map[string]any)["email"].(string)
+	id := s.place(t, body)
 	s.await(t, id, "CONFIRMED", settle)
 	s.awaitPrepared(t, id)
 	var out map[string]any
@@ -174,6 +176,12 @@ func TestCancelBeforeShipment(t *testing.T) {
 		t.Fatalf("reason %q, cancellation %q", v.Reason, v.Cancellation)
 	}
 	s.awaitUndone(t, id, sku, []string{"REFUNDED"}, "VOIDED") // confirmed, so captured: refunded
+	eventually(t, settle, func() string {
+		if text := s.mailText(t, email, "Your order was cancelled"); !strings.Contains(text, "Your payment is refunded in full.") {
+			return fmt.Sprintf("the cancellation e-mail does not mention the refund:\n%s", text)
+		}
+		return ""
+	})
 	if code := s.call(t, "POST", s.shop+"/v1/orders/"+id+"/cancel", nil, nil, nil); code != 409 {
 		t.Fatalf("second cancel: %d, want 409", code)
 	}
@@ -205,11 +213,15 @@ func TestCancelWhilePending(t *testing.T) {
 		payment, mails = "REFUNDED", []string{"Your order is confirmed", "Your order was cancelled"}
 	}
 	s.awaitUndone(t, id, sku, []string{payment}, "VOIDED", "NONE")
+	money := map[bool]string{false: "Nothing will be charged.", true: "Your payment is refunded in full."}[confirmed]
 	eventually(t, settle, func() string {
 		got := s.mails(t, email)
 		slices.Sort(got)
 		if !slices.Equal(got, mails) {
 			return fmt.Sprintf("mails %v, want %v (confirmed first: %v)", got, mails, confirmed)
+		}
+		if text := s.mailText(t, email, "Your order was cancelled"); !strings.Contains(text, money) {
+			return fmt.Sprintf("the cancellation e-mail does not say %q:\n%s", money, text)
 		}
 		return ""
 	})

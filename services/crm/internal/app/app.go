@@ -72,8 +72,19 @@ func (a *App) Confirmed(ctx context.Context, tx pgx.Tx, orderID string, total st
 		fmt.Sprintf("Good news: order %s is confirmed (total %s). We will tell you when it ships.", orderID, total))
 }
 
-// Cancelled queues the apology with the reason.
+// Cancelled queues the apology with the reason, and what happens to the money: an order
+// that was confirmed had its payment captured (billing captures on confirmation, ADR
+// 0010) and is refunded; one that never was is not charged. crm knows which from its own
+// record of the confirmation, which arrived before the cancellation on the same topic.
 func (a *App) Cancelled(ctx context.Context, tx pgx.Tx, orderID, reason, detail string) error {
+	confirmed, err := postgres.Queued(ctx, tx, orderID, KindConfirmation)
+	if err != nil {
+		return err
+	}
+	money := "Nothing will be charged."
+	if confirmed {
+		money = "Your payment is refunded in full."
+	}
 	why := map[string]string{
 		contract.ReasonOutOfStock:      "some items are out of stock",
 		contract.ReasonPaymentDeclined: "the payment was declined",
@@ -83,7 +94,7 @@ func (a *App) Cancelled(ctx context.Context, tx pgx.Tx, orderID, reason, detail 
 		why = reason
 	}
 	return postgres.QueueEmail(ctx, tx, orderID, KindCancellation, "Your order was cancelled",
-		fmt.Sprintf("We are sorry: order %s was cancelled because %s (reason: %s). %s\nNothing will be charged.", orderID, why, reason, detail))
+		fmt.Sprintf("We are sorry: order %s was cancelled because %s (reason: %s). %s\n%s", orderID, why, reason, detail, money))
 }
 
 // Shipped queues the shipping e-mail and schedules the follow-up.

@@ -56,6 +56,16 @@ func AddSteps(ctx context.Context, tx pgx.Tx, t projection.Tables, steps []Step)
 	return nil
 }
 
+// Queued reports whether an e-mail of kind was queued for an order.
+func Queued(ctx context.Context, tx pgx.Tx, orderID, kind string) (bool, error) {
+	var ok bool
+	err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM emails WHERE order_id = $1 AND kind = $2)`, orderID, kind).Scan(&ok)
+	if err != nil {
+		return false, fmt.Errorf("read e-mails of %s: %w", orderID, err)
+	}
+	return ok, nil
+}
+
 // QueueEmail queues an e-mail about an order once per kind; a second one of the same kind
 // is dropped.
 func QueueEmail(ctx context.Context, tx pgx.Tx, orderID, kind, subject, body string) error {
