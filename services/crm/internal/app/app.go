@@ -61,9 +61,19 @@ func (a *App) Wake(context.Context) {
 	}
 }
 
-// Placed remembers who to write to about the order.
+// Placed remembers who to write to about the order, and announces the order's follow-up
+// if its dispatch came first and it waited for the customer.
 func (a *App) Placed(ctx context.Context, tx pgx.Tx, c postgres.Contact) error {
-	return postgres.PutContact(ctx, tx, c)
+	f, err := postgres.PutContact(ctx, tx, c)
+	if err != nil || f == nil {
+		return err
+	}
+	return a.announceFollowUp(ctx, tx, events.Cause{ID: f.CauseID, CorrelationID: c.OrderID}, c.OrderID, c.CustomerID, f.DueAt, f.ScheduledAt)
+}
+
+func (a *App) announceFollowUp(ctx context.Context, tx pgx.Tx, cause events.Cause, orderID, customerID string, due, scheduled time.Time) error {
+	return a.outbox.Append(ctx, tx, events.New(ctx, Source, contract.TopicCRMEngagements, orderID, contract.FollowUpScheduled,
+		crm.FollowUpScheduled{OrderID: orderID, CustomerID: customerID, DueAt: due, ScheduledAt: scheduled}, cause))
 }
 
 // Confirmed queues the confirmation e-mail.
@@ -103,17 +113,18 @@ func (a *App) Shipped(ctx context.Context, tx pgx.Tx, cause events.Cause, orderI
 		fmt.Sprintf("Order %s left our warehouse with %s, tracking number %s.", orderID, carrier, tracking)); err != nil {
 		return err
 	}
-	due := at.Add(a.followUpDelay)
-	fresh, err := postgres.ScheduleFollowUp(ctx, tx, orderID, due)
-	if err != nil || !fresh {
-		return err
-	}
+	// The customer is unknown when the dispatch overtook the order (another topic): the
+	// follow-up is scheduled now and announced by Placed.
 	customerID, err := postgres.CustomerOf(ctx, tx, orderID)
 	if err != nil {
 		return err
 	}
-	return a.outbox.Append(ctx, tx, events.New(ctx, Source, contract.TopicCRMEngagements, orderID, contract.FollowUpScheduled,
-		crm.FollowUpScheduled{OrderID: orderID, CustomerID: customerID, DueAt: due, ScheduledAt: a.now()}, cause))
+	due := at.Add(a.followUpDelay)
+	fresh, err := postgres.ScheduleFollowUp(ctx, tx, orderID, due, customerID != "", cause.ID)
+	if err != nil || !fresh || customerID == "" {
+		return err
+	}
+	return a.announceFollowUp(ctx, tx, cause, orderID, customerID, due, a.now())
 }
 
 // RunFollowUps queues follow-up e-mails as they fall due, until ctx ends.

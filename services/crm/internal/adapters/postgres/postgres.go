@@ -21,17 +21,39 @@ type Contact struct {
 	Name       string
 }
 
-// PutContact records an order's contact and its customer.
-func PutContact(ctx context.Context, tx pgx.Tx, c Contact) error {
-	b := &pgx.Batch{} // one round trip
+// FollowUp is a scheduled follow-up that was not announced yet because its order's
+// customer was unknown when it was scheduled.
+type FollowUp struct {
+	DueAt       time.Time
+	ScheduledAt time.Time
+	CauseID     string // ce_id of the ShipmentDispatched that scheduled it
+}
+
+// PutContact records an order's contact and its customer and, in the same round trip,
+// claims the order's unannounced follow-up, if any, for the caller to announce now that
+// the customer is known.
+func PutContact(ctx context.Context, tx pgx.Tx, c Contact) (*FollowUp, error) {
+	b := &pgx.Batch{}
 	b.Queue(`INSERT INTO customers (customer_id, email, name) VALUES ($1, $2, $3)
 	         ON CONFLICT (customer_id) DO UPDATE SET email = $2, name = $3`, c.CustomerID, c.Email, c.Name)
 	b.Queue(`INSERT INTO order_contacts (order_id, customer_id, email, name) VALUES ($1, $2, $3, $4)
 	         ON CONFLICT (order_id) DO NOTHING`, c.OrderID, c.CustomerID, c.Email, c.Name)
+	var pending *FollowUp
+	b.Queue(`UPDATE followups SET announced = true WHERE order_id = $1 AND NOT announced
+	         RETURNING due_at, scheduled_at, COALESCE(cause_id, '')`, c.OrderID).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			var f FollowUp
+			if err := rows.Scan(&f.DueAt, &f.ScheduledAt, &f.CauseID); err != nil {
+				return err
+			}
+			pending = &f
+		}
+		return rows.Err()
+	})
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
-		return fmt.Errorf("save contact of %s: %w", c.OrderID, err)
+		return nil, fmt.Errorf("save contact of %s: %w", c.OrderID, err)
 	}
-	return nil
+	return pending, nil
 }
 
 // Step is one timeline entry.
@@ -74,10 +96,12 @@ func QueueEmail(ctx context.Context, tx pgx.Tx, orderID, kind, subject, body str
 	return err
 }
 
-// ScheduleFollowUp records when an order's follow-up is due; it reports false when one
-// was already scheduled.
-func ScheduleFollowUp(ctx context.Context, tx pgx.Tx, orderID string, due time.Time) (bool, error) {
-	tag, err := tx.Exec(ctx, `INSERT INTO followups (order_id, due_at) VALUES ($1, $2) ON CONFLICT DO NOTHING`, orderID, due)
+// ScheduleFollowUp records when an order's follow-up is due, and whether it is announced
+// now (announced false: when the order's customer becomes known, PutContact claims it,
+// with causeID for the announcement). It reports false when one was already scheduled.
+func ScheduleFollowUp(ctx context.Context, tx pgx.Tx, orderID string, due time.Time, announced bool, causeID string) (bool, error) {
+	tag, err := tx.Exec(ctx, `INSERT INTO followups (order_id, due_at, announced, cause_id) VALUES ($1, $2, $3, NULLIF($4, ''))
+	                          ON CONFLICT DO NOTHING`, orderID, due, announced, causeID)
 	return tag.RowsAffected() == 1, err
 }
 
