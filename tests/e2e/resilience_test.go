@@ -149,10 +149,16 @@ func TestEveryEventDeliveredTwice(t *testing.T) {
 // duplicates sums consumer_duplicates_total over every service's /metrics.
 func (s *suite) duplicates(t *testing.T) float64 {
 	t.Helper()
+	return s.counter(t, "consumer_duplicates_total", s.shop, s.inventory, s.billing, s.logistics, s.crm)
+}
+
+// counter sums a counter's series over the /metrics of services.
+func (s *suite) counter(t *testing.T, name string, services ...string) float64 {
+	t.Helper()
 	var total float64
-	for _, base := range []string{s.shop, s.inventory, s.billing, s.logistics, s.crm} {
+	for _, base := range services {
 		for _, l := range strings.Split(string(s.get(t, base+"/metrics")), "\n") {
-			if strings.HasPrefix(l, "consumer_duplicates_total{") {
+			if strings.HasPrefix(l, name+"{") {
 				var v float64
 				fmt.Sscan(l[strings.LastIndex(l, " ")+1:], &v)
 				total += v
@@ -301,4 +307,29 @@ func TestDispatchOvertakesConfirmation(t *testing.T) {
 		return ""
 	})
 	s.await(t, id, "SHIPPED", settle)
+}
+
+// A capture the provider cannot take at first (tok_flaky_capture: unavailable twice) is
+// retried with backoff by billing's consumer until it goes through, once.
+func TestCaptureRetriedWhileProviderUnavailable(t *testing.T) {
+	t.Parallel()
+	s := stack(t)
+	sku := s.product(t, 1999, 5, 0)
+	retries := s.counter(t, "consumer_retries_total", s.billing)
+	id := s.place(t, orderBody("tok_flaky_capture", line{sku, 1}))
+	s.await(t, id, "CONFIRMED", settle)
+	eventually(t, settle, func() string {
+		if p := s.scalar(t, "billing", `SELECT status FROM payments WHERE order_id = $1`, id); p != "CAPTURED" {
+			return fmt.Sprintf("payment %v, want CAPTURED", p)
+		}
+		return ""
+	})
+	if got := s.counter(t, "consumer_retries_total", s.billing) - retries; got < 2 {
+		t.Fatalf("billing retried %v times, want at least the two failed captures", got)
+	}
+	captures := s.scalar(t, "billing", `SELECT count(*) FROM platform_outbox WHERE key = $1
+		AND jsonb_path_query_first(headers, '$[*] ? (@.k == "ce_type").v') #>> '{}' = 'orderflow.billing.PaymentCaptured.v1'`, id)
+	if captures != int64(1) {
+		t.Fatalf("%v PaymentCaptured events, want 1", captures)
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"strings"
 	"sync"
 )
 
@@ -49,18 +50,33 @@ const (
 	TokenDeclined          = "tok_declined"           // declined: card_declined
 	TokenInsufficientFunds = "tok_insufficient_funds" // declined: insufficient_funds
 	TokenFlaky             = "tok_flaky"              // unavailable twice per order, then approved
+	TokenFlakyCapture      = "tok_flaky_capture"      // approved; the capture is unavailable twice, then succeeds
 )
 
+// flakyCapturePrefix marks the authorizations of TokenFlakyCapture, so that Capture,
+// which sees only the authorization, knows to fail.
+const flakyCapturePrefix = "auth_fc_"
+
 // Local is a deterministic provider: TokenDeclined and TokenInsufficientFunds decline,
-// TokenFlaky fails transiently twice per order and then approves, every other token
-// approves. Authorization ids derive from the order id.
+// TokenFlaky fails transiently twice per order and then approves, TokenFlakyCapture
+// approves and fails the capture transiently twice, every other token approves.
+// Authorization ids derive from the order id. The failure counts live in the process: a
+// restarted billing fails again twice.
 type Local struct {
 	mu    sync.Mutex
-	flaky map[string]int
+	flaky map[string]int // failures so far, by order (authorizations) or authorization (captures)
 }
 
 // NewLocal returns the local provider.
 func NewLocal() *Local { return &Local{flaky: map[string]int{}} }
+
+// failTwice reports whether the call counted under key is one of its first two.
+func (l *Local) failTwice(key string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.flaky[key]++
+	return l.flaky[key] <= 2
+}
 
 // Name is the provider's name in events.
 func (l *Local) Name() string { return "local" }
@@ -73,13 +89,11 @@ func (l *Local) Authorize(ctx context.Context, r Request) (Result, error) {
 	case TokenInsufficientFunds:
 		return Result{DeclineCode: "insufficient_funds"}, nil
 	case TokenFlaky:
-		l.mu.Lock()
-		l.flaky[r.OrderID]++
-		n := l.flaky[r.OrderID]
-		l.mu.Unlock()
-		if n <= 2 {
+		if l.failTwice(r.OrderID) {
 			return Result{}, ErrUnavailable
 		}
+	case TokenFlakyCapture:
+		return Result{Approved: true, AuthorizationID: flakyCapturePrefix + ref("auth:"+r.OrderID)}, nil
 	}
 	return Result{Approved: true, AuthorizationID: "auth_" + ref("auth:"+r.OrderID)}, nil
 }
@@ -87,9 +101,12 @@ func (l *Local) Authorize(ctx context.Context, r Request) (Result, error) {
 // Void releases an authorization; the local provider always can.
 func (l *Local) Void(ctx context.Context, authorizationID string) error { return nil }
 
-// Capture charges an authorization; the local provider always can. The capture id
-// derives from the authorization's.
+// Capture charges an authorization; the local provider always can, except twice for one
+// of TokenFlakyCapture. The capture id derives from the authorization's.
 func (l *Local) Capture(ctx context.Context, authorizationID string, amountMinor int64) (string, error) {
+	if strings.HasPrefix(authorizationID, flakyCapturePrefix) && l.failTwice("capture:"+authorizationID) {
+		return "", ErrUnavailable
+	}
 	return "cap_" + ref(authorizationID), nil
 }
 
