@@ -12,12 +12,12 @@ import (
 type CustomerNotified struct {
 	OrderID    string `avro:"order_id" json:"order_id"`
 	CustomerID string `avro:"customer_id" json:"customer_id"`
-	// confirmation, cancellation, shipped or follow_up.
+	// confirmation, cancellation, cancellation_refused, shipped or follow_up. A string, not an enum, so that adding a kind stays compatible.
 	Kind       string    `avro:"kind" json:"kind"`
 	NotifiedAt time.Time `avro:"notified_at" json:"notified_at"`
 }
 
-var schemaCustomerNotified = avro.MustParse(`{"name":"orderflow.crm.CustomerNotified","doc":"An e-mail about an order was handed to the SMTP server, at most once per order and kind. Topic crm.engagements, key: order_id. ce_type orderflow.crm.CustomerNotified.v1.","type":"record","fields":[{"name":"order_id","type":"string"},{"name":"customer_id","type":"string"},{"name":"kind","doc":"confirmation, cancellation, shipped or follow_up.","type":"string"},{"name":"notified_at","type":{"type":"long","logicalType":"timestamp-millis"}}]}`)
+var schemaCustomerNotified = avro.MustParse(`{"name":"orderflow.crm.CustomerNotified","doc":"An e-mail about an order was handed to the SMTP server, at most once per order and kind. Topic crm.engagements, key: order_id. ce_type orderflow.crm.CustomerNotified.v1.","type":"record","fields":[{"name":"order_id","type":"string"},{"name":"customer_id","type":"string"},{"name":"kind","doc":"confirmation, cancellation, cancellation_refused, shipped or follow_up. A string, not an enum, so that adding a kind stays compatible.","type":"string"},{"name":"notified_at","type":{"type":"long","logicalType":"timestamp-millis"}}]}`)
 
 // Schema returns the schema for CustomerNotified.
 func (o *CustomerNotified) Schema() avro.Schema {

@@ -273,9 +273,11 @@ func TestCancelRacingDispatch(t *testing.T) {
 	s := stack(t)
 	const n = 12
 	sku := s.product(t, 450, n, 0)
-	ids := make([]string, n)
+	ids, emails := make([]string, n), make([]string, n)
 	for i := range ids {
-		ids[i] = s.place(t, orderBody("tok_visa", line{sku, 1}))
+		body := orderBody("tok_visa", line{sku, 1})
+		emails[i] = body["customer"].(map[string]any)["email"].(string)
+		ids[i] = s.place(t, body)
 	}
 	for _, id := range ids {
 		s.await(t, id, "CONFIRMED", settle)
@@ -354,6 +356,21 @@ func TestCancelRacingDispatch(t *testing.T) {
 			s.call(t, "GET", s.shop+"/v1/orders/"+id, nil, nil, &v)
 			if v.Status != st || v.Cancellation != want {
 				return fmt.Sprintf("order %d (cancel %d): view says %s, cancellation %q; want %s, %q", i, cancelRefused[i], v.Status, v.Cancellation, st, want)
+			}
+			return ""
+		})
+		// And crm tells the customer: cancelled, or too late (only when a request was made).
+		wantMail, notMail := "Your order was cancelled", "Your order could not be cancelled"
+		if st == "SHIPPED" {
+			wantMail, notMail = "Your order could not be cancelled", "Your order was cancelled"
+			if cancelRefused[i] == 409 {
+				wantMail = "Your order is on its way"
+			}
+		}
+		eventually(t, settle, func() string {
+			got := s.mails(t, emails[i])
+			if !slices.Contains(got, wantMail) || slices.Contains(got, notMail) {
+				return fmt.Sprintf("order %d %s (cancel %d): mails %v, want %q and not %q", i, st, cancelRefused[i], got, wantMail, notMail)
 			}
 			return ""
 		})

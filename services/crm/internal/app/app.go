@@ -32,6 +32,9 @@ const (
 	KindCancellation = "cancellation"
 	KindShipped      = "shipped"
 	KindFollowUp     = "follow_up"
+	// KindCancellationRefused tells a customer whose cancellation request came after
+	// the dispatch that the order is on its way anyway (ADR 0009).
+	KindCancellationRefused = "cancellation_refused"
 )
 
 // App is crm's application layer.
@@ -107,11 +110,37 @@ func (a *App) Cancelled(ctx context.Context, tx pgx.Tx, orderID, reason, detail 
 		fmt.Sprintf("We are sorry: order %s was cancelled because %s (reason: %s). %s\n%s", orderID, why, reason, detail, money))
 }
 
-// Shipped queues the shipping e-mail and schedules the follow-up.
+// CancellationRequested remembers that the customer asked to cancel. Logistics decides;
+// if it refuses, the order ships, and the customer hears why from whichever of the
+// request and the dispatch crm sees second (they come on different topics).
+func (a *App) CancellationRequested(ctx context.Context, tx pgx.Tx, orderID string, at time.Time) error {
+	shipped, err := postgres.RecordCancellationRequest(ctx, tx, orderID, at)
+	if err != nil || !shipped {
+		return err
+	}
+	return a.cancellationRefused(ctx, tx, orderID)
+}
+
+func (a *App) cancellationRefused(ctx context.Context, tx pgx.Tx, orderID string) error {
+	return postgres.QueueEmail(ctx, tx, orderID, KindCancellationRefused, "Your order could not be cancelled",
+		fmt.Sprintf("We are sorry: order %s had already left our warehouse when you asked to cancel it. It is on its way to you.", orderID))
+}
+
+// Shipped queues the shipping e-mail (and, if the customer had asked to cancel, the
+// news that it came too late) and schedules the follow-up.
 func (a *App) Shipped(ctx context.Context, tx pgx.Tx, cause events.Cause, orderID, carrier, tracking string, at time.Time) error {
 	if err := postgres.QueueEmail(ctx, tx, orderID, KindShipped, "Your order is on its way",
 		fmt.Sprintf("Order %s left our warehouse with %s, tracking number %s.", orderID, carrier, tracking)); err != nil {
 		return err
+	}
+	requested, err := postgres.CancellationWasRequested(ctx, tx, orderID)
+	if err != nil {
+		return err
+	}
+	if requested {
+		if err := a.cancellationRefused(ctx, tx, orderID); err != nil {
+			return err
+		}
 	}
 	// The customer is unknown when the dispatch overtook the order (another topic): the
 	// follow-up is scheduled now and announced by Placed.

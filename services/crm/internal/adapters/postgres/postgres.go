@@ -78,6 +78,31 @@ func AddSteps(ctx context.Context, tx pgx.Tx, t projection.Tables, steps []Step)
 	return nil
 }
 
+// RecordCancellationRequest remembers a customer's cancellation request and reports, in
+// the same round trip, whether the order's shipping e-mail was already queued (the
+// parcel left before the request reached crm).
+func RecordCancellationRequest(ctx context.Context, tx pgx.Tx, orderID string, at time.Time) (shipped bool, err error) {
+	b := &pgx.Batch{}
+	b.Queue(`INSERT INTO cancellation_requests (order_id, requested_at) VALUES ($1, $2) ON CONFLICT DO NOTHING`, orderID, at)
+	b.Queue(`SELECT EXISTS (SELECT 1 FROM emails WHERE order_id = $1 AND kind = 'shipped')`, orderID).QueryRow(func(row pgx.Row) error {
+		return row.Scan(&shipped)
+	})
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return false, fmt.Errorf("record cancellation request of %s: %w", orderID, err)
+	}
+	return shipped, nil
+}
+
+// CancellationWasRequested reports whether the customer asked to cancel an order.
+func CancellationWasRequested(ctx context.Context, tx pgx.Tx, orderID string) (bool, error) {
+	var ok bool
+	err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM cancellation_requests WHERE order_id = $1)`, orderID).Scan(&ok)
+	if err != nil {
+		return false, fmt.Errorf("read cancellation request of %s: %w", orderID, err)
+	}
+	return ok, nil
+}
+
 // Queued reports whether an e-mail of kind was queued for an order.
 func Queued(ctx context.Context, tx pgx.Tx, orderID, kind string) (bool, error) {
 	var ok bool

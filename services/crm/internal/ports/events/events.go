@@ -41,6 +41,9 @@ func Register(c *consumer.Consumer, a *app.App) {
 	consumer.On(c, contract.OrderCancelled, func(ctx context.Context, tx pgx.Tx, m consumer.Message, e shop.OrderCancelled) error {
 		return a.Cancelled(ctx, tx, e.OrderID, e.Reason, e.Detail)
 	})
+	consumer.On(c, contract.OrderCancellationRequested, func(ctx context.Context, tx pgx.Tx, m consumer.Message, e shop.OrderCancellationRequested) error {
+		return a.CancellationRequested(ctx, tx, e.OrderID, e.RequestedAt)
+	})
 	consumer.On(c, contract.ShipmentDispatched, func(ctx context.Context, tx pgx.Tx, m consumer.Message, e logistics.ShipmentDispatched) error {
 		return a.Shipped(ctx, tx, m.Cause(), e.OrderID, e.Carrier, e.TrackingNumber, e.DispatchedAt)
 	})
