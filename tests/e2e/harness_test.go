@@ -318,4 +318,23 @@ func stackCmd(t *testing.T, args ...string) {
 	}
 }
 
+// stopService stops one service of the running stack and returns the function that
+// starts it again. A test that ends before calling it (a failure) has it started by its
+// cleanup, so that the tests after it find the whole stack running.
+func stopService(t *testing.T, svc string) (start func()) {
+	t.Helper()
+	stackCmd(t, "stop", svc)
+	started := false
+	t.Cleanup(func() {
+		if !started {
+			stackCmd(t, "start", svc)
+		}
+	})
+	return func() {
+		t.Helper()
+		stackCmd(t, "start", svc)
+		started = true
+	}
+}
+
 func jsonMarshal(v any) ([]byte, error) { return json.Marshal(v) }

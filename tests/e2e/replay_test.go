@@ -269,20 +269,13 @@ func TestRevenueModelFilledFromHistory(t *testing.T) {
 	s.await(t, paid, "CONFIRMED", settle)
 
 	// Make billing meet the model for the first time: no table rows, no bookkeeping.
-	stackCmd(t, "stop", "billing")
-	restarted := false
-	defer func() {
-		if !restarted {
-			stackCmd(t, "start", "billing")
-		}
-	}()
+	startBilling := stopService(t, "billing")
 	ctx := context.Background()
 	if _, err := s.db["billing"].Exec(ctx, `TRUNCATE revenue_per_day, revenue_events;
 		DELETE FROM platform_projection_offsets WHERE model = 'revenue'; DELETE FROM platform_projections WHERE model = 'revenue'`); err != nil {
 		t.Fatal(err)
 	}
-	stackCmd(t, "start", "billing")
-	restarted = true
+	startBilling()
 
 	// Every authorization (or capture) billing ever made, by day and currency.
 	want := func(ceType string) string {

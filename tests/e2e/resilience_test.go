@@ -173,13 +173,7 @@ func (s *suite) counter(t *testing.T, name string, services ...string) float64 {
 func TestBillingOutage(t *testing.T) {
 	s := stack(t)
 	sku := s.product(t, 100, 20, 0)
-	stackCmd(t, "stop", "billing")
-	restarted := false
-	defer func() {
-		if !restarted {
-			stackCmd(t, "start", "billing")
-		}
-	}()
+	startBilling := stopService(t, "billing")
 	var ids []string
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
@@ -193,8 +187,7 @@ func TestBillingOutage(t *testing.T) {
 			t.Fatalf("order %s confirmed while billing was down", id)
 		}
 	}
-	stackCmd(t, "start", "billing")
-	restarted = true
+	startBilling()
 	for _, id := range ids {
 		s.await(t, id, "CONFIRMED", 60*time.Second)
 	}
@@ -216,13 +209,7 @@ func TestLogisticsOutageHoldsCancellation(t *testing.T) {
 		return ""
 	})
 
-	stackCmd(t, "stop", "logistics")
-	restarted := false
-	defer func() {
-		if !restarted {
-			stackCmd(t, "start", "logistics")
-		}
-	}()
+	startLogistics := stopService(t, "logistics")
 	var out map[string]any
 	if code := s.call(t, "POST", s.shop+"/v1/orders/"+id+"/cancel", nil, nil, &out); code != 202 || out["cancellation"] != "REQUESTED" {
 		t.Fatalf("cancel: %d %v", code, out)
@@ -245,8 +232,7 @@ func TestLogisticsOutageHoldsCancellation(t *testing.T) {
 		t.Fatalf("while logistics was down: shop, payment, stock = %v, want nothing undone", got)
 	}
 
-	stackCmd(t, "start", "logistics")
-	restarted = true
+	startLogistics()
 	v := s.await(t, id, "CANCELLED", 60*time.Second)
 	if v.Cancellation != "CANCELLED" || v.Reason != "customer_request" {
 		t.Fatalf("after logistics returned: cancellation %q, reason %q", v.Cancellation, v.Reason)
@@ -264,13 +250,7 @@ func TestLogisticsOutageHoldsCancellation(t *testing.T) {
 func TestDispatchOvertakesConfirmation(t *testing.T) {
 	s := stack(t)
 	sku := s.product(t, 300, 5, 0)
-	stackCmd(t, "stop", "billing")
-	restarted := false
-	defer func() {
-		if !restarted {
-			stackCmd(t, "start", "billing")
-		}
-	}()
+	startBilling := stopService(t, "billing")
 	id := s.place(t, orderBody("tok_visa", line{sku, 1}))
 	eventually(t, settle, func() string {
 		if r := s.scalar(t, "shop", `SELECT stock_reserved FROM orders WHERE id = $1`, id); r != true {
@@ -298,8 +278,7 @@ func TestDispatchOvertakesConfirmation(t *testing.T) {
 	}
 	s.awaitShopKnows(t, id, "SHIPPED", settle)
 
-	stackCmd(t, "start", "billing")
-	restarted = true
+	startBilling()
 	eventually(t, 60*time.Second, func() string {
 		if p := s.scalar(t, "billing", `SELECT status FROM payments WHERE order_id = $1`, id); p != "CAPTURED" {
 			return fmt.Sprintf("payment %v, want CAPTURED (OrderConfirmed came with the dispatch)", p)

@@ -133,7 +133,9 @@ func (a *App) Shipped(ctx context.Context, tx pgx.Tx, cause events.Cause, orderI
 		fmt.Sprintf("Order %s left our warehouse with %s, tracking number %s.", orderID, carrier, tracking)); err != nil {
 		return err
 	}
-	requested, err := postgres.CancellationWasRequested(ctx, tx, orderID)
+	// The customer is unknown when the dispatch overtook the order (another topic): the
+	// follow-up is scheduled now and announced by Placed.
+	customerID, requested, err := postgres.Dispatched(ctx, tx, orderID)
 	if err != nil {
 		return err
 	}
@@ -141,12 +143,6 @@ func (a *App) Shipped(ctx context.Context, tx pgx.Tx, cause events.Cause, orderI
 		if err := a.cancellationRefused(ctx, tx, orderID); err != nil {
 			return err
 		}
-	}
-	// The customer is unknown when the dispatch overtook the order (another topic): the
-	// follow-up is scheduled now and announced by Placed.
-	customerID, err := postgres.CustomerOf(ctx, tx, orderID)
-	if err != nil {
-		return err
 	}
 	due := at.Add(a.followUpDelay)
 	fresh, err := postgres.ScheduleFollowUp(ctx, tx, orderID, due, customerID != "", cause.ID)

@@ -13,8 +13,8 @@ import (
 )
 
 // Revenue is the read model behind GET /v1/revenue/daily: authorized, voided, captured
-// and refunded amounts per UTC day and currency. It was added after billing went live; its first start fills
-// it from the payment history.
+// and refunded amounts per UTC day and currency. It was added after billing went live;
+// its first start fills it from the payment history.
 func Revenue() *projection.Model {
 	m := &projection.Model{
 		Name:   "revenue",

@@ -3,7 +3,6 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -91,16 +90,6 @@ func RecordCancellationRequest(ctx context.Context, tx pgx.Tx, orderID string, a
 		return false, fmt.Errorf("record cancellation request of %s: %w", orderID, err)
 	}
 	return shipped, nil
-}
-
-// CancellationWasRequested reports whether the customer asked to cancel an order.
-func CancellationWasRequested(ctx context.Context, tx pgx.Tx, orderID string) (bool, error) {
-	var ok bool
-	err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM cancellation_requests WHERE order_id = $1)`, orderID).Scan(&ok)
-	if err != nil {
-		return false, fmt.Errorf("read cancellation request of %s: %w", orderID, err)
-	}
-	return ok, nil
 }
 
 // Queued reports whether an e-mail of kind was queued for an order.
@@ -226,13 +215,15 @@ func CustomerTimeline(ctx context.Context, pool *pgxpool.Pool, customerID string
 	})
 }
 
-// CustomerOf returns the customer of an order, or "" while its OrderPlaced has not
-// arrived.
-func CustomerOf(ctx context.Context, tx pgx.Tx, orderID string) (string, error) {
-	var id string
-	err := tx.QueryRow(ctx, `SELECT customer_id FROM order_contacts WHERE order_id = $1`, orderID).Scan(&id)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return "", nil
+// Dispatched is what crm knows of an order when its parcel leaves, read in one round
+// trip: its customer ("" while its OrderPlaced has not arrived) and whether the customer
+// asked to cancel it.
+func Dispatched(ctx context.Context, tx pgx.Tx, orderID string) (customerID string, cancelRequested bool, err error) {
+	err = tx.QueryRow(ctx, `SELECT COALESCE((SELECT customer_id FROM order_contacts WHERE order_id = $1), ''),
+	                               EXISTS (SELECT 1 FROM cancellation_requests WHERE order_id = $1)`, orderID).
+		Scan(&customerID, &cancelRequested)
+	if err != nil {
+		return "", false, fmt.Errorf("read order %s at dispatch: %w", orderID, err)
 	}
-	return id, err
+	return customerID, cancelRequested, nil
 }
