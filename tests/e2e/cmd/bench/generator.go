@@ -24,17 +24,21 @@ import (
 
 type benchEnv struct {
 	shop, inventory, token, stackDir string
-	brokers                          []string
+	// pgAdmin reaches the cluster's statistics (the cost ledger).
+	pgAdmin string
+	brokers []string
 	// metrics are the five services' /metrics URLs.
 	metrics []string
 }
 
 func loadEnv() (benchEnv, error) {
 	e := benchEnv{shop: os.Getenv("ORDERFLOW_SHOP_URL"), inventory: os.Getenv("ORDERFLOW_INVENTORY_URL"),
-		token: os.Getenv("ORDERFLOW_ADMIN_TOKEN"), stackDir: os.Getenv("ORDERFLOW_STACK_DIR")}
+		token: os.Getenv("ORDERFLOW_ADMIN_TOKEN"), stackDir: os.Getenv("ORDERFLOW_STACK_DIR"),
+		pgAdmin: os.Getenv("ORDERFLOW_PG_ADMIN_URL")}
 	brokers := os.Getenv("ORDERFLOW_KAFKA_BROKERS")
 	for name, v := range map[string]string{"ORDERFLOW_SHOP_URL": e.shop, "ORDERFLOW_INVENTORY_URL": e.inventory,
-		"ORDERFLOW_ADMIN_TOKEN": e.token, "ORDERFLOW_STACK_DIR": e.stackDir, "ORDERFLOW_KAFKA_BROKERS": brokers} {
+		"ORDERFLOW_ADMIN_TOKEN": e.token, "ORDERFLOW_STACK_DIR": e.stackDir, "ORDERFLOW_KAFKA_BROKERS": brokers,
+		"ORDERFLOW_PG_ADMIN_URL": e.pgAdmin} {
 		if v == "" {
 			return e, fmt.Errorf("%s is not set: run through `make bench`, or eval \"$(deploy/local/stack.sh env)\"", name)
 		}
@@ -66,6 +70,7 @@ type generator struct {
 	env    benchEnv
 	http   *http.Client
 	kafka  *kgo.Client
+	db     *dbStats
 	prefix string
 
 	mu     sync.Mutex
@@ -79,18 +84,25 @@ func newGenerator(ctx context.Context, env benchEnv) (*generator, error) {
 	// The generator reads the workflow's topics from their current end: it sees the events
 	// of its own orders and nothing older. No consumer group, so no service is disturbed.
 	var err error
+	if g.db, err = openDBStats(ctx, env.pgAdmin); err != nil {
+		return nil, err
+	}
 	g.kafka, err = kgo.NewClient(kgo.SeedBrokers(env.brokers...),
 		kgo.ConsumeTopics(contract.TopicShopOrders, contract.TopicInventoryReservations, contract.TopicBillingPayments,
 			contract.TopicLogisticsShipments, contract.TopicCRMEngagements),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtEnd()), kgo.FetchMaxWait(50*time.Millisecond))
 	if err != nil {
+		g.db.close()
 		return nil, err
 	}
 	go g.follow(ctx)
 	return g, nil
 }
 
-func (g *generator) close() { g.kafka.Close() }
+func (g *generator) close() {
+	g.kafka.Close()
+	g.db.close()
+}
 
 // follow records the event times of the generator's orders.
 func (g *generator) follow(ctx context.Context) {
@@ -224,6 +236,10 @@ func (g *generator) step(ctx context.Context, rate int, d, drain time.Duration, 
 		firstErr atomic.Value
 		inflight = make(chan struct{}, 4096)
 	)
+	db0, err := g.db.snapshot(ctx)
+	if err != nil {
+		return res, err
+	}
 	lagCtx, stopLag := context.WithCancel(ctx)
 	lags := make(chan []int64, 1)
 	go func() { lags <- g.sampleLag(lagCtx) }()
@@ -269,6 +285,16 @@ func (g *generator) step(ctx context.Context, rate int, d, drain time.Duration, 
 		time.Sleep(200 * time.Millisecond)
 	}
 	g.summarise(&res, start, end)
+	// Backends publish their counters up to statsFlush late; the ledger waits for them.
+	if wait := statsFlush - time.Since(end); wait > 0 && ctx.Err() == nil {
+		time.Sleep(wait)
+	}
+	p1 := procs.snapshot()
+	db1, err := g.db.snapshot(ctx)
+	if err != nil {
+		return res, err
+	}
+	res.Cost = cost(res.Accepted, db0, db1, before, p1)
 	return res, ctx.Err()
 }
 

@@ -183,6 +183,7 @@ func printStep(s Step) {
 		p := s.Processes[name]
 		fmt.Printf("    %-10s cpu %5.2f cores  peak %6.1f MiB\n", name, p.CPUCores, p.PeakMiB)
 	}
+	printCost(s.Cost)
 }
 
 func printSummary(r Report) {

@@ -22,6 +22,7 @@ type Step struct {
 	Hops          map[string]Dist      `json:"hops_ms"`
 	Lag           Lag                  `json:"consumer_lag"`
 	Processes     map[string]ProcUsage `json:"processes"`
+	Cost          *Cost                `json:"cost_per_order,omitempty"`
 	Sustained     bool                 `json:"sustained"`
 }
 

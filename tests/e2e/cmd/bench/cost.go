@@ -1,0 +1,132 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// The cost ledger: what one order costs the stack, from PostgreSQL's cumulative statistics
+// and the processes' CPU counters. Latency percentiles of a single run vary by half from
+// run to run on a saturated machine (ADR 0007); these counts per order vary far less, so
+// they are what tells whether a change made the pipeline cheaper.
+
+// serviceDBs are the databases whose statistics the ledger reads.
+var serviceDBs = []string{"shop", "inventory", "billing", "logistics", "crm"}
+
+// statsFlush is how long PostgreSQL may hold a backend's counters before publishing
+// them: a busy backend flushes at most once a second, an idle one within ten seconds.
+const statsFlush = 11 * time.Second
+
+// Cost is what the step's orders cost, per accepted order.
+type Cost struct {
+	// Window is how long the ledger counted: the step, its drain and statsFlush.
+	WindowSeconds float64 `json:"window_seconds"`
+	// Transactions per order, per service database (commits and rollbacks).
+	Transactions map[string]float64 `json:"transactions"`
+	// RowsWritten per order, per service database (rows inserted, updated or deleted).
+	RowsWritten map[string]float64 `json:"rows_written"`
+	// WALKiB is the write-ahead log the cluster wrote per order.
+	WALKiB float64 `json:"wal_kib"`
+	// CPUMillis is the CPU time per order, per process, over the window.
+	CPUMillis map[string]float64 `json:"cpu_ms"`
+}
+
+// dbSnap is the statistics of the service databases at one moment.
+type dbSnap struct {
+	xacts, rows map[string]int64
+	wal         int64
+}
+
+// dbStats reads PostgreSQL's statistics through the stack's admin role.
+type dbStats struct{ conn *pgx.Conn }
+
+func openDBStats(ctx context.Context, url string) (*dbStats, error) {
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return nil, fmt.Errorf("ORDERFLOW_PG_ADMIN_URL: %w", err)
+	}
+	return &dbStats{conn: conn}, nil
+}
+
+func (d *dbStats) close() { _ = d.conn.Close(context.Background()) }
+
+func (d *dbStats) snapshot(ctx context.Context) (dbSnap, error) {
+	s := dbSnap{xacts: map[string]int64{}, rows: map[string]int64{}}
+	rows, err := d.conn.Query(ctx, `SELECT datname, xact_commit + xact_rollback, tup_inserted + tup_updated + tup_deleted
+	                                  FROM pg_stat_database WHERE datname = ANY($1)`, serviceDBs)
+	if err != nil {
+		return s, fmt.Errorf("read pg_stat_database: %w", err)
+	}
+	for rows.Next() {
+		var name string
+		var x, w int64
+		if err := rows.Scan(&name, &x, &w); err != nil {
+			return s, err
+		}
+		s.xacts[name], s.rows[name] = x, w
+	}
+	if err := rows.Err(); err != nil {
+		return s, fmt.Errorf("read pg_stat_database: %w", err)
+	}
+	if err := d.conn.QueryRow(ctx, `SELECT wal_bytes::bigint FROM pg_stat_wal`).Scan(&s.wal); err != nil {
+		return s, fmt.Errorf("read pg_stat_wal: %w", err)
+	}
+	return s, nil
+}
+
+// cost divides what happened between the snapshots by orders.
+func cost(orders int, db0, db1 dbSnap, p0, p1 procSnap) *Cost {
+	if orders == 0 {
+		return nil
+	}
+	n := float64(orders)
+	c := &Cost{WindowSeconds: round2(p1.at.Sub(p0.at).Seconds()), Transactions: map[string]float64{},
+		RowsWritten: map[string]float64{}, CPUMillis: map[string]float64{}}
+	for _, name := range serviceDBs {
+		c.Transactions[name] = round2(float64(db1.xacts[name]-db0.xacts[name]) / n)
+		c.RowsWritten[name] = round2(float64(db1.rows[name]-db0.rows[name]) / n)
+	}
+	c.WALKiB = round2(float64(db1.wal-db0.wal) / 1024 / n)
+	for name, cpu := range p1.cpu {
+		c.CPUMillis[name] = round2(max(0, cpu-p0.cpu[name]) * 1000 / n)
+	}
+	return c
+}
+
+func sum(m map[string]float64) float64 {
+	t := 0.0
+	for _, v := range m {
+		t += v
+	}
+	return t
+}
+
+// line formats m as "total (a x, b y, ...)" with the largest parts first.
+func line(m map[string]float64, order []string) string {
+	if order == nil {
+		for k := range m {
+			order = append(order, k)
+		}
+		sort.Slice(order, func(i, j int) bool { return m[order[i]] > m[order[j]] })
+	}
+	parts := make([]string, 0, len(order))
+	for _, k := range order {
+		parts = append(parts, fmt.Sprintf("%s %.1f", k, m[k]))
+	}
+	return fmt.Sprintf("%.1f (%s)", sum(m), strings.Join(parts, ", "))
+}
+
+func printCost(c *Cost) {
+	if c == nil {
+		return
+	}
+	fmt.Printf("  cost per order (over %.0f s: the step, its drain and %v for PostgreSQL's counters)\n", c.WindowSeconds, statsFlush)
+	fmt.Printf("    postgres transactions %s\n", line(c.Transactions, serviceDBs))
+	fmt.Printf("    postgres rows written %s  WAL %.1f KiB\n", line(c.RowsWritten, serviceDBs), c.WALKiB)
+	fmt.Printf("    cpu ms %s\n", line(c.CPUMillis, nil))
+}

@@ -1,0 +1,42 @@
+package main
+
+import (
+	"testing"
+	"time"
+)
+
+func TestCostDividesByOrders(t *testing.T) {
+	t0 := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+	db0 := dbSnap{xacts: map[string]int64{"shop": 100, "crm": 50}, rows: map[string]int64{"shop": 1000}, wal: 1 << 20}
+	db1 := dbSnap{xacts: map[string]int64{"shop": 600, "crm": 350}, rows: map[string]int64{"shop": 3500}, wal: 3 << 20}
+	p0 := procSnap{at: t0, cpu: map[string]float64{"shop": 10, "kafka": 5}}
+	p1 := procSnap{at: t0.Add(30 * time.Second), cpu: map[string]float64{"shop": 12, "kafka": 4, "crm": 1}}
+
+	c := cost(100, db0, db1, p0, p1)
+	if c.WindowSeconds != 30 {
+		t.Errorf("window %v s, want 30", c.WindowSeconds)
+	}
+	if c.Transactions["shop"] != 5 || c.Transactions["crm"] != 3 || c.Transactions["billing"] != 0 {
+		t.Errorf("transactions per order %v, want shop 5, crm 3, billing 0", c.Transactions)
+	}
+	if c.RowsWritten["shop"] != 25 {
+		t.Errorf("rows per order %v, want shop 25", c.RowsWritten)
+	}
+	if c.WALKiB != 20.48 {
+		t.Errorf("WAL %v KiB per order, want 20.48", c.WALKiB)
+	}
+	// A process that started during the window counts from zero; a counter that went
+	// backwards (a restarted process) counts nothing rather than a negative cost.
+	if c.CPUMillis["shop"] != 20 || c.CPUMillis["crm"] != 10 || c.CPUMillis["kafka"] != 0 {
+		t.Errorf("cpu ms per order %v, want shop 20, crm 10, kafka 0", c.CPUMillis)
+	}
+	if got := line(map[string]float64{"a": 1, "b": 2.5}, nil); got != "3.5 (b 2.5, a 1.0)" {
+		t.Errorf("line = %q", got)
+	}
+}
+
+func TestCostOfNoOrdersIsNotReported(t *testing.T) {
+	if c := cost(0, dbSnap{}, dbSnap{}, procSnap{}, procSnap{}); c != nil {
+		t.Fatalf("cost of a step with no accepted orders = %+v, want nil", c)
+	}
+}
