@@ -63,14 +63,20 @@ func scan(row pgx.Row) (Shipment, error) {
 }
 
 // Lock loads and locks an order's shipment, creating an empty PENDING one first, so that
-// events about the order arriving in any order meet on one row. One statement: the no-op
-// update of an existing row locks it (waiting for a concurrent creator, then reading its
-// row) and RETURNING reads it.
+// events about the order arriving in any order meet on one row. One round trip: the insert
+// does nothing when the row exists (waiting for a concurrent creator to finish), and the
+// locking read then sees the row either way. Unlike an upsert that rewrites the row to
+// lock it, the three events of an order that find it existing leave no dead row versions.
 func Lock(ctx context.Context, tx pgx.Tx, orderID string) (Shipment, error) {
-	s, err := scan(tx.QueryRow(ctx, `INSERT INTO shipments (order_id, status) VALUES ($1, 'PENDING')
-	                                 ON CONFLICT (order_id) DO UPDATE SET order_id = excluded.order_id
-	                                 RETURNING `+cols, orderID))
-	if err != nil {
+	var s Shipment
+	b := &pgx.Batch{}
+	b.Queue(`INSERT INTO shipments (order_id, status) VALUES ($1, 'PENDING') ON CONFLICT (order_id) DO NOTHING`, orderID)
+	b.Queue(`SELECT `+cols+` FROM shipments WHERE order_id = $1 FOR UPDATE`, orderID).QueryRow(func(row pgx.Row) error {
+		var err error
+		s, err = scan(row)
+		return err
+	})
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return s, fmt.Errorf("lock shipment %s: %w", orderID, err)
 	}
 	return s, nil
