@@ -334,7 +334,8 @@ func serve(ctx context.Context, spec Spec, cfg Configurable, log *slog.Logger) e
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return srv.Run(gctx, base.ShutdownTimeout) })
 	g.Go(func() error {
-		runners, err := start(gctx, spec, log, srv, apiSrv, pools{pool, eventPool}, producer, sd, kcfg)
+		runners, err := start(gctx, spec, log, srv, apiSrv, pools{pool, eventPool}, producer, sd, kcfg,
+			outbox.RelayOptions{Retention: base.OutboxRetention})
 		if err != nil {
 			if gctx.Err() != nil {
 				return nil // stopped while starting
@@ -367,7 +368,7 @@ type pools struct{ requests, events *pgxpool.Pool }
 
 // start waits for each dependency in turn and builds the service's runners.
 func start(ctx context.Context, spec Spec, log *slog.Logger, srv *httpserver.Server, apiSrv *api.Server, ps pools,
-	producer *kgo.Client, sd *serde.Serde, kcfg kafka.Config) ([]Runner, error) {
+	producer *kgo.Client, sd *serde.Serde, kcfg kafka.Config, relayOpts outbox.RelayOptions) ([]Runner, error) {
 	wait := func(what string, fn func(context.Context) error) error {
 		srv.Waiting(what)
 		for attempt := 1; ; attempt++ {
@@ -411,7 +412,7 @@ func start(ctx context.Context, spec Spec, log *slog.Logger, srv *httpserver.Ser
 		return nil, err
 	}
 	srv.Waiting("wiring")
-	relay, err := outbox.NewRelay(ps.events, producer, log, outbox.RelayOptions{})
+	relay, err := outbox.NewRelay(ps.events, producer, log, relayOpts)
 	if err != nil {
 		return nil, err
 	}

@@ -107,6 +107,9 @@ type Base struct {
 	// starve the events that complete the orders already accepted.
 	DatabaseMaxConns      int32 `env:"ORDERFLOW_DATABASE_MAX_CONNS,default=16"`
 	DatabaseEventMaxConns int32 `env:"ORDERFLOW_DATABASE_EVENT_MAX_CONNS,default=12"`
+	// OutboxRetention is how long published outbox rows stay for inspection before the
+	// relay deletes them; about 1 KiB per event, so at high rates it sizes the database.
+	OutboxRetention time.Duration `env:"ORDERFLOW_OUTBOX_RETENTION,default=24h"`
 
 	AdminToken string `env:"ORDERFLOW_ADMIN_TOKEN,required" secret:"true"`
 
@@ -162,6 +165,9 @@ func (b *Base) Validate() error {
 	}
 	if b.DatabaseEventMaxConns < 3 {
 		p.Add("ORDERFLOW_DATABASE_EVENT_MAX_CONNS", "%d is below 3 (the outbox relay holds two connections: its leader lock and its LISTEN)", b.DatabaseEventMaxConns)
+	}
+	if b.OutboxRetention < time.Minute {
+		p.Add("ORDERFLOW_OUTBOX_RETENTION", "%v is below 1m (the relay deletes published rows once a minute)", b.OutboxRetention)
 	}
 	if len(b.AdminToken) < 16 {
 		p.Add("ORDERFLOW_ADMIN_TOKEN", "must be at least 16 characters")

@@ -59,6 +59,7 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{name: "event pool too small", change: map[string]string{"ORDERFLOW_DATABASE_EVENT_MAX_CONNS": "2"}, wantKey: "ORDERFLOW_DATABASE_EVENT_MAX_CONNS"},
 		{name: "negative queue wait", change: map[string]string{"ORDERFLOW_HTTP_QUEUE_WAIT": "-1s"}, wantKey: "ORDERFLOW_HTTP_QUEUE_WAIT"},
 		{name: "bad duration", change: map[string]string{"ORDERFLOW_SHUTDOWN_TIMEOUT": "soon"}, wantKey: "ORDERFLOW_SHUTDOWN_TIMEOUT"},
+		{name: "outbox retention too short", change: map[string]string{"ORDERFLOW_OUTBOX_RETENTION": "30s"}, wantKey: "ORDERFLOW_OUTBOX_RETENTION"},
 		{name: "short token", change: map[string]string{"ORDERFLOW_ADMIN_TOKEN": "short"}, wantKey: "ORDERFLOW_ADMIN_TOKEN"},
 		{name: "bad level", change: map[string]string{"ORDERFLOW_LOG_LEVEL": "loud"}, wantKey: "ORDERFLOW_LOG_LEVEL"},
 		{name: "bad sasl", change: map[string]string{"ORDERFLOW_KAFKA_SASL_MECHANISM": "GSSAPI"}, wantKey: "ORDERFLOW_KAFKA_SASL_MECHANISM"},
@@ -128,7 +129,7 @@ func TestKeys(t *testing.T) {
 	if k := byName["ORDERFLOW_SERVICE_HTTP_ADDR"]; k.Default != "127.0.0.1:8080" {
 		t.Errorf("http addr: %+v", k)
 	}
-	if len(keys) != 18 { // 17 of Base and ORDERFLOW_EXTRA
+	if len(keys) != 19 { // 18 of Base and ORDERFLOW_EXTRA
 		t.Errorf("%d keys: %+v", len(keys), keys)
 	}
 }

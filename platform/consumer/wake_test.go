@@ -43,3 +43,33 @@ func TestRelayIsWokenByAnotherReplica(t *testing.T) {
 	other.Wake(ctx)
 	waitFor(t, 10*time.Second, "the NOTIFY to wake the leader", func() bool { return unpublished() == 0 })
 }
+
+// The relay deletes published rows older than its retention and keeps younger ones and
+// every unpublished one.
+func TestRelayPurgesPublishedRowsPastRetention(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, 1)
+	ctx := context.Background()
+	for i := range 3 {
+		if err := pgx.BeginFunc(ctx, h.pool, func(tx pgx.Tx) error { return h.outbox.Append(ctx, tx, h.event("p", int64(i))) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Two rows published long ago (one past the retention, one inside it); the third
+	// is pending and must be published, not purged.
+	if _, err := h.pool.Exec(ctx, `UPDATE platform_outbox SET published_at = now() - interval '2 hours' WHERE id = (SELECT min(id) FROM platform_outbox)`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.pool.Exec(ctx, `UPDATE platform_outbox SET published_at = now() - interval '30 minutes'
+	                               WHERE id = (SELECT min(id) FROM platform_outbox WHERE published_at IS NULL)`); err != nil {
+		t.Fatal(err)
+	}
+	h.runRelay(outbox.RelayOptions{Retention: time.Hour})
+	waitFor(t, 20*time.Second, "the pending row published and the old one purged", func() bool {
+		return h.count(`SELECT count(*) FROM platform_outbox WHERE published_at IS NULL`) == 0 &&
+			h.count(`SELECT count(*) FROM platform_outbox`) == 2
+	})
+	if n := h.count(`SELECT count(*) FROM platform_outbox WHERE published_at < now() - interval '1 hour'`); n != 0 {
+		t.Fatalf("%d rows past the retention kept", n)
+	}
+}
