@@ -335,7 +335,7 @@ func serve(ctx context.Context, spec Spec, cfg Configurable, log *slog.Logger) e
 	g.Go(func() error { return srv.Run(gctx, base.ShutdownTimeout) })
 	g.Go(func() error {
 		runners, err := start(gctx, spec, log, srv, apiSrv, pools{pool, eventPool}, producer, sd, kcfg,
-			outbox.RelayOptions{Retention: base.OutboxRetention})
+			outbox.RelayOptions{Retention: base.OutboxRetention}, projection.RunnerOptions{Linger: base.ReadModelLinger})
 		if err != nil {
 			if gctx.Err() != nil {
 				return nil // stopped while starting
@@ -368,7 +368,8 @@ type pools struct{ requests, events *pgxpool.Pool }
 
 // start waits for each dependency in turn and builds the service's runners.
 func start(ctx context.Context, spec Spec, log *slog.Logger, srv *httpserver.Server, apiSrv *api.Server, ps pools,
-	producer *kgo.Client, sd *serde.Serde, kcfg kafka.Config, relayOpts outbox.RelayOptions) ([]Runner, error) {
+	producer *kgo.Client, sd *serde.Serde, kcfg kafka.Config, relayOpts outbox.RelayOptions,
+	modelOpts projection.RunnerOptions) ([]Runner, error) {
 	wait := func(what string, fn func(context.Context) error) error {
 		srv.Waiting(what)
 		for attempt := 1; ; attempt++ {
@@ -429,7 +430,7 @@ func start(ctx context.Context, spec Spec, log *slog.Logger, srv *httpserver.Ser
 	}
 	for _, m := range spec.Models {
 		r, err := projection.NewRunner(projection.Deps{Service: spec.Name, Pool: ps.events, Kafka: kcfg, Decoder: sd, Log: log},
-			m, projection.RunnerOptions{})
+			m, modelOpts)
 		if err != nil {
 			return nil, err
 		}

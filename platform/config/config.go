@@ -110,6 +110,11 @@ type Base struct {
 	// OutboxRetention is how long published outbox rows stay for inspection before the
 	// relay deletes them; about 1 KiB per event, so at high rates it sizes the database.
 	OutboxRetention time.Duration `env:"ORDERFLOW_OUTBOX_RETENTION,default=24h"`
+	// ReadModelLinger is how long a live read model lets the broker gather records for
+	// one batch; 0 (the default) applies every event as it arrives. A linger trades the
+	// models' freshness for fewer transactions: the order view, and so GET of an order
+	// just placed, trails the events by up to the linger.
+	ReadModelLinger time.Duration `env:"ORDERFLOW_READ_MODEL_LINGER,default=0s"`
 
 	AdminToken string `env:"ORDERFLOW_ADMIN_TOKEN,required" secret:"true"`
 
@@ -168,6 +173,9 @@ func (b *Base) Validate() error {
 	}
 	if b.OutboxRetention < time.Minute {
 		p.Add("ORDERFLOW_OUTBOX_RETENTION", "%v is below 1m (the relay deletes published rows once a minute)", b.OutboxRetention)
+	}
+	if b.ReadModelLinger != 0 && (b.ReadModelLinger < 10*time.Millisecond || b.ReadModelLinger > 5*time.Second) {
+		p.Add("ORDERFLOW_READ_MODEL_LINGER", "%v is neither 0 nor between 10ms and 5s", b.ReadModelLinger)
 	}
 	if len(b.AdminToken) < 16 {
 		p.Add("ORDERFLOW_ADMIN_TOKEN", "must be at least 16 characters")

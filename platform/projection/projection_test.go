@@ -146,7 +146,12 @@ func (f *fixture) history(n int) map[string]int64 {
 // run runs the live runner until the test ends.
 func (f *fixture) run() {
 	f.t.Helper()
-	r, err := NewRunner(f.deps, f.model, RunnerOptions{Standby: 200 * time.Millisecond})
+	f.runWith(RunnerOptions{Standby: 200 * time.Millisecond})
+}
+
+func (f *fixture) runWith(opts RunnerOptions) {
+	f.t.Helper()
+	r, err := NewRunner(f.deps, f.model, opts)
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -250,6 +255,22 @@ func TestLiveRunnerBuildsFromHistoryThenFollows(t *testing.T) {
 	if n != 300 { // every partition starts at 0: the offsets sum to the records read
 		t.Fatalf("stored offsets sum to %d, want 300", n)
 	}
+}
+
+// A lingering model (the broker holds its fetches to gather records) still applies
+// everything, from history and then live, record by record as they trickle in.
+func TestLingeringRunnerFollows(t *testing.T) {
+	f := newFixture(t)
+	want := f.history(200)
+	f.runWith(RunnerOptions{Standby: 200 * time.Millisecond, Linger: 300 * time.Millisecond})
+	f.waitTotals(want)
+	for range 10 { // one record at a time, well under the mebibyte the fetch waits for
+		for k, v := range f.history(1) {
+			want[k] += v
+		}
+		time.Sleep(30 * time.Millisecond)
+	}
+	f.waitTotals(want)
 }
 
 func TestDuplicateEventsAreAppliedOnce(t *testing.T) {

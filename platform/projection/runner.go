@@ -42,6 +42,10 @@ type RunnerOptions struct {
 	// Standby is how often a replica that does not run the model checks whether it
 	// should take over (default 2 s).
 	Standby time.Duration
+	// Linger is how long the broker may hold the model's fetch to gather records, so that
+	// one transaction applies many events instead of one; zero answers every fetch as
+	// soon as a record arrives. Below 10 ms counts as 10 ms (franz-go's least wait).
+	Linger time.Duration
 }
 
 // Runner keeps a model up to date with its topics. Run it on every replica: one of them
@@ -185,12 +189,19 @@ func (r *Runner) follow(ctx context.Context, st state) error {
 			from[p] = max(off, first)
 		}
 	}
-	// The broker answers a fetch as soon as any of its partitions has a record, so how
-	// long it may hold an empty one only sets how often an idle model asks: every 100 ms
-	// cost an idle suite's broker a tenth of a core. The reader is never paused, so a long
-	// wait delays nothing (unlike a consumer group's resumed partitions).
-	rd, err := openReader(r.d.Kafka, r.m, r.d.Decoder, from, kgo.FetchMaxWait(time.Second),
-		kgo.FetchMaxBytes(consumer.LiveFetchMaxBytes), kgo.FetchMaxPartitionBytes(consumer.LiveFetchMaxPartitionBytes))
+	// Without a linger the broker answers a fetch as soon as any of its partitions has a
+	// record, so how long it may hold an empty one only sets how often an idle model
+	// asks: every 100 ms cost an idle suite's broker a tenth of a core. The reader is
+	// never paused, so a long wait delays nothing (unlike a consumer group's resumed
+	// partitions). With a linger the broker holds the fetch until it has a mebibyte or the
+	// linger passed: at tens of orders a second a model then commits once per linger
+	// instead of once per event.
+	wait := []kgo.Opt{kgo.FetchMaxWait(time.Second)}
+	if r.opts.Linger > 0 {
+		wait = []kgo.Opt{kgo.FetchMaxWait(max(r.opts.Linger, 10*time.Millisecond)), kgo.FetchMinBytes(1 << 20)}
+	}
+	rd, err := openReader(r.d.Kafka, r.m, r.d.Decoder, from, append(wait,
+		kgo.FetchMaxBytes(consumer.LiveFetchMaxBytes), kgo.FetchMaxPartitionBytes(consumer.LiveFetchMaxPartitionBytes))...)
 	if err != nil {
 		return err
 	}
