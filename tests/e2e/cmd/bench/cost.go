@@ -12,8 +12,9 @@ import (
 
 // The cost ledger: what one order costs the stack, from PostgreSQL's cumulative statistics
 // and the processes' CPU counters. Latency percentiles of a single run vary by half from
-// run to run on a saturated machine (ADR 0007); these counts per order vary far less, so
-// they are what tells whether a change made the pipeline cheaper.
+// run to run on a saturated machine (ADR 0007); transactions and rows per order vary far
+// less. CPU per order tells something only at a rate that leaves CPU unused: on a
+// saturated suite it is the cores divided by the rate, whatever a change did.
 
 // serviceDBs are the databases whose statistics the ledger reads.
 var serviceDBs = []string{"shop", "inventory", "billing", "logistics", "crm"}
@@ -62,11 +63,12 @@ func (d *dbStats) snapshot(ctx context.Context) (dbSnap, error) {
 	if err != nil {
 		return s, fmt.Errorf("read pg_stat_database: %w", err)
 	}
+	defer rows.Close()
 	for rows.Next() {
 		var name string
 		var x, w int64
 		if err := rows.Scan(&name, &x, &w); err != nil {
-			return s, err
+			return s, fmt.Errorf("read pg_stat_database: %w", err)
 		}
 		s.xacts[name], s.rows[name] = x, w
 	}
