@@ -96,6 +96,8 @@ type Deps struct {
 	HTTP      *httpserver.Server
 	// API serves the service's proto-defined API as gRPC and REST; register on it.
 	API *api.Server
+	// InboxRetention is what NewConsumer gives its groups (ORDERFLOW_INBOX_RETENTION).
+	InboxRetention time.Duration
 }
 
 // NewConsumer returns a consumer group of the service with the default options.
@@ -108,6 +110,9 @@ func (d *Deps) NewConsumer(group string, topics ...string) (*consumer.Consumer, 
 func (d *Deps) NewConsumerWith(group string, opts consumer.Options, topics ...string) (*consumer.Consumer, error) {
 	if opts.AfterCommit == nil {
 		opts.AfterCommit = d.Outbox.Committed
+	}
+	if opts.InboxRetention == 0 {
+		opts.InboxRetention = d.InboxRetention
 	}
 	return consumer.New(group, topics, d.Kafka, d.EventPool, d.Serde, d.Log, opts)
 }
@@ -334,8 +339,11 @@ func serve(ctx context.Context, spec Spec, cfg Configurable, log *slog.Logger) e
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return srv.Run(gctx, base.ShutdownTimeout) })
 	g.Go(func() error {
-		runners, err := start(gctx, spec, log, srv, apiSrv, pools{pool, eventPool}, producer, sd, kcfg,
-			outbox.RelayOptions{Retention: base.OutboxRetention}, projection.RunnerOptions{Linger: base.ReadModelLinger})
+		runners, err := start(gctx, spec, log, srv, apiSrv, pools{pool, eventPool}, producer, sd, kcfg, pipelineOptions{
+			relay:          outbox.RelayOptions{Retention: base.OutboxRetention},
+			models:         projection.RunnerOptions{Linger: base.ReadModelLinger},
+			inboxRetention: base.InboxRetention,
+		})
 		if err != nil {
 			if gctx.Err() != nil {
 				return nil // stopped while starting
@@ -367,9 +375,15 @@ func serve(ctx context.Context, spec Spec, cfg Configurable, log *slog.Logger) e
 type pools struct{ requests, events *pgxpool.Pool }
 
 // start waits for each dependency in turn and builds the service's runners.
+// pipelineOptions are the settings of the event pipeline a service's configuration holds.
+type pipelineOptions struct {
+	relay          outbox.RelayOptions
+	models         projection.RunnerOptions
+	inboxRetention time.Duration
+}
+
 func start(ctx context.Context, spec Spec, log *slog.Logger, srv *httpserver.Server, apiSrv *api.Server, ps pools,
-	producer *kgo.Client, sd *serde.Serde, kcfg kafka.Config, relayOpts outbox.RelayOptions,
-	modelOpts projection.RunnerOptions) ([]Runner, error) {
+	producer *kgo.Client, sd *serde.Serde, kcfg kafka.Config, opts pipelineOptions) ([]Runner, error) {
 	wait := func(what string, fn func(context.Context) error) error {
 		srv.Waiting(what)
 		for attempt := 1; ; attempt++ {
@@ -413,13 +427,14 @@ func start(ctx context.Context, spec Spec, log *slog.Logger, srv *httpserver.Ser
 		return nil, err
 	}
 	srv.Waiting("wiring")
-	relay, err := outbox.NewRelay(ps.events, producer, log, relayOpts)
+	relay, err := outbox.NewRelay(ps.events, producer, log, opts.relay)
 	if err != nil {
 		return nil, err
 	}
 	ob := outbox.New(sd)
 	ob.SetWaker(relay.Wake)
-	d := &Deps{Log: log, Pool: ps.requests, EventPool: ps.events, Kafka: kcfg, Producer: producer, Serde: sd, Outbox: ob, HTTP: srv, API: apiSrv}
+	d := &Deps{Log: log, Pool: ps.requests, EventPool: ps.events, Kafka: kcfg, Producer: producer, Serde: sd, Outbox: ob, HTTP: srv, API: apiSrv,
+		InboxRetention: opts.inboxRetention}
 	var runners []Runner
 	if spec.Wire != nil {
 		rs, err := spec.Wire(ctx, d)
@@ -430,7 +445,7 @@ func start(ctx context.Context, spec Spec, log *slog.Logger, srv *httpserver.Ser
 	}
 	for _, m := range spec.Models {
 		r, err := projection.NewRunner(projection.Deps{Service: spec.Name, Pool: ps.events, Kafka: kcfg, Decoder: sd, Log: log},
-			m, modelOpts)
+			m, opts.models)
 		if err != nil {
 			return nil, err
 		}

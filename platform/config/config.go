@@ -110,6 +110,11 @@ type Base struct {
 	// OutboxRetention is how long published outbox rows stay for inspection before the
 	// relay deletes them; about 1 KiB per event, so at high rates it sizes the database.
 	OutboxRetention time.Duration `env:"ORDERFLOW_OUTBOX_RETENTION,default=24h"`
+	// InboxRetention is how long a consumer group keeps the inbox rows of the events it
+	// applied (~200 bytes each, ~2 KB per order) before purging them; a purge leaves every
+	// event applied once (platform/consumer, PurgeInbox). Keep it longer than any outage of
+	// a relay, which publishes again what it published just before it stopped.
+	InboxRetention time.Duration `env:"ORDERFLOW_INBOX_RETENTION,default=168h"`
 	// ReadModelLinger is how long a live read model lets the broker gather records for
 	// one batch; 0 (the default) applies every event as it arrives. A linger trades the
 	// models' freshness for fewer transactions: the order view, and so GET of an order
@@ -173,6 +178,9 @@ func (b *Base) Validate() error {
 	}
 	if b.OutboxRetention < time.Minute {
 		p.Add("ORDERFLOW_OUTBOX_RETENTION", "%v is below 1m (the relay deletes published rows once a minute)", b.OutboxRetention)
+	}
+	if b.InboxRetention < time.Hour {
+		p.Add("ORDERFLOW_INBOX_RETENTION", "%v is below 1h (a relay that restarts publishes again what it published just before it stopped; the inbox must still know those events)", b.InboxRetention)
 	}
 	if b.ReadModelLinger != 0 && (b.ReadModelLinger < 10*time.Millisecond || b.ReadModelLinger > 5*time.Second) {
 		p.Add("ORDERFLOW_READ_MODEL_LINGER", "%v is neither 0 nor between 10ms and 5s", b.ReadModelLinger)

@@ -60,6 +60,7 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{name: "negative queue wait", change: map[string]string{"ORDERFLOW_HTTP_QUEUE_WAIT": "-1s"}, wantKey: "ORDERFLOW_HTTP_QUEUE_WAIT"},
 		{name: "bad duration", change: map[string]string{"ORDERFLOW_SHUTDOWN_TIMEOUT": "soon"}, wantKey: "ORDERFLOW_SHUTDOWN_TIMEOUT"},
 		{name: "outbox retention too short", change: map[string]string{"ORDERFLOW_OUTBOX_RETENTION": "30s"}, wantKey: "ORDERFLOW_OUTBOX_RETENTION"},
+		{name: "inbox retention too short", change: map[string]string{"ORDERFLOW_INBOX_RETENTION": "30m"}, wantKey: "ORDERFLOW_INBOX_RETENTION"},
 		{name: "read model linger too short", change: map[string]string{"ORDERFLOW_READ_MODEL_LINGER": "5ms"}, wantKey: "ORDERFLOW_READ_MODEL_LINGER"},
 		{name: "short token", change: map[string]string{"ORDERFLOW_ADMIN_TOKEN": "short"}, wantKey: "ORDERFLOW_ADMIN_TOKEN"},
 		{name: "bad level", change: map[string]string{"ORDERFLOW_LOG_LEVEL": "loud"}, wantKey: "ORDERFLOW_LOG_LEVEL"},
@@ -130,7 +131,7 @@ func TestKeys(t *testing.T) {
 	if k := byName["ORDERFLOW_SERVICE_HTTP_ADDR"]; k.Default != "127.0.0.1:8080" {
 		t.Errorf("http addr: %+v", k)
 	}
-	if len(keys) != 20 { // 19 of Base and ORDERFLOW_EXTRA
+	if len(keys) != 21 { // 20 of Base and ORDERFLOW_EXTRA
 		t.Errorf("%d keys: %+v", len(keys), keys)
 	}
 }

@@ -115,6 +115,11 @@ type Options struct {
 	// batch can fix up front: serial batches cannot deadlock, and under load they grow,
 	// so one commit covers many events. Without it such a group needs BatchSize 1.
 	Serial bool
+	// InboxRetention is how long inbox rows are kept before they are purged (default
+	// DefaultInboxRetention, 7 days); see PurgeInbox for why purged rows leave every
+	// event applied once. A relay that published rows and crashed before marking them
+	// publishes them again when it restarts: keep this longer than any relay outage.
+	InboxRetention time.Duration
 	// AfterCommit, if set, runs after every committed batch, outside its transaction:
 	// the place to wake the outbox relay for the events the handlers appended.
 	AfterCommit func(ctx context.Context)
@@ -138,6 +143,9 @@ func (o *Options) defaults() {
 	}
 	if o.ShutdownGrace <= 0 {
 		o.ShutdownGrace = 10 * time.Second
+	}
+	if o.InboxRetention <= 0 {
+		o.InboxRetention = DefaultInboxRetention
 	}
 }
 
@@ -254,6 +262,10 @@ func (c *Consumer) Run(ctx context.Context) error {
 		}
 	}
 	c.log.InfoContext(ctx, "consumer starting", "topics", c.topics)
+	purgeCtx, stopPurging := context.WithCancel(ctx)
+	purged := make(chan struct{})
+	go func() { defer close(purged); c.purgeLoop(purgeCtx) }()
+	defer func() { stopPurging(); <-purged }()
 
 	for {
 		fetches := client.PollRecords(ctx, 10_000)

@@ -44,6 +44,14 @@ type worker struct {
 	paused    bool
 	abortWork context.CancelFunc // cancels the batch in flight
 
+	// topicsGen counts assignments; the worker reloads the group's inbox floors of its
+	// partition number when floorsGen falls behind it. Only the worker goroutine touches
+	// floors and floorsGen.
+	topicsGen   int
+	floorsGen   int
+	floors      map[string]int64 // by topic: the highest offset whose inbox row was purged
+	floorLogged map[string]bool
+
 	wake     chan struct{}
 	stopping chan struct{}
 	stopOnce sync.Once
@@ -64,13 +72,14 @@ func newWorker(c *Consumer, partition int32) *worker {
 	base, cancel := context.WithCancel(context.Background())
 	return &worker{
 		c: c, partition: partition,
-		topics:   map[string]*topicState{},
-		wake:     make(chan struct{}, 1),
-		stopping: make(chan struct{}),
-		base:     base,
-		ctx:      base,
-		cancel:   cancel,
-		done:     make(chan struct{}),
+		topics:      map[string]*topicState{},
+		floorLogged: map[string]bool{},
+		wake:        make(chan struct{}, 1),
+		stopping:    make(chan struct{}),
+		base:        base,
+		ctx:         base,
+		cancel:      cancel,
+		done:        make(chan struct{}),
 	}
 }
 
@@ -81,6 +90,7 @@ func (w *worker) add(topic string) {
 	if _, ok := w.topics[topic]; ok {
 		return
 	}
+	w.topicsGen++
 	w.topics[topic] = &topicState{lastEnqueued: -1, attrs: metric.WithAttributes(attribute.String("consumer_group", w.c.group),
 		attribute.String("topic", topic), attribute.Int("partition", int(w.partition)))}
 	if w.paused { // the others are paused at the broker: so is this one, until the queue drains
@@ -265,6 +275,7 @@ type pending struct {
 	payload  any
 	err      error // a decode or header error: the record is dead on arrival
 	attempts int
+	pinned   bool // a re-driven dead letter: its inbox row is never purged
 }
 
 // process applies recs in order, committing each applied prefix and marking its offsets.
@@ -364,6 +375,12 @@ func (w *worker) prepare(r *kgo.Record) *pending {
 	if !ok {
 		return p // not for this service
 	}
+	if to, redriven := redriveTarget(r); redriven {
+		if to != "" && to != w.c.group {
+			return p // another group's dead letter, re-driven: this group applied the original
+		}
+		p.pinned = true
+	}
 	p.route = &rt
 	p.payload, p.err = rt.decode(r.Value)
 	return p
@@ -373,6 +390,14 @@ func (w *worker) prepare(r *kgo.Record) *pending {
 // it rolls back, re-applies ps[:i] (which succeeded a moment ago) and returns i and the
 // error of ps[i]. Transaction errors return 0 and the error.
 func (w *worker) apply(ps []*pending) (int, error) {
+	if err := w.loadFloors(); err != nil {
+		return 0, Transient(err)
+	}
+	for _, p := range ps {
+		if p.rec.Offset <= w.floorOf(p.rec.Topic) {
+			w.belowFloor(p)
+		}
+	}
 	for i, p := range ps {
 		if p.err != nil && classify(p.err) != permanent { // e.g. the registry was down: decode again
 			attempts := p.attempts
@@ -403,11 +428,11 @@ func (w *worker) apply(ps []*pending) (int, error) {
 		lockKeys(first, w.c.group, ps)
 	}
 	fresh := map[string]bool{}
-	if ids, topics, offsets := inboxRows(ps); len(ids) > 0 {
-		first.Queue(`INSERT INTO platform_inbox (consumer, event_id, topic, partition, "offset")
-		             SELECT $1, e, t, $2, o FROM unnest($3::uuid[], $4::text[], $5::bigint[]) AS a(e, t, o)
+	if ids, topics, offsets, pinned := inboxRows(ps); len(ids) > 0 {
+		first.Queue(`INSERT INTO platform_inbox (consumer, event_id, topic, partition, "offset", pinned)
+		             SELECT $1, e, t, $2, o, k FROM unnest($3::uuid[], $4::text[], $5::bigint[], $6::bool[]) AS a(e, t, o, k)
 		             ON CONFLICT DO NOTHING RETURNING event_id::text`,
-			w.c.group, w.partition, ids, topics, offsets).Query(func(rows pgx.Rows) error {
+			w.c.group, w.partition, ids, topics, offsets, pinned).Query(func(rows pgx.Rows) error {
 			for rows.Next() {
 				var id string
 				if err := rows.Scan(&id); err != nil {
@@ -453,16 +478,17 @@ func (w *worker) apply(ps []*pending) (int, error) {
 	return len(ps), nil
 }
 
-// inboxRows returns the event ids, topics and offsets of the routed records of ps.
-func inboxRows(ps []*pending) (ids, topics []string, offsets []int64) {
+// inboxRows returns the event ids, topics, offsets and pins of the routed records of ps.
+func inboxRows(ps []*pending) (ids, topics []string, offsets []int64, pinned []bool) {
 	for _, p := range ps {
 		if p.route != nil {
 			ids = append(ids, p.msg.ID)
 			topics = append(topics, p.rec.Topic)
 			offsets = append(offsets, p.rec.Offset)
+			pinned = append(pinned, p.pinned)
 		}
 	}
-	return ids, topics, offsets
+	return ids, topics, offsets, pinned
 }
 
 // handle runs p's handler in tx, in a span of the event's trace.

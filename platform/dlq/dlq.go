@@ -2,10 +2,12 @@
 // (<group>.dlq, written by package consumer).
 //
 // Re-driving produces the original key, value and headers back to the record's source
-// topic, with a dlq_redriven_from header added. Every consumer group of that topic sees
-// the event again; the groups that applied it before skip it through their inbox (same
-// ce_id), and the group that dead-lettered it gets another chance, for instance after a
-// fix was deployed. Re-driving the same record twice is therefore harmless.
+// topic, with a dlq_redriven_from header naming the dead letter and a dlq_redriven_for
+// header naming the group. Every consumer group of that topic fetches it again, but only
+// the group that dead-lettered it applies it (another chance, for instance after a fix
+// was deployed); the others applied the original and skip it. The group's inbox keeps
+// the row of a re-driven record for good, so re-driving the same record twice, even
+// months apart, is harmless.
 package dlq
 
 import (
@@ -27,7 +29,7 @@ import (
 )
 
 // HeaderRedrivenFrom names the dead letter a re-driven record came from.
-const HeaderRedrivenFrom = "dlq_redriven_from"
+const HeaderRedrivenFrom = consumer.HeaderRedrivenFrom
 
 // Record is one dead letter.
 type Record struct {
@@ -168,7 +170,8 @@ func Redrive(ctx context.Context, kcfg kafka.Config, group string, offsets []int
 			}
 		}
 		hs = append(hs, kgo.RecordHeader{Key: HeaderRedrivenFrom,
-			Value: fmt.Appendf(nil, "%s/%d/%d", r.raw.Topic, r.Partition, r.Offset)})
+			Value: fmt.Appendf(nil, "%s/%d/%d", r.raw.Topic, r.Partition, r.Offset)},
+			kgo.RecordHeader{Key: consumer.HeaderRedriveFor, Value: []byte(group)})
 		recs = append(recs, &kgo.Record{Topic: r.SourceTopic, Key: r.raw.Key, Value: r.raw.Value, Headers: hs})
 	}
 	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {

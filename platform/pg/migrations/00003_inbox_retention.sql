@@ -1,0 +1,26 @@
+-- The inbox is purged after a retention (platform/consumer, ADR 0011). Two things keep a
+-- purged inbox exactly-once:
+--   * a floor per consumer group and topic-partition: the highest offset whose inbox row
+--     was purged. A group whose Kafka offsets were lost or reset re-reads its topics from
+--     the start; it skips every record at or below its floor instead of applying it again.
+--   * pinned rows, never purged: the inbox rows of re-driven dead letters, which can be
+--     re-driven again at any time and would otherwise apply twice.
+
+-- +goose Up
+ALTER TABLE platform_inbox ADD COLUMN pinned boolean NOT NULL DEFAULT false;
+-- Rows arrive in applied_at order, which is what a block range index needs: the purge
+-- finds old rows without a btree that every applied event would have to maintain.
+CREATE INDEX platform_inbox_applied ON platform_inbox USING brin (applied_at) WITH (autosummarize = on);
+
+CREATE TABLE platform_inbox_floors (
+    consumer   text    NOT NULL,
+    topic      text    NOT NULL,
+    partition  integer NOT NULL,
+    "offset"   bigint  NOT NULL,
+    PRIMARY KEY (consumer, topic, partition)
+);
+
+-- +goose Down
+DROP TABLE platform_inbox_floors;
+DROP INDEX platform_inbox_applied;
+ALTER TABLE platform_inbox DROP COLUMN pinned;
