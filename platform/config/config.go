@@ -109,7 +109,7 @@ type Base struct {
 	DatabaseEventMaxConns int32 `env:"ORDERFLOW_DATABASE_EVENT_MAX_CONNS,default=12"`
 	// OutboxRetention is how long published outbox rows stay for inspection before the
 	// relay deletes them; about 1 KiB per event, so at high rates it sizes the database.
-	OutboxRetention time.Duration `env:"ORDERFLOW_OUTBOX_RETENTION,default=24h"`
+	OutboxRetention time.Duration `env:"ORDERFLOW_OUTBOX_RETENTION,default=1h"`
 	// InboxRetention is how long a consumer group keeps the inbox rows of the events it
 	// applied (~200 bytes each, ~2 KB per order) before purging them; a purge leaves every
 	// event applied once (platform/consumer, PurgeInbox). Keep it longer than any outage of

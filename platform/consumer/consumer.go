@@ -28,6 +28,10 @@
 //     written to <group>.dlq with its original key, value and headers plus the error,
 //     the attempt count and its source topic, partition and offset, and the partition
 //     moves on.
+//   - Inbox retention: rows older than Options.InboxRetention are purged, leaving per
+//     topic-partition a floor below which records are acknowledged without effect, so
+//     a group whose Kafka offsets were lost does not apply its history again; re-driven
+//     dead letters are applied only by their group and their rows are kept (inbox.go).
 //   - Rebalances: when partitions are revoked, their workers finish the batch in flight,
 //     and the marked offsets are committed before the partitions are released. Shutdown
 //     does the same for every partition.

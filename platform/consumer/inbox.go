@@ -112,33 +112,38 @@ func (w *worker) belowFloor(p *pending) {
 }
 
 // PurgeInbox deletes group's inbox rows applied before cutoff, except pinned ones, and
-// raises the group's floors to the highest offset deleted per topic-partition. It works
-// in transactions of up to 10,000 rows and returns how many rows it deleted. Replicas may
-// run it at once: a transaction-scoped advisory lock lets one of them do the work.
+// raises the group's floors to the highest offset deleted per topic-partition. It takes
+// the oldest rows first, in transactions of up to 10,000 rows, each starting where the
+// last one stopped (so a large backlog is not re-read chunk after chunk), and returns
+// how many rows it deleted. Replicas may run it at once: a transaction-scoped advisory
+// lock lets one of them do the work.
 func PurgeInbox(ctx context.Context, pool *pgxpool.Pool, group string, cutoff time.Time) (int64, error) {
 	var total int64
+	from := time.Time{} // -infinity for the first chunk
 	for {
 		var n int64
+		var last *time.Time
 		err := pool.QueryRow(ctx, `
 			WITH lock AS (SELECT pg_try_advisory_xact_lock(hashtextextended('inbox-purge/' || $1, 0)) AS held),
 			gone AS (
 				DELETE FROM platform_inbox WHERE ctid = ANY(ARRAY(
 					SELECT ctid FROM platform_inbox, lock
-					WHERE lock.held AND consumer = $1 AND applied_at < $2 AND NOT pinned
-					LIMIT $3))
-				RETURNING topic, partition, "offset"),
+					WHERE lock.held AND consumer = $1 AND applied_at >= $2 AND applied_at < $3 AND NOT pinned
+					ORDER BY applied_at LIMIT $4))
+				RETURNING topic, partition, "offset", applied_at),
 			floors AS (
 				INSERT INTO platform_inbox_floors AS f (consumer, topic, partition, "offset")
 				SELECT $1, topic, partition, max("offset") FROM gone GROUP BY topic, partition
 				ON CONFLICT (consumer, topic, partition) DO UPDATE SET "offset" = greatest(f."offset", excluded."offset"))
-			SELECT count(*) FROM gone`, group, cutoff, purgeChunk).Scan(&n)
+			SELECT count(*), max(applied_at) FROM gone`, group, from, cutoff, purgeChunk).Scan(&n, &last)
 		if err != nil {
 			return total, fmt.Errorf("purge inbox of %s: %w", group, err)
 		}
 		total += n
-		if n < purgeChunk {
+		if n < purgeChunk || last == nil {
 			return total, nil
 		}
+		from = *last
 	}
 }
 

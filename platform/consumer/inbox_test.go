@@ -114,3 +114,28 @@ func TestPurgeKeepsRecentAndPinnedRows(t *testing.T) {
 		t.Fatalf("floor fell to %d", got)
 	}
 }
+
+// A backlog larger than one purge transaction goes in several, oldest first, rows that
+// share a timestamp across a chunk's edge included.
+func TestPurgeWorksThroughABacklogInChunks(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, 1)
+	ctx := context.Background()
+	_, err := h.pool.Exec(ctx, `
+		INSERT INTO platform_inbox (consumer, event_id, topic, partition, "offset", applied_at)
+		SELECT 'a', gen_random_uuid(), 't', o % 3, o, now() - interval '1 day' + (o / 7) * interval '1 ms'
+		FROM generate_series(0, 24999) AS o`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := consumer.PurgeInbox(ctx, h.pool, "a", time.Now().Add(-time.Hour))
+	if err != nil || n != 25000 {
+		t.Fatalf("purged %d (%v), want 25000", n, err)
+	}
+	if got := h.count(`SELECT count(*) FROM platform_inbox`); got != 0 {
+		t.Fatalf("%d rows left", got)
+	}
+	if got := h.count(`SELECT sum("offset") FROM platform_inbox_floors WHERE consumer = 'a'`); got != 24997+24998+24999 {
+		t.Fatalf("floors sum to %d", got)
+	}
+}

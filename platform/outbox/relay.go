@@ -30,7 +30,7 @@ type RelayOptions struct {
 	// bounds the delay of a commit whose wake-up was missed.
 	Fallback time.Duration
 	// Retention is how long published rows are kept for inspection before they are
-	// deleted (default 24 h).
+	// deleted (default 1 h; their content stays in the topic).
 	Retention time.Duration
 	// AfterPublish, if set, runs after Kafka acknowledged a batch and before the batch is
 	// marked published; an error abandons the batch exactly as a crash at that point
@@ -65,7 +65,7 @@ func NewRelay(pool *pgxpool.Pool, client *kgo.Client, log *slog.Logger, opts Rel
 		opts.Fallback = 200 * time.Millisecond
 	}
 	if opts.Retention <= 0 {
-		opts.Retention = 24 * time.Hour
+		opts.Retention = time.Hour
 	}
 	r := &Relay{pool: pool, client: client, log: log, opts: opts, lockID: 0x6f7574626f78, // "outbox"
 		poke:   make(chan struct{}, 1),
