@@ -8,6 +8,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
 )
 
 // The inbox is purged after Options.InboxRetention, and purging must not weaken what it
@@ -160,8 +162,11 @@ func (c *Consumer) purgeLoop(ctx context.Context) {
 		}
 		start := time.Now()
 		n, err := PurgeInbox(ctx, c.pool, c.group, start.Add(-c.opts.InboxRetention))
+		group := metric.WithAttributes(attribute.String("consumer_group", c.group))
+		c.metrics.purged.Add(ctx, n, group)
 		if err != nil {
 			if ctx.Err() == nil {
+				c.metrics.purgeFailures.Add(ctx, 1, group)
 				c.log.WarnContext(ctx, "inbox purge failed; retrying later", "err", err)
 			}
 			continue

@@ -139,3 +139,24 @@ func TestPurgeWorksThroughABacklogInChunks(t *testing.T) {
 		t.Fatalf("floors sum to %d", got)
 	}
 }
+
+// A running consumer purges its own inbox past Options.InboxRetention.
+func TestRunningConsumerPurgesItsInbox(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, 2)
+	ctx := context.Background()
+	h.runRelay(outbox.RelayOptions{})
+	group := kafkatest.Name("g")
+	stop := h.run(h.newConsumer(group, record, consumer.Options{InboxRetention: 500 * time.Millisecond}).Run)
+	defer stop()
+	for i := range 50 {
+		if err := h.appendNext(ctx, fmt.Sprintf("agg-%d", i%10)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 30*time.Second, "50 effects", func() bool { return h.count(`SELECT count(*) FROM effects`) == 50 })
+	waitFor(t, 30*time.Second, "the inbox purged", func() bool {
+		return h.count(`SELECT count(*) FROM platform_inbox WHERE consumer = $1`, group) == 0 &&
+			h.count(`SELECT count(*) FROM platform_inbox_floors WHERE consumer = $1`, group) == 2
+	})
+}

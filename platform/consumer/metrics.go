@@ -14,6 +14,8 @@ type metrics struct {
 	lag             metric.Int64Gauge
 	eventAge        metric.Float64Histogram
 	handlerDuration metric.Float64Histogram
+	purged          metric.Int64Counter
+	purgeFailures   metric.Int64Counter
 }
 
 var latencyBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60}
@@ -50,6 +52,14 @@ func newMetrics() (*metrics, error) {
 	if m.handlerDuration, err = meter.Float64Histogram("consumer_handler_duration_seconds",
 		metric.WithDescription("Time spent in the handler, inside the transaction."),
 		metric.WithExplicitBucketBoundaries(latencyBuckets...)); err != nil {
+		return nil, err
+	}
+	if m.purged, err = meter.Int64Counter("consumer_inbox_purged_total",
+		metric.WithDescription("Inbox rows deleted past the retention.")); err != nil {
+		return nil, err
+	}
+	if m.purgeFailures, err = meter.Int64Counter("consumer_inbox_purge_failures_total",
+		metric.WithDescription("Inbox purges that failed (tried again later; the inbox grows meanwhile).")); err != nil {
 		return nil, err
 	}
 	return &m, nil
