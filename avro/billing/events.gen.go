@@ -41,9 +41,11 @@ type InvoiceVoided struct {
 	InvoiceNumber string    `avro:"invoice_number" json:"invoice_number"`
 	Reason        string    `avro:"reason" json:"reason"`
 	VoidedAt      time.Time `avro:"voided_at" json:"voided_at"`
+	// The credit note that cancels the invoice in full (its PDF: GET /v1/invoices/{credit_note_number}/pdf). Null in events written before credit notes existed.
+	CreditNoteNumber *string `avro:"credit_note_number" json:"credit_note_number"`
 }
 
-var schemaInvoiceVoided = avro.MustParse(`{"name":"orderflow.billing.InvoiceVoided","doc":"An issued invoice was voided by compensation. Topic billing.payments, key: order_id. ce_type orderflow.billing.InvoiceVoided.v1.","type":"record","fields":[{"name":"order_id","type":"string"},{"name":"invoice_number","type":"string"},{"name":"reason","type":"string"},{"name":"voided_at","type":{"type":"long","logicalType":"timestamp-millis"}}]}`)
+var schemaInvoiceVoided = avro.MustParse(`{"name":"orderflow.billing.InvoiceVoided","doc":"An issued invoice was voided by compensation. Topic billing.payments, key: order_id. ce_type orderflow.billing.InvoiceVoided.v1.","type":"record","fields":[{"name":"order_id","type":"string"},{"name":"invoice_number","type":"string"},{"name":"reason","type":"string"},{"name":"voided_at","type":{"type":"long","logicalType":"timestamp-millis"}},{"name":"credit_note_number","doc":"The credit note that cancels the invoice in full (its PDF: GET /v1/invoices/{credit_note_number}/pdf). Null in events written before credit notes existed.","type":["null","string"],"default":null}]}`)
 
 // Schema returns the schema for InvoiceVoided.
 func (o *InvoiceVoided) Schema() avro.Schema {

@@ -176,6 +176,25 @@ func TestCancelBeforeShipment(t *testing.T) {
 		t.Fatalf("reason %q, cancellation %q", v.Reason, v.Cancellation)
 	}
 	s.awaitUndone(t, id, sku, []string{"REFUNDED"}, "VOIDED") // confirmed, so captured: refunded
+	// The invoice was issued before the cancellation (the order was confirmed and
+	// prepared): it stays as it was, answered by a credit note of its own.
+	var inv struct {
+		Number           string `json:"number"`
+		CreditNoteNumber string `json:"credit_note_number"`
+	}
+	if code := s.call(t, "GET", s.billing+"/v1/orders/"+id+"/invoice", nil, nil, &inv); code != 200 || inv.Number == "" ||
+		!strings.HasPrefix(inv.CreditNoteNumber, "CN-") {
+		t.Fatalf("invoice of the cancelled order: HTTP %d %+v, want an issued invoice with a credit note", code, inv)
+	}
+	text := pdfText(t, s.get(t, s.billing+"/v1/invoices/"+inv.CreditNoteNumber+"/pdf"))
+	for _, want := range []string{"Credit note " + inv.CreditNoteNumber, "Cancels invoice " + inv.Number, id, "-12.00 EUR", "Reason: order_cancelled"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("credit note PDF lacks %q:\n%s", want, text)
+		}
+	}
+	if !strings.Contains(pdfText(t, s.get(t, s.billing+"/v1/invoices/"+inv.Number+"/pdf")), "12.00 EUR") {
+		t.Error("the issued invoice's PDF changed")
+	}
 	eventually(t, settle, func() string {
 		if text := s.mailText(t, email, "Your order was cancelled"); !strings.Contains(text, "Your payment is refunded in full.") {
 			return fmt.Sprintf("the cancellation e-mail does not mention the refund:\n%s", text)

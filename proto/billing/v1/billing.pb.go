@@ -288,10 +288,14 @@ type Invoice struct {
 	AmountMinor int64  `protobuf:"varint,4,opt,name=amount_minor,json=amountMinor,proto3" json:"amount_minor,omitempty"`
 	Currency    string `protobuf:"bytes,5,opt,name=currency,proto3" json:"currency,omitempty"`
 	// Unset until the invoice is issued.
-	IssuedAt      *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=issued_at,json=issuedAt,proto3" json:"issued_at,omitempty"`
-	VoidedAt      *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=voided_at,json=voidedAt,proto3" json:"voided_at,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	IssuedAt *timestamppb.Timestamp `protobuf:"bytes,6,opt,name=issued_at,json=issuedAt,proto3" json:"issued_at,omitempty"`
+	VoidedAt *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=voided_at,json=voidedAt,proto3" json:"voided_at,omitempty"`
+	// Set when an issued invoice was voided: the credit note that cancels it in full,
+	// numbered in its own gapless series (CN-2026-000001). Its PDF is served at
+	// /v1/invoices/{credit_note_number}/pdf, and GetInvoice finds the invoice by it.
+	CreditNoteNumber string `protobuf:"bytes,8,opt,name=credit_note_number,json=creditNoteNumber,proto3" json:"credit_note_number,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *Invoice) Reset() {
@@ -371,6 +375,13 @@ func (x *Invoice) GetVoidedAt() *timestamppb.Timestamp {
 		return x.VoidedAt
 	}
 	return nil
+}
+
+func (x *Invoice) GetCreditNoteNumber() string {
+	if x != nil {
+		return x.CreditNoteNumber
+	}
+	return ""
 }
 
 type ListDailyRevenueRequest struct {
@@ -635,7 +646,7 @@ const file_billing_v1_billing_proto_rawDesc = "" +
 	"\x16GetOrderInvoiceRequest\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\"+\n" +
 	"\x11GetInvoiceRequest\x12\x16\n" +
-	"\x06number\x18\x01 \x01(\tR\x06number\"\x85\x02\n" +
+	"\x06number\x18\x01 \x01(\tR\x06number\"\xb3\x02\n" +
 	"\aInvoice\x12\x16\n" +
 	"\x06number\x18\x01 \x01(\tR\x06number\x12\x19\n" +
 	"\border_id\x18\x02 \x01(\tR\aorderId\x12\x16\n" +
@@ -643,7 +654,8 @@ const file_billing_v1_billing_proto_rawDesc = "" +
 	"\famount_minor\x18\x04 \x01(\x03R\vamountMinor\x12\x1a\n" +
 	"\bcurrency\x18\x05 \x01(\tR\bcurrency\x127\n" +
 	"\tissued_at\x18\x06 \x01(\v2\x1a.google.protobuf.TimestampR\bissuedAt\x127\n" +
-	"\tvoided_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\bvoidedAt\"Y\n" +
+	"\tvoided_at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\bvoidedAt\x12,\n" +
+	"\x12credit_note_number\x18\b \x01(\tR\x10creditNoteNumber\"Y\n" +
 	"\x17ListDailyRevenueRequest\x12\x12\n" +
 	"\x04from\x18\x01 \x01(\tR\x04from\x12\x0e\n" +
 	"\x02to\x18\x02 \x01(\tR\x02to\x12\x1a\n" +

@@ -37,9 +37,10 @@ type BillingServiceClient interface {
 	GetPayment(ctx context.Context, in *GetPaymentRequest, opts ...grpc.CallOption) (*Payment, error)
 	// The invoice of an order.
 	GetOrderInvoice(ctx context.Context, in *GetOrderInvoiceRequest, opts ...grpc.CallOption) (*Invoice, error)
-	// An invoice by number, for example INV-2026-000001.
+	// An invoice by number, for example INV-2026-000001, or by the number of the credit
+	// note that cancelled it.
 	GetInvoice(ctx context.Context, in *GetInvoiceRequest, opts ...grpc.CallOption) (*Invoice, error)
-	// The invoice as a PDF (application/pdf).
+	// The invoice, or the credit note of that number, as a PDF (application/pdf).
 	GetInvoicePDF(ctx context.Context, in *GetInvoiceRequest, opts ...grpc.CallOption) (*httpbody.HttpBody, error)
 	// Authorized, voided, captured and refunded amounts per UTC day and currency, newest
 	// day first, from the revenue read model.
@@ -112,9 +113,10 @@ type BillingServiceServer interface {
 	GetPayment(context.Context, *GetPaymentRequest) (*Payment, error)
 	// The invoice of an order.
 	GetOrderInvoice(context.Context, *GetOrderInvoiceRequest) (*Invoice, error)
-	// An invoice by number, for example INV-2026-000001.
+	// An invoice by number, for example INV-2026-000001, or by the number of the credit
+	// note that cancelled it.
 	GetInvoice(context.Context, *GetInvoiceRequest) (*Invoice, error)
-	// The invoice as a PDF (application/pdf).
+	// The invoice, or the credit note of that number, as a PDF (application/pdf).
 	GetInvoicePDF(context.Context, *GetInvoiceRequest) (*httpbody.HttpBody, error)
 	// Authorized, voided, captured and refunded amounts per UTC day and currency, newest
 	// day first, from the revenue read model.

@@ -1,7 +1,8 @@
 // Package app holds billing's use cases: authorizing an order's payment when it is
 // placed and invoicing it, capturing the payment when the order is confirmed, and, when
 // the order fails or is cancelled, voiding the authorization (before capture) or
-// refunding the capture (after it), and voiding the invoice.
+// refunding the capture (after it), and voiding the invoice (an issued one with a credit
+// note).
 package app
 
 import (
@@ -19,6 +20,7 @@ import (
 	"github.com/orderflow/orderflow/platform/consumer"
 	"github.com/orderflow/orderflow/platform/events"
 	"github.com/orderflow/orderflow/platform/outbox"
+	"github.com/orderflow/orderflow/services/billing/internal/adapters/pdf"
 	"github.com/orderflow/orderflow/services/billing/internal/adapters/postgres"
 	"github.com/orderflow/orderflow/services/billing/internal/adapters/provider"
 )
@@ -120,7 +122,7 @@ func (a *App) Capture(ctx context.Context, tx pgx.Tx, cause events.Cause, orderI
 }
 
 // Compensate undoes an order's payment: an authorization is voided at the provider, a
-// capture refunded in full, and the invoice voided. When the order is not known yet, a
+// capture refunded in full, and the invoice voided (an issued one by a credit note). When the order is not known yet, a
 // VOIDED marker makes its OrderPlaced, arriving later, authorize nothing. A provider
 // outage is transient.
 func (a *App) Compensate(ctx context.Context, tx pgx.Tx, cause events.Cause, orderID, reason string) error {
@@ -158,9 +160,34 @@ func (a *App) Compensate(ctx context.Context, tx pgx.Tx, cause events.Cause, ord
 	if err := a.emit(ctx, tx, cause, orderID, undone, payload); err != nil {
 		return err
 	}
-	number, err := postgres.VoidInvoice(ctx, tx, orderID, now)
-	if err != nil || number == "" {
+	inv, err := postgres.VoidInvoice(ctx, tx, orderID, now)
+	if err != nil || inv.Number == "" {
+		return err // nothing issued: a PENDING invoice is voided before it takes a number
+	}
+	cn, err := a.creditNote(ctx, tx, inv, reason, now)
+	if err != nil {
 		return err
 	}
-	return a.emit(ctx, tx, cause, orderID, contract.InvoiceVoided, billing.InvoiceVoided{OrderID: orderID, InvoiceNumber: number, Reason: reason, VoidedAt: now})
+	return a.emit(ctx, tx, cause, orderID, contract.InvoiceVoided,
+		billing.InvoiceVoided{OrderID: orderID, InvoiceNumber: inv.Number, Reason: reason, VoidedAt: now, CreditNoteNumber: &cn})
+}
+
+// creditNote issues the credit note that cancels the issued invoice inv in full: an
+// issued invoice is never altered, it is answered by a document of its own, numbered
+// gaplessly per year in the CN series. It returns the note's number.
+func (a *App) creditNote(ctx context.Context, tx pgx.Tx, inv postgres.Invoice, reason string, now time.Time) (string, error) {
+	number, err := postgres.NextCreditNote(ctx, tx, now.Year())
+	if err != nil {
+		return "", err
+	}
+	note := pdf.CreditNote{Number: number, InvoiceNumber: inv.Number, OrderID: inv.OrderID, Reason: reason,
+		Currency: inv.Currency, AmountMinor: inv.AmountMinor, IssuedAt: now}
+	if inv.IssuedAt != nil {
+		note.InvoiceIssuedAt = *inv.IssuedAt
+	}
+	doc, err := pdf.RenderCreditNote(note)
+	if err != nil {
+		return "", err
+	}
+	return number, postgres.SetCreditNote(ctx, tx, inv.OrderID, number, doc)
 }

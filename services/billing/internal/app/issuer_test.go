@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -121,6 +122,33 @@ func TestIssuerNumbersQueuedInvoices(t *testing.T) {
 	}
 	if inv, _ := postgres.GetInvoiceOfOrder(ctx, pool, ids[0]); inv.Status != postgres.Voided || inv.Number != want[0] {
 		t.Fatalf("voided issued invoice %+v, want VOIDED with its number", inv)
+	}
+
+	// Each voided issued invoice is answered by a credit note, numbered gaplessly in its
+	// own series; one voided while queued needs none.
+	if err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error { return a.Compensate(ctx, tx, events.Cause{}, ids[2], "out_of_stock") }); err != nil {
+		t.Fatal(err)
+	}
+	for i, cn := range map[int]string{0: postgres.CreditNoteNumber(year, 1), 1: "", 2: postgres.CreditNoteNumber(year, 2)} {
+		inv, err := postgres.GetInvoiceOfOrder(ctx, pool, ids[i])
+		if err != nil || inv.CreditNoteNumber != cn {
+			t.Fatalf("invoice of order %d: %+v %v, want credit note %q", i, inv, err, cn)
+		}
+		if cn == "" {
+			continue
+		}
+		if byNote, err := postgres.GetInvoice(ctx, pool, cn); err != nil || byNote.Number != want[i] {
+			t.Fatalf("invoice by credit note %s: %+v %v, want %s", cn, byNote, err, want[i])
+		}
+		doc, err := postgres.InvoicePDF(ctx, pool, cn)
+		if err != nil || string(doc[:5]) != "%PDF-" {
+			t.Fatalf("PDF of %s: %d bytes, %v", cn, len(doc), err)
+		}
+		for _, text := range []string{"Credit note " + cn, "Cancels invoice " + want[i], "Order: " + ids[i], "Total credited"} {
+			if !bytes.Contains(doc, []byte(text)) {
+				t.Fatalf("credit note %s does not show %q", cn, text)
+			}
+		}
 	}
 }
 

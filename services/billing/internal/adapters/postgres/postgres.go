@@ -125,6 +125,9 @@ type Invoice struct {
 	Currency    string     `json:"currency"`
 	IssuedAt    *time.Time `json:"issued_at,omitempty"`
 	VoidedAt    *time.Time `json:"voided_at,omitempty"`
+	// CreditNoteNumber is set when an issued invoice was voided: the credit note that
+	// cancels it.
+	CreditNoteNumber string `json:"credit_note_number,omitempty"`
 }
 
 // InvoiceDetails is what a queued invoice keeps until it is issued: what its PDF shows
@@ -224,33 +227,58 @@ func IssueInvoices(ctx context.Context, tx pgx.Tx, year, last int, invs []Invoic
 	return nil
 }
 
-// VoidInvoice voids an order's invoice and returns its number: "" when there was nothing
-// to void or the invoice was still PENDING (never issued, so it keeps no number).
-func VoidInvoice(ctx context.Context, tx pgx.Tx, orderID string, at time.Time) (string, error) {
-	var number string
-	err := tx.QueryRow(ctx, `UPDATE invoices SET status = 'VOIDED', voided_at = $2, details = NULL
-	                         WHERE order_id = $1 AND status IN ('PENDING', 'ISSUED') RETURNING COALESCE(number, '')`,
-		orderID, at).Scan(&number)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return "", nil
+// VoidInvoice voids an order's invoice and returns it as it was: Number is "" when there
+// was nothing to void or the invoice was still PENDING (never issued, so it keeps no
+// number and needs no credit note).
+func VoidInvoice(ctx context.Context, tx pgx.Tx, orderID string, at time.Time) (Invoice, error) {
+	inv, err := scanInvoice(tx.QueryRow(ctx, `UPDATE invoices SET status = 'VOIDED', voided_at = $2, details = NULL
+	                         WHERE order_id = $1 AND status IN ('PENDING', 'ISSUED') RETURNING `+invoiceCols,
+		orderID, at))
+	if errors.Is(err, ErrNotFound) {
+		return Invoice{}, nil
 	}
-	return number, err
+	return inv, err
 }
 
-const invoiceCols = `COALESCE(number, ''), order_id::text, status, amount_minor, currency, issued_at, voided_at`
+// CreditNoteNumber formats the n-th credit note number of year.
+func CreditNoteNumber(year, n int) string { return fmt.Sprintf("CN-%d-%06d", year, n) }
+
+// NextCreditNote takes year's next credit note number. The counter row stays locked until
+// tx ends, so numbers are gapless; only compensations of issued invoices take it.
+func NextCreditNote(ctx context.Context, tx pgx.Tx, year int) (string, error) {
+	var n int
+	err := tx.QueryRow(ctx, `INSERT INTO credit_note_counters (year, last) VALUES ($1, 1)
+	                         ON CONFLICT (year) DO UPDATE SET last = credit_note_counters.last + 1 RETURNING last`, year).Scan(&n)
+	if err != nil {
+		return "", fmt.Errorf("credit note counter %d: %w", year, err)
+	}
+	return CreditNoteNumber(year, n), nil
+}
+
+// SetCreditNote records the credit note that cancels an order's voided invoice.
+func SetCreditNote(ctx context.Context, tx pgx.Tx, orderID, number string, pdf []byte) error {
+	_, err := tx.Exec(ctx, `UPDATE invoices SET credit_note_number = $2, credit_note_pdf = $3 WHERE order_id = $1`, orderID, number, pdf)
+	if err != nil {
+		return fmt.Errorf("credit note of %s: %w", orderID, err)
+	}
+	return nil
+}
+
+const invoiceCols = `COALESCE(number, ''), order_id::text, status, amount_minor, currency, issued_at, voided_at, COALESCE(credit_note_number, '')`
 
 func scanInvoice(row pgx.Row) (Invoice, error) {
 	var inv Invoice
-	err := row.Scan(&inv.Number, &inv.OrderID, &inv.Status, &inv.AmountMinor, &inv.Currency, &inv.IssuedAt, &inv.VoidedAt)
+	err := row.Scan(&inv.Number, &inv.OrderID, &inv.Status, &inv.AmountMinor, &inv.Currency, &inv.IssuedAt, &inv.VoidedAt, &inv.CreditNoteNumber)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return inv, ErrNotFound
 	}
 	return inv, err
 }
 
-// GetInvoice reads an invoice by number.
+// GetInvoice reads an invoice by its number or by the number of the credit note that
+// cancelled it.
 func GetInvoice(ctx context.Context, pool *pgxpool.Pool, number string) (Invoice, error) {
-	return scanInvoice(pool.QueryRow(ctx, `SELECT `+invoiceCols+` FROM invoices WHERE number = $1`, number))
+	return scanInvoice(pool.QueryRow(ctx, `SELECT `+invoiceCols+` FROM invoices WHERE number = $1 OR credit_note_number = $1`, number))
 }
 
 // GetInvoiceOfOrder reads an order's invoice.
@@ -258,10 +286,11 @@ func GetInvoiceOfOrder(ctx context.Context, pool *pgxpool.Pool, orderID string) 
 	return scanInvoice(pool.QueryRow(ctx, `SELECT `+invoiceCols+` FROM invoices WHERE order_id = $1`, orderID))
 }
 
-// InvoicePDF reads an invoice's PDF.
+// InvoicePDF reads the PDF of an invoice or of a credit note, by its number.
 func InvoicePDF(ctx context.Context, pool *pgxpool.Pool, number string) ([]byte, error) {
 	var pdf []byte
-	err := pool.QueryRow(ctx, `SELECT pdf FROM invoices WHERE number = $1`, number).Scan(&pdf)
+	err := pool.QueryRow(ctx, `SELECT pdf FROM invoices WHERE number = $1
+	                           UNION ALL SELECT credit_note_pdf FROM invoices WHERE credit_note_number = $1`, number).Scan(&pdf)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, ErrNotFound
 	}

@@ -119,7 +119,7 @@ func (s *Server) ListDailyRevenue(ctx context.Context, req *billingv1.ListDailyR
 
 func toProtoInvoice(inv postgres.Invoice) *billingv1.Invoice {
 	out := &billingv1.Invoice{Number: inv.Number, OrderId: inv.OrderID, Status: inv.Status, AmountMinor: inv.AmountMinor,
-		Currency: inv.Currency}
+		Currency: inv.Currency, CreditNoteNumber: inv.CreditNoteNumber}
 	if inv.IssuedAt != nil {
 		out.IssuedAt = timestamppb.New(*inv.IssuedAt)
 	}

@@ -140,6 +140,9 @@ func describe(e projection.Event) (orderID string, at time.Time, detail string) 
 	case billing.InvoiceIssued:
 		return p.OrderID, p.IssuedAt, p.InvoiceNumber
 	case billing.InvoiceVoided:
+		if p.CreditNoteNumber != nil {
+			return p.OrderID, p.VoidedAt, p.InvoiceNumber + " " + p.Reason + ", credit note " + *p.CreditNoteNumber
+		}
 		return p.OrderID, p.VoidedAt, p.InvoiceNumber + " " + p.Reason
 	case logistics.ShipmentPrepared:
 		return p.OrderID, p.PreparedAt, p.Carrier + " " + p.TrackingNumber
