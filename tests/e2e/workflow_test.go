@@ -187,7 +187,7 @@ func TestCancelBeforeShipment(t *testing.T) {
 		t.Fatalf("invoice of the cancelled order: HTTP %d %+v, want an issued invoice with a credit note", code, inv)
 	}
 	text := pdfText(t, s.get(t, s.billing+"/v1/invoices/"+inv.CreditNoteNumber+"/pdf"))
-	for _, want := range []string{"Credit note " + inv.CreditNoteNumber, "Cancels invoice " + inv.Number, id, "-12.00 EUR", "Reason: order_cancelled"} {
+	for _, want := range []string{"Credit note " + inv.CreditNoteNumber, "Cancels invoice " + inv.Number, id, "-12.00 EUR", "Reason: customer_request"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("credit note PDF lacks %q:\n%s", want, text)
 		}

@@ -2,6 +2,7 @@
 package events
 
 import (
+	"cmp"
 	"context"
 
 	"github.com/jackc/pgx/v5"
@@ -32,6 +33,6 @@ func Register(c *consumer.Consumer, a *app.App) {
 		return a.Capture(ctx, tx, m.Cause(), e.OrderID)
 	})
 	consumer.On(c, contract.OrderCancelled, func(ctx context.Context, tx pgx.Tx, m consumer.Message, e shop.OrderCancelled) error {
-		return a.Compensate(ctx, tx, m.Cause(), e.OrderID, "order_cancelled")
+		return a.Compensate(ctx, tx, m.Cause(), e.OrderID, cmp.Or(e.Reason, "order_cancelled")) // the order's reason, for the refund and the credit note
 	})
 }

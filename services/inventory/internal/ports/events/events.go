@@ -2,6 +2,7 @@
 package events
 
 import (
+	"cmp"
 	"context"
 	"maps"
 	"slices"
@@ -41,7 +42,7 @@ func RegisterReservations(c *consumer.Consumer, a *app.App) {
 		return a.Release(ctx, tx, m.Cause(), e.OrderID, "payment_failed")
 	})
 	consumer.On(c, contract.OrderCancelled, func(ctx context.Context, tx pgx.Tx, m consumer.Message, e shop.OrderCancelled) error {
-		return a.Release(ctx, tx, m.Cause(), e.OrderID, "order_cancelled")
+		return a.Release(ctx, tx, m.Cause(), e.OrderID, cmp.Or(e.Reason, "order_cancelled"))
 	})
 	consumer.On(c, contract.ShipmentDispatched, func(ctx context.Context, tx pgx.Tx, m consumer.Message, e logistics.ShipmentDispatched) error {
 		return a.Ship(ctx, tx, e.OrderID)
