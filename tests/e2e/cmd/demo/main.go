@@ -233,20 +233,33 @@ func run(ctx context.Context) error {
 		Number string `json:"number"`
 	}
 	_, _ = c.do(ctx, "GET", c.billing+"/v1/orders/"+scenarios[0].id+"/invoice", nil, false, &inv)
+	creditNote := ""
+	for _, s := range scenarios {
+		var cancelled struct {
+			CreditNoteNumber string `json:"credit_note_number"`
+		}
+		if s.cancel {
+			_, _ = c.do(ctx, "GET", c.billing+"/v1/orders/"+s.id+"/invoice", nil, false, &cancelled)
+		}
+		if cancelled.CreditNoteNumber != "" {
+			creditNote = fmt.Sprintf("  a credit note (PDF)  %s/v1/invoices/%s/pdf    (the cancelled order's invoice, voided)\n", c.billing, cancelled.CreditNoteNumber)
+			break
+		}
+	}
 	fmt.Printf(`
 where to look next:
   the order            %s/v1/orders/%s
   all orders           %s/v1/orders
   its invoice (PDF)    %s/v1/invoices/%s/pdf
   its label (PDF)      %s/v1/shipments/%s/label
-  customer timeline    %s/v1/customers/demo-%s-0/timeline
+%s  customer timeline    %s/v1/customers/demo-%s-0/timeline
   e-mails (Mailpit)    %s
   metrics              %s/metrics
   the API (OpenAPI)    %s/openapi.json   (gRPC on the same port: grpcurl -plaintext %s list)
   revenue per day      %s/v1/revenue/daily
   rebuild a read model make replay SERVICE=shop MODEL=order-view    (ARGS=--verify compares it with a rebuild)
   logs                 make logs    (make logs F=1 follows them)
-`, c.shop, scenarios[0].id, c.shop, c.billing, inv.Number, c.logistics, scenarios[0].id, c.crm, run, c.mailpit, c.shop,
+`, c.shop, scenarios[0].id, c.shop, c.billing, inv.Number, c.logistics, scenarios[0].id, creditNote, c.crm, run, c.mailpit, c.shop,
 		c.shop, strings.TrimPrefix(c.shop, "http://"), c.billing)
 	return nil
 }
