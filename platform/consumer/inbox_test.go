@@ -9,6 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 
 	"github.com/orderflow/orderflow/platform/consumer"
+	"github.com/orderflow/orderflow/platform/dlq"
 	"github.com/orderflow/orderflow/platform/kafka/kafkatest"
 	"github.com/orderflow/orderflow/platform/outbox"
 )
@@ -74,6 +75,10 @@ func TestPurgedInboxAppliesOnceAfterOffsetsAreLost(t *testing.T) {
 	}
 	if n := h.count(`SELECT count(*) FROM platform_inbox WHERE consumer = $1`, group); n != 100 {
 		t.Fatalf("%d inbox rows, want the 100 applied since the purge", n)
+	}
+	// Skipped, not failed: nothing below the floor reached a handler and was dead-lettered.
+	if dead, err := dlq.Read(ctx, kafkatest.Config(t), group); err != nil || len(dead) != 0 {
+		t.Fatalf("%d dead letters (%v), want none", len(dead), err)
 	}
 }
 

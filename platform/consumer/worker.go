@@ -282,6 +282,7 @@ type pending struct {
 // When the batch is cancelled or the worker stops during a retry it returns the records
 // it did not settle.
 func (w *worker) process(recs []*kgo.Record) []*kgo.Record {
+	_ = w.loadFloors() // on failure apply reads them again and retries; meanwhile prepare decodes everything
 	ps := make([]*pending, len(recs))
 	for i, r := range recs {
 		ps[i] = w.prepare(r)
@@ -382,6 +383,9 @@ func (w *worker) prepare(r *kgo.Record) *pending {
 		p.pinned = true
 	}
 	p.route = &rt
+	if r.Offset <= w.floorOf(r.Topic) {
+		return p // applied before its inbox row was purged: apply skips it, no need to decode it
+	}
 	p.payload, p.err = rt.decode(r.Value)
 	return p
 }
