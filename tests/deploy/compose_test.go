@@ -189,7 +189,7 @@ func TestComposeLoadsAndMatchesEveryServiceConfig(t *testing.T) {
 			exprs = append(exprs, tg.Expr)
 		}
 	}
-	for _, metric := range []string{"consumer_lag", "consumer_event_age_seconds_bucket", "projection_lag", "outbox_backlog"} {
+	for _, metric := range []string{"consumer_lag", "consumer_event_age_seconds_bucket", "projection_lag", "outbox_backlog", "consumer_inbox_purge_failures_total"} {
 		if !strings.Contains(strings.Join(exprs, "\n"), metric) {
 			t.Errorf("the dashboard does not chart %s", metric)
 		}
