@@ -62,6 +62,7 @@ func (c Config) Opts() []kgo.Opt {
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(c.Brokers...),
 		kgo.ClientID(c.ClientID),
+		kgo.WithHooks(requestHook()),
 		kgo.RetryBackoffFn(func(tries int) time.Duration {
 			return min(time.Duration(tries)*100*time.Millisecond, 2*time.Second)
 		}),

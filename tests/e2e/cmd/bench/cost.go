@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -35,7 +36,14 @@ type Cost struct {
 	WALKiB float64 `json:"wal_kib"`
 	// CPUMillis is the CPU time per order, per process, over the window.
 	CPUMillis map[string]float64 `json:"cpu_ms"`
+	// KafkaRequests per order that the five services wrote to the broker, by kind (Fetch,
+	// Produce, and other for the rest), from their kafka_client_requests_total counters;
+	// absent when a service's /metrics could not be read.
+	KafkaRequests map[string]float64 `json:"kafka_requests,omitempty"`
 }
+
+// kafkaKinds are the request kinds the ledger names; the others are summed as "other".
+var kafkaKinds = []string{"Fetch", "Produce", "other"}
 
 // dbSnap is the statistics of the service databases at one moment.
 type dbSnap struct {
@@ -81,8 +89,9 @@ func (d *dbStats) snapshot(ctx context.Context) (dbSnap, error) {
 	return s, nil
 }
 
-// cost divides what happened between the snapshots by orders.
-func cost(orders int, db0, db1 dbSnap, p0, p1 procSnap) *Cost {
+// cost divides what happened between the snapshots by orders. k0 and k1 are the
+// services' Kafka requests by kind; nil when they could not be read.
+func cost(orders int, db0, db1 dbSnap, p0, p1 procSnap, k0, k1 map[string]int64) *Cost {
 	if orders == 0 {
 		return nil
 	}
@@ -96,6 +105,19 @@ func cost(orders int, db0, db1 dbSnap, p0, p1 procSnap) *Cost {
 	c.WALKiB = round2(float64(db1.wal-db0.wal) / 1024 / n)
 	for name, cpu := range p1.cpu {
 		c.CPUMillis[name] = round2(max(0, cpu-p0.cpu[name]) * 1000 / n)
+	}
+	if k0 != nil && k1 != nil {
+		c.KafkaRequests = map[string]float64{}
+		for kind, v := range k1 {
+			d := float64(max(0, v-k0[kind]))
+			if !slices.Contains(kafkaKinds, kind) {
+				kind = "other"
+			}
+			c.KafkaRequests[kind] += d
+		}
+		for _, kind := range kafkaKinds {
+			c.KafkaRequests[kind] = round2(c.KafkaRequests[kind] / n)
+		}
 	}
 	return c
 }
@@ -131,4 +153,7 @@ func printCost(c *Cost) {
 	fmt.Printf("    postgres transactions %s\n", line(c.Transactions, serviceDBs))
 	fmt.Printf("    postgres rows written %s  WAL %.1f KiB\n", line(c.RowsWritten, serviceDBs), c.WALKiB)
 	fmt.Printf("    cpu ms %s\n", line(c.CPUMillis, nil))
+	if c.KafkaRequests != nil {
+		fmt.Printf("    kafka requests from the services %s\n", line(c.KafkaRequests, kafkaKinds))
+	}
 }

@@ -12,7 +12,9 @@ func TestCostDividesByOrders(t *testing.T) {
 	p0 := procSnap{at: t0, cpu: map[string]float64{"shop": 10, "kafka": 5}}
 	p1 := procSnap{at: t0.Add(30 * time.Second), cpu: map[string]float64{"shop": 12, "kafka": 4, "crm": 1}}
 
-	c := cost(100, db0, db1, p0, p1)
+	k0 := map[string]int64{"Fetch": 1000, "Produce": 100, "Heartbeat": 10}
+	k1 := map[string]int64{"Fetch": 4000, "Produce": 600, "Heartbeat": 60, "Metadata": 50}
+	c := cost(100, db0, db1, p0, p1, k0, k1)
 	if c.WindowSeconds != 30 {
 		t.Errorf("window %v s, want 30", c.WindowSeconds)
 	}
@@ -30,13 +32,20 @@ func TestCostDividesByOrders(t *testing.T) {
 	if c.CPUMillis["shop"] != 20 || c.CPUMillis["crm"] != 10 || c.CPUMillis["kafka"] != 0 {
 		t.Errorf("cpu ms per order %v, want shop 20, crm 10, kafka 0", c.CPUMillis)
 	}
+	// Kinds the ledger does not name add up as other, each from its own start.
+	if k := c.KafkaRequests; k["Fetch"] != 30 || k["Produce"] != 5 || k["other"] != 1 {
+		t.Errorf("kafka requests per order %v, want Fetch 30, Produce 5, other 1", k)
+	}
+	if c := cost(100, db0, db1, p0, p1, nil, k1); c.KafkaRequests != nil {
+		t.Errorf("kafka requests without a first reading: %v, want none", c.KafkaRequests)
+	}
 	if got := line(map[string]float64{"a": 1, "b": 2.5}, nil); got != "3.5 (b 2.5, a 1.0)" {
 		t.Errorf("line = %q", got)
 	}
 }
 
 func TestCostOfNoOrdersIsNotReported(t *testing.T) {
-	if c := cost(0, dbSnap{}, dbSnap{}, procSnap{}, procSnap{}); c != nil {
+	if c := cost(0, dbSnap{}, dbSnap{}, procSnap{}, procSnap{}, nil, nil); c != nil {
 		t.Fatalf("cost of a step with no accepted orders = %+v, want nil", c)
 	}
 }

@@ -236,6 +236,7 @@ func (g *generator) step(ctx context.Context, rate int, d, drain time.Duration, 
 		firstErr atomic.Value
 		inflight = make(chan struct{}, 4096)
 	)
+	k0 := g.kafkaRequests(ctx)
 	db0, err := g.db.snapshot(ctx)
 	if err != nil {
 		return res, err
@@ -294,7 +295,7 @@ func (g *generator) step(ctx context.Context, rate int, d, drain time.Duration, 
 	if err != nil {
 		return res, err
 	}
-	res.Cost = cost(res.Accepted, db0, db1, before, p1)
+	res.Cost = cost(res.Accepted, db0, db1, before, p1, k0, g.kafkaRequests(ctx))
 	return res, ctx.Err()
 }
 
@@ -379,33 +380,67 @@ func (g *generator) sampleLag(ctx context.Context) []int64 {
 	}
 }
 
+// kafkaRequests sums the services' kafka_client_requests_total counters by request kind;
+// nil when a service's /metrics cannot be read (the ledger then leaves them out).
+func (g *generator) kafkaRequests(ctx context.Context) map[string]int64 {
+	out := map[string]int64{}
+	for _, u := range g.env.metrics {
+		err := g.scrape(ctx, u, func(line string) {
+			if !strings.HasPrefix(line, "kafka_client_requests_total{") {
+				return
+			}
+			_, rest, ok := strings.Cut(line, `request="`)
+			kind, _, ok2 := strings.Cut(rest, `"`)
+			f := strings.Fields(line)
+			if v, err := strconv.ParseFloat(f[len(f)-1], 64); ok && ok2 && err == nil {
+				out[kind] += int64(v)
+			}
+		})
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "kafka request counters not read: %s: %v\n", u, err)
+			return nil
+		}
+	}
+	return out
+}
+
 // lagOf sums a service's consumer_lag and projection_lag gauges: records between what it
 // has applied (not what a consumer group last committed, which trails by the commit
 // interval) and each partition's high watermark.
 func (g *generator) lagOf(ctx context.Context, url string) (int64, error) {
-	rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(rctx, http.MethodGet, url, nil)
-	if err != nil {
-		return 0, err
-	}
-	resp, err := g.http.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
 	var sum int64
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
+	err := g.scrape(ctx, url, func(line string) {
 		if !strings.HasPrefix(line, "consumer_lag{") && !strings.HasPrefix(line, "projection_lag{") {
-			continue
+			return
 		}
 		f := strings.Fields(line)
 		if v, err := strconv.ParseFloat(f[len(f)-1], 64); err == nil && v > 0 {
 			sum += int64(v)
 		}
+	})
+	return sum, err
+}
+
+// scrape reads a service's /metrics and hands each line to fn.
+func (g *generator) scrape(ctx context.Context, url string, fn func(line string)) error {
+	rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(rctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
 	}
-	return sum, sc.Err()
+	resp, err := g.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s answered %s", url, resp.Status)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		fn(sc.Text())
+	}
+	return sc.Err()
 }
