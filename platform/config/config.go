@@ -182,8 +182,8 @@ func (b *Base) Validate() error {
 	if b.InboxRetention < time.Hour {
 		p.Add("ORDERFLOW_INBOX_RETENTION", "%v is below 1h (a relay that restarts publishes again what it published just before it stopped; the inbox must still know those events)", b.InboxRetention)
 	}
-	if b.ReadModelLinger != 0 && (b.ReadModelLinger < 10*time.Millisecond || b.ReadModelLinger > 5*time.Second) {
-		p.Add("ORDERFLOW_READ_MODEL_LINGER", "%v is neither 0 nor between 10ms and 5s", b.ReadModelLinger)
+	if b.ReadModelLinger != 0 && (b.ReadModelLinger < 100*time.Millisecond || b.ReadModelLinger > 5*time.Second) {
+		p.Add("ORDERFLOW_READ_MODEL_LINGER", "%v is neither 0 nor between 100ms and 5s (an idle model asks the broker once per linger: shorter ones fetch more, not less)", b.ReadModelLinger)
 	}
 	if len(b.AdminToken) < 16 {
 		p.Add("ORDERFLOW_ADMIN_TOKEN", "must be at least 16 characters")

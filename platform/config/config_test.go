@@ -61,7 +61,7 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{name: "bad duration", change: map[string]string{"ORDERFLOW_SHUTDOWN_TIMEOUT": "soon"}, wantKey: "ORDERFLOW_SHUTDOWN_TIMEOUT"},
 		{name: "outbox retention too short", change: map[string]string{"ORDERFLOW_OUTBOX_RETENTION": "30s"}, wantKey: "ORDERFLOW_OUTBOX_RETENTION"},
 		{name: "inbox retention too short", change: map[string]string{"ORDERFLOW_INBOX_RETENTION": "30m"}, wantKey: "ORDERFLOW_INBOX_RETENTION"},
-		{name: "read model linger too short", change: map[string]string{"ORDERFLOW_READ_MODEL_LINGER": "5ms"}, wantKey: "ORDERFLOW_READ_MODEL_LINGER"},
+		{name: "read model linger too short", change: map[string]string{"ORDERFLOW_READ_MODEL_LINGER": "50ms"}, wantKey: "ORDERFLOW_READ_MODEL_LINGER"},
 		{name: "short token", change: map[string]string{"ORDERFLOW_ADMIN_TOKEN": "short"}, wantKey: "ORDERFLOW_ADMIN_TOKEN"},
 		{name: "bad level", change: map[string]string{"ORDERFLOW_LOG_LEVEL": "loud"}, wantKey: "ORDERFLOW_LOG_LEVEL"},
 		{name: "bad sasl", change: map[string]string{"ORDERFLOW_KAFKA_SASL_MECHANISM": "GSSAPI"}, wantKey: "ORDERFLOW_KAFKA_SASL_MECHANISM"},
