@@ -40,6 +40,15 @@ type Cost struct {
 	// Produce, and other for the rest), from their kafka_client_requests_total counters;
 	// absent when a service's /metrics could not be read.
 	KafkaRequests map[string]float64 `json:"kafka_requests,omitempty"`
+	// KafkaFetches per order, per service: which readers the fetches come from.
+	KafkaFetches map[string]float64 `json:"kafka_fetches,omitempty"`
+}
+
+// reqSnap is the services' Kafka request counters at one moment: by request kind over
+// all services, and fetches per service.
+type reqSnap struct {
+	byKind  map[string]int64
+	fetches map[string]int64
 }
 
 // kafkaKinds are the request kinds the ledger names; the others are summed as "other".
@@ -90,8 +99,8 @@ func (d *dbStats) snapshot(ctx context.Context) (dbSnap, error) {
 }
 
 // cost divides what happened between the snapshots by orders. k0 and k1 are the
-// services' Kafka requests by kind; nil when they could not be read.
-func cost(orders int, db0, db1 dbSnap, p0, p1 procSnap, k0, k1 map[string]int64) *Cost {
+// services' Kafka requests; nil when they could not be read.
+func cost(orders int, db0, db1 dbSnap, p0, p1 procSnap, k0, k1 *reqSnap) *Cost {
 	if orders == 0 {
 		return nil
 	}
@@ -107,9 +116,9 @@ func cost(orders int, db0, db1 dbSnap, p0, p1 procSnap, k0, k1 map[string]int64)
 		c.CPUMillis[name] = round2(max(0, cpu-p0.cpu[name]) * 1000 / n)
 	}
 	if k0 != nil && k1 != nil {
-		c.KafkaRequests = map[string]float64{}
-		for kind, v := range k1 {
-			d := float64(max(0, v-k0[kind]))
+		c.KafkaRequests, c.KafkaFetches = map[string]float64{}, map[string]float64{}
+		for kind, v := range k1.byKind {
+			d := float64(max(0, v-k0.byKind[kind]))
 			if !slices.Contains(kafkaKinds, kind) {
 				kind = "other"
 			}
@@ -117,6 +126,9 @@ func cost(orders int, db0, db1 dbSnap, p0, p1 procSnap, k0, k1 map[string]int64)
 		}
 		for _, kind := range kafkaKinds {
 			c.KafkaRequests[kind] = round2(c.KafkaRequests[kind] / n)
+		}
+		for svc, v := range k1.fetches {
+			c.KafkaFetches[svc] = round2(float64(max(0, v-k0.fetches[svc])) / n)
 		}
 	}
 	return c
@@ -154,6 +166,6 @@ func printCost(c *Cost) {
 	fmt.Printf("    postgres rows written %s  WAL %.1f KiB\n", line(c.RowsWritten, serviceDBs), c.WALKiB)
 	fmt.Printf("    cpu ms %s\n", line(c.CPUMillis, nil))
 	if c.KafkaRequests != nil {
-		fmt.Printf("    kafka requests from the services %s\n", line(c.KafkaRequests, kafkaKinds))
+		fmt.Printf("    kafka requests from the services %s; fetches %s\n", line(c.KafkaRequests, kafkaKinds), line(c.KafkaFetches, serviceDBs))
 	}
 }

@@ -12,8 +12,8 @@ func TestCostDividesByOrders(t *testing.T) {
 	p0 := procSnap{at: t0, cpu: map[string]float64{"shop": 10, "kafka": 5}}
 	p1 := procSnap{at: t0.Add(30 * time.Second), cpu: map[string]float64{"shop": 12, "kafka": 4, "crm": 1}}
 
-	k0 := map[string]int64{"Fetch": 1000, "Produce": 100, "Heartbeat": 10}
-	k1 := map[string]int64{"Fetch": 4000, "Produce": 600, "Heartbeat": 60, "Metadata": 50}
+	k0 := &reqSnap{byKind: map[string]int64{"Fetch": 1000, "Produce": 100, "Heartbeat": 10}, fetches: map[string]int64{"shop": 600, "crm": 400}}
+	k1 := &reqSnap{byKind: map[string]int64{"Fetch": 4000, "Produce": 600, "Heartbeat": 60, "Metadata": 50}, fetches: map[string]int64{"shop": 2600, "crm": 1400}}
 	c := cost(100, db0, db1, p0, p1, k0, k1)
 	if c.WindowSeconds != 30 {
 		t.Errorf("window %v s, want 30", c.WindowSeconds)
@@ -35,6 +35,9 @@ func TestCostDividesByOrders(t *testing.T) {
 	// Kinds the ledger does not name add up as other, each from its own start.
 	if k := c.KafkaRequests; k["Fetch"] != 30 || k["Produce"] != 5 || k["other"] != 1 {
 		t.Errorf("kafka requests per order %v, want Fetch 30, Produce 5, other 1", k)
+	}
+	if f := c.KafkaFetches; f["shop"] != 20 || f["crm"] != 10 {
+		t.Errorf("fetches per order %v, want shop 20, crm 10", f)
 	}
 	if c := cost(100, db0, db1, p0, p1, nil, k1); c.KafkaRequests != nil {
 		t.Errorf("kafka requests without a first reading: %v, want none", c.KafkaRequests)

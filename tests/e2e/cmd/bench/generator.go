@@ -27,8 +27,9 @@ type benchEnv struct {
 	// pgAdmin reaches the cluster's statistics (the cost ledger).
 	pgAdmin string
 	brokers []string
-	// metrics are the five services' /metrics URLs.
-	metrics []string
+	// metrics are the five services' /metrics URLs, and services their names in the same
+	// order.
+	metrics, services []string
 }
 
 func loadEnv() (benchEnv, error) {
@@ -50,6 +51,7 @@ func loadEnv() (benchEnv, error) {
 			return e, fmt.Errorf("ORDERFLOW_%s_URL is not set: run through `make bench`", svc)
 		}
 		e.metrics = append(e.metrics, u+"/metrics")
+		e.services = append(e.services, strings.ToLower(svc))
 	}
 	return e, nil
 }
@@ -380,11 +382,13 @@ func (g *generator) sampleLag(ctx context.Context) []int64 {
 	}
 }
 
-// kafkaRequests sums the services' kafka_client_requests_total counters by request kind;
-// nil when a service's /metrics cannot be read (the ledger then leaves them out).
-func (g *generator) kafkaRequests(ctx context.Context) map[string]int64 {
-	out := map[string]int64{}
-	for _, u := range g.env.metrics {
+// kafkaRequests sums the services' kafka_client_requests_total counters by request kind,
+// and their fetches per service; nil when a service's /metrics cannot be read (the
+// ledger then leaves them out).
+func (g *generator) kafkaRequests(ctx context.Context) *reqSnap {
+	out := &reqSnap{byKind: map[string]int64{}, fetches: map[string]int64{}}
+	for i, u := range g.env.metrics {
+		svc := g.env.services[i]
 		err := g.scrape(ctx, u, func(line string) {
 			if !strings.HasPrefix(line, "kafka_client_requests_total{") {
 				return
@@ -393,7 +397,10 @@ func (g *generator) kafkaRequests(ctx context.Context) map[string]int64 {
 			kind, _, ok2 := strings.Cut(rest, `"`)
 			f := strings.Fields(line)
 			if v, err := strconv.ParseFloat(f[len(f)-1], 64); ok && ok2 && err == nil {
-				out[kind] += int64(v)
+				out.byKind[kind] += int64(v)
+				if kind == "Fetch" {
+					out.fetches[svc] += int64(v)
+				}
 			}
 		})
 		if err != nil {
