@@ -374,7 +374,6 @@ func serve(ctx context.Context, spec Spec, cfg Configurable, log *slog.Logger) e
 // pools are a service's two connection pools: requests, and the event pipeline.
 type pools struct{ requests, events *pgxpool.Pool }
 
-// start waits for each dependency in turn and builds the service's runners.
 // pipelineOptions are the settings of the event pipeline a service's configuration holds.
 type pipelineOptions struct {
 	relay          outbox.RelayOptions
@@ -382,6 +381,7 @@ type pipelineOptions struct {
 	inboxRetention time.Duration
 }
 
+// start waits for each dependency in turn and builds the service's runners.
 func start(ctx context.Context, spec Spec, log *slog.Logger, srv *httpserver.Server, apiSrv *api.Server, ps pools,
 	producer *kgo.Client, sd *serde.Serde, kcfg kafka.Config, opts pipelineOptions) ([]Runner, error) {
 	wait := func(what string, fn func(context.Context) error) error {

@@ -32,7 +32,10 @@ func requestHook() kgo.Hook {
 		c, err := otel.Meter("github.com/orderflow/orderflow/platform/kafka").Int64Counter("kafka_client_requests_total",
 			metric.WithDescription("Requests written to Kafka brokers by this process's clients, by request kind."))
 		if err != nil {
-			return // a metric that cannot be made must not stop a client: nothing is counted
+			// A metric that cannot be made must not stop a client: report it through
+			// OpenTelemetry's error handler and count nothing.
+			otel.Handle(err)
+			return
 		}
 		rc := &requestCounter{counter: c}
 		for k := range rc.attrs {

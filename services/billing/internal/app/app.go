@@ -122,9 +122,9 @@ func (a *App) Capture(ctx context.Context, tx pgx.Tx, cause events.Cause, orderI
 }
 
 // Compensate undoes an order's payment: an authorization is voided at the provider, a
-// capture refunded in full, and the invoice voided (an issued one by a credit note). When the order is not known yet, a
-// VOIDED marker makes its OrderPlaced, arriving later, authorize nothing. A provider
-// outage is transient.
+// capture refunded in full, and the invoice voided (an issued one by a credit note).
+// When the order is not known yet, a VOIDED marker makes its OrderPlaced, arriving later,
+// authorize nothing. A provider outage is transient.
 func (a *App) Compensate(ctx context.Context, tx pgx.Tx, cause events.Cause, orderID, reason string) error {
 	p, err := postgres.LockOrderPayment(ctx, tx, orderID)
 	if errors.Is(err, postgres.ErrNotFound) {

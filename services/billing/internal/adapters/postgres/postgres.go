@@ -227,9 +227,9 @@ func IssueInvoices(ctx context.Context, tx pgx.Tx, year, last int, invs []Invoic
 	return nil
 }
 
-// VoidInvoice voids an order's invoice and returns it as it was: Number is "" when there
-// was nothing to void or the invoice was still PENDING (never issued, so it keeps no
-// number and needs no credit note).
+// VoidInvoice voids an order's invoice and returns it, now VOIDED: Number is "" when
+// there was nothing to void or the invoice was still PENDING (never issued, so it keeps
+// no number and needs no credit note).
 func VoidInvoice(ctx context.Context, tx pgx.Tx, orderID string, at time.Time) (Invoice, error) {
 	inv, err := scanInvoice(tx.QueryRow(ctx, `UPDATE invoices SET status = 'VOIDED', voided_at = $2, details = NULL
 	                         WHERE order_id = $1 AND status IN ('PENDING', 'ISSUED') RETURNING `+invoiceCols,
