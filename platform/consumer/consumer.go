@@ -72,6 +72,9 @@ type Message struct {
 	Partition int32
 	Offset    int64
 	Key       string
+	// ProducedAt is the record's Kafka timestamp: when the outbox relay handed it to its
+	// producer (event topics keep the producer's create time).
+	ProducedAt time.Time
 }
 
 // Handler applies one event inside tx. It must do all its writes through tx; they

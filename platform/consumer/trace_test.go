@@ -19,7 +19,8 @@ import (
 )
 
 // One trace runs from the request that appended an event through the relay's publish
-// span into the consumer's processing span.
+// span into the consumer's processing span; the handler also learns when the relay
+// produced the record.
 func TestOneTraceFromRequestToConsumer(t *testing.T) {
 	recorder := tracetest.NewSpanRecorder()
 	otel.SetTracerProvider(sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(recorder)))
@@ -30,9 +31,12 @@ func TestOneTraceFromRequestToConsumer(t *testing.T) {
 		t.Fatal(err)
 	}
 	request.End()
+	committed := time.Now()
 
 	seen := make(chan trace.SpanContext, 1)
+	var produced, handled time.Time
 	c := h.newConsumer(kafkatest.Name("g"), func(ctx context.Context, tx pgx.Tx, m consumer.Message, p testevent.Thing) error {
+		produced, handled = m.ProducedAt, time.Now()
 		seen <- trace.SpanContextFromContext(ctx)
 		return nil
 	}, consumer.Options{})
@@ -45,6 +49,10 @@ func TestOneTraceFromRequestToConsumer(t *testing.T) {
 	case handler = <-seen:
 	case <-time.After(20 * time.Second):
 		t.Fatal("event not consumed")
+	}
+	// Kafka timestamps are whole milliseconds.
+	if produced.Before(committed.Truncate(time.Millisecond)) || produced.After(handled) {
+		t.Fatalf("ProducedAt %v is not between the commit (%v) and the handler (%v)", produced, committed, handled)
 	}
 	want := request.SpanContext().TraceID()
 	if handler.TraceID() != want {

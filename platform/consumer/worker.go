@@ -365,7 +365,7 @@ func (w *worker) sleep(d time.Duration) bool {
 
 // prepare parses headers and decodes the payload outside any transaction.
 func (w *worker) prepare(r *kgo.Record) *pending {
-	p := &pending{rec: r, msg: Message{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Key: string(r.Key)}}
+	p := &pending{rec: r, msg: Message{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Key: string(r.Key), ProducedAt: r.Timestamp}}
 	md, err := events.ParseHeaders(r.Headers)
 	if err != nil {
 		p.err = Permanent(err)
