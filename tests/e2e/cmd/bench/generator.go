@@ -85,6 +85,10 @@ func newGenerator(ctx context.Context, env benchEnv) (*generator, error) {
 			MaxIdleConns: 1024, MaxIdleConnsPerHost: 1024, IdleConnTimeout: time.Minute}}}
 	// The generator reads the workflow's topics from their current end: it sees the events
 	// of its own orders and nothing older. No consumer group, so no service is disturbed.
+	// It takes each event's time from its ce_time header, so reading late changes no
+	// figure: the broker holds its fetches until a mebibyte or half a second has gathered.
+	// Answered at once, they were one more reader of every event, and the broker's CPU
+	// that the ledger charges to the suite (about 0.4 ms a fetch) was partly the generator's.
 	var err error
 	if g.db, err = openDBStats(ctx, env.pgAdmin); err != nil {
 		return nil, err
@@ -92,7 +96,7 @@ func newGenerator(ctx context.Context, env benchEnv) (*generator, error) {
 	g.kafka, err = kgo.NewClient(kgo.SeedBrokers(env.brokers...),
 		kgo.ConsumeTopics(contract.TopicShopOrders, contract.TopicInventoryReservations, contract.TopicBillingPayments,
 			contract.TopicLogisticsShipments, contract.TopicCRMEngagements),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtEnd()), kgo.FetchMaxWait(50*time.Millisecond))
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtEnd()), kgo.FetchMaxWait(500*time.Millisecond), kgo.FetchMinBytes(1<<20))
 	if err != nil {
 		g.db.close()
 		return nil, err
