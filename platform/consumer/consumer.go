@@ -72,8 +72,9 @@ type Message struct {
 	Partition int32
 	Offset    int64
 	Key       string
-	// ProducedAt is the record's Kafka timestamp: when the outbox relay handed it to its
-	// producer (event topics keep the producer's create time).
+	// ProducedAt is the record's Kafka timestamp, in whole milliseconds: for an event
+	// relayed from an outbox, when the relay handed it to its producer (event topics keep
+	// the producer's create time).
 	ProducedAt time.Time
 }
 
