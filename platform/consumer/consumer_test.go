@@ -185,11 +185,7 @@ func TestTransientFailureRetriesWithoutBlockingOthers(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, 10*time.Second, "the first failure", func() bool { mu.Lock(); defer mu.Unlock(); return failures > 0 })
-	for i := range 60 {
-		if err := h.appendNext(ctx, "other-"+strconv.Itoa(i)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	h.appendMany(ctx, 60, "other", 60)
 	waitFor(t, 30*time.Second, "all events applied", func() bool { return h.count(`SELECT count(*) FROM effects`) == 61 })
 	mu.Lock()
 	defer mu.Unlock()
@@ -344,11 +340,7 @@ func TestLateCommitWithLowerIDIsNotSkipped(t *testing.T) {
 	if err := h.outbox.Append(ctx, slow, late); err != nil { // takes the lower id
 		t.Fatal(err)
 	}
-	for i := range 5 {
-		if err := h.appendNext(ctx, fmt.Sprintf("fast-%d", i)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	h.appendMany(ctx, 5, "fast", 5)
 	waitFor(t, 20*time.Second, "the fast rows to be published", func() bool {
 		return h.count(`SELECT count(*) FROM platform_outbox WHERE published_at IS NOT NULL`) == 5
 	})
@@ -420,11 +412,7 @@ func TestSerialGroupAppliesOneBatchAtATime(t *testing.T) {
 		return record(ctx, tx, m, p)
 	}
 	const events = 300
-	for i := range events {
-		if err := h.appendNext(ctx, "agg-"+strconv.Itoa(i%60)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	h.appendMany(ctx, events, "agg", 60)
 	h.runRelay(outbox.RelayOptions{BatchSize: 500})
 	c := h.newConsumer(kafkatest.Name("g"), handler, consumer.Options{Serial: true, MaxAttempts: 1})
 	stop := h.run(c.Run)

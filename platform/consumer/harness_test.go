@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -76,6 +77,17 @@ func (h *harness) appendNext(ctx context.Context, key string) error {
 		}
 		return h.outbox.Append(ctx, tx, h.event(key, seq))
 	})
+}
+
+// appendMany commits n events with appendNext over the aggregates <prefix>-0 to
+// <prefix>-(aggregates-1), round robin, and fails the test on the first error.
+func (h *harness) appendMany(ctx context.Context, n int, prefix string, aggregates int) {
+	h.t.Helper()
+	for i := range n {
+		if err := h.appendNext(ctx, prefix+"-"+strconv.Itoa(i%aggregates)); err != nil {
+			h.t.Fatal(err)
+		}
+	}
 }
 
 // appendNextPG is appendNext the way the services write: through a pg.Tx, whose BEGIN

@@ -2,7 +2,6 @@ package consumer_test
 
 import (
 	"context"
-	"fmt"
 	"testing"
 	"time"
 
@@ -23,13 +22,7 @@ func TestPurgedInboxAppliesOnceAfterOffsetsAreLost(t *testing.T) {
 	ctx := context.Background()
 	h.runRelay(outbox.RelayOptions{})
 	group := kafkatest.Name("g")
-	appendN := func(n int) {
-		for i := range n {
-			if err := h.appendNext(ctx, fmt.Sprintf("agg-%d", i%30)); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	appendN := func(n int) { h.appendMany(ctx, n, "agg", 30) }
 	effects := func() int { return h.count(`SELECT count(*) FROM effects`) }
 
 	appendN(300)
@@ -154,11 +147,7 @@ func TestRunningConsumerPurgesItsInbox(t *testing.T) {
 	group := kafkatest.Name("g")
 	stop := h.run(h.newConsumer(group, record, consumer.Options{InboxRetention: 500 * time.Millisecond}).Run)
 	defer stop()
-	for i := range 50 {
-		if err := h.appendNext(ctx, fmt.Sprintf("agg-%d", i%10)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	h.appendMany(ctx, 50, "agg", 10)
 	waitFor(t, 30*time.Second, "50 effects", func() bool { return h.count(`SELECT count(*) FROM effects`) == 50 })
 	waitFor(t, 30*time.Second, "the inbox purged", func() bool {
 		return h.count(`SELECT count(*) FROM platform_inbox WHERE consumer = $1`, group) == 0 &&

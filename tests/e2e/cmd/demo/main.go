@@ -232,14 +232,19 @@ func run(ctx context.Context) error {
 	var inv struct {
 		Number string `json:"number"`
 	}
-	_, _ = c.do(ctx, "GET", c.billing+"/v1/orders/"+scenarios[0].id+"/invoice", nil, false, &inv)
+	if _, err := c.do(ctx, "GET", c.billing+"/v1/orders/"+scenarios[0].id+"/invoice", nil, false, &inv); err != nil {
+		return fmt.Errorf("the shipped order's invoice: %w", err)
+	}
 	creditNote := ""
 	for _, s := range scenarios {
+		if !s.cancel {
+			continue
+		}
 		var cancelled struct {
 			CreditNoteNumber string `json:"credit_note_number"`
 		}
-		if s.cancel {
-			_, _ = c.do(ctx, "GET", c.billing+"/v1/orders/"+s.id+"/invoice", nil, false, &cancelled)
+		if _, err := c.do(ctx, "GET", c.billing+"/v1/orders/"+s.id+"/invoice", nil, false, &cancelled); err != nil {
+			return fmt.Errorf("the cancelled order's invoice: %w", err)
 		}
 		if cancelled.CreditNoteNumber != "" {
 			creditNote = fmt.Sprintf("  a credit note (PDF)  %s/v1/invoices/%s/pdf    (the cancelled order's invoice, voided)\n", c.billing, cancelled.CreditNoteNumber)
