@@ -265,7 +265,9 @@ func (s *suite) awaitUndone(t *testing.T, id, sku string, payment []string, invo
 	t.Helper()
 	eventually(t, settle, func() string {
 		reserved := s.scalar(t, "inventory", `SELECT reserved FROM stock WHERE sku = $1`, sku)
-		pay := s.scalar(t, "billing", `SELECT status FROM payments WHERE order_id = $1`, id).(string)
+		// No payment row yet is a state to wait through (billing may not have read the
+		// order), not a reason to stop: hence COALESCE, as for the invoice.
+		pay := s.scalar(t, "billing", `SELECT COALESCE((SELECT status FROM payments WHERE order_id = $1), 'NONE')`, id).(string)
 		shipment := s.scalar(t, "logistics", `SELECT status FROM shipments WHERE order_id = $1`, id)
 		inv := s.scalar(t, "billing", `SELECT COALESCE((SELECT status FROM invoices WHERE order_id = $1), 'NONE')`, id).(string)
 		if reserved != int32(0) || !slices.Contains(payment, pay) || shipment != "CANCELLED" || !slices.Contains(invoice, inv) {
