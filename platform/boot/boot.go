@@ -157,8 +157,8 @@ func Run(ctx context.Context, spec Spec, cfg Configurable, args []string, stdout
 	}
 	base := cfg.BaseConfig()
 	log := telemetry.NewLogger(stderr, spec.Name, level(base.LogLevel))
-	if path := os.Getenv("ORDERFLOW_CPU_PROFILE"); path != "" { // for `go tool pprof`; see the README
-		stop, err := startCPUProfile(path)
+	if base.CPUProfile != "" {
+		stop, err := startCPUProfile(base.CPUProfile)
 		if err != nil {
 			fmt.Fprintf(stderr, "%s: ORDERFLOW_CPU_PROFILE: %v\n", spec.Name, err)
 			return 2
@@ -219,10 +219,16 @@ func healthcheck(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		fmt.Fprintln(stderr, "usage: healthcheck [--live]")
 		return 2
 	}
-	addr := os.Getenv("ORDERFLOW_SERVICE_HTTP_ADDR")
-	if addr == "" {
-		addr = "127.0.0.1:8080"
+	// Only the address: a probe must not fail on settings the service itself would
+	// report.
+	var probe struct {
+		HTTPAddr string `env:"ORDERFLOW_SERVICE_HTTP_ADDR,default=127.0.0.1:8080"`
 	}
+	if err := config.Load(ctx, &probe, nil); err != nil {
+		fmt.Fprintln(stderr, err)
+		return 2
+	}
+	addr := probe.HTTPAddr
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		fmt.Fprintf(stderr, "ORDERFLOW_SERVICE_HTTP_ADDR %q: %v\n", addr, err)

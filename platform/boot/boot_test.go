@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -95,6 +97,31 @@ func TestUnknownCommandIsAUsageError(t *testing.T) {
 	}
 	if !strings.Contains(stderr.String(), "frobnicate") {
 		t.Fatalf("stderr %q does not name the command", stderr.String())
+	}
+}
+
+// ORDERFLOW_CPU_PROFILE profiles the whole run of any subcommand, and a file that cannot
+// be written stops the start naming the setting.
+func TestCPUProfileSetting(t *testing.T) {
+	t.Setenv("ORDERFLOW_KAFKA_BROKERS", "127.0.0.1:9092")
+	t.Setenv("ORDERFLOW_REGISTRY_URL", "http://127.0.0.1:1")
+	t.Setenv("ORDERFLOW_DATABASE_URL", "postgres://x:y@127.0.0.1:1/z")
+	t.Setenv("ORDERFLOW_ADMIN_TOKEN", "0123456789abcdef")
+	path := filepath.Join(t.TempDir(), "cpu.pprof")
+	t.Setenv("ORDERFLOW_CPU_PROFILE", path)
+	var stderr bytes.Buffer
+	if code := boot.Run(context.Background(), spec(t), &testConfig{}, []string{"frobnicate"}, &bytes.Buffer{}, &stderr); code != 2 {
+		t.Fatalf("exit %d, want 2: %s", code, stderr.String())
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Size() == 0 {
+		t.Fatalf("profile %s: %v, %v", path, fi, err)
+	}
+
+	t.Setenv("ORDERFLOW_CPU_PROFILE", filepath.Join(t.TempDir(), "missing", "cpu.pprof"))
+	stderr.Reset()
+	if code := boot.Run(context.Background(), spec(t), &testConfig{}, []string{"frobnicate"}, &bytes.Buffer{}, &stderr); code != 2 ||
+		!strings.Contains(stderr.String(), "ORDERFLOW_CPU_PROFILE") {
+		t.Fatalf("exit %d, stderr %q; want 2 naming ORDERFLOW_CPU_PROFILE", code, stderr.String())
 	}
 }
 

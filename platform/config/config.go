@@ -127,6 +127,9 @@ type Base struct {
 	OTLPEndpoint     string        `env:"ORDERFLOW_OTLP_ENDPOINT"`
 	TraceSampleRatio float64       `env:"ORDERFLOW_TRACE_SAMPLE_RATIO,default=1"`
 	ShutdownTimeout  time.Duration `env:"ORDERFLOW_SHUTDOWN_TIMEOUT,default=20s"`
+	// CPUProfile, when set, is the file a CPU profile of the whole run (any subcommand)
+	// is written to, for `go tool pprof`.
+	CPUProfile string `env:"ORDERFLOW_CPU_PROFILE"`
 }
 
 // BaseConfig returns the shared part of a service's configuration; a service config
