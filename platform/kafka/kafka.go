@@ -86,14 +86,14 @@ func (c Config) Opts() []kgo.Opt {
 
 // ProducerOpts are the options of every producing client: acks=all, idempotence (on by
 // default in franz-go and never disabled here), Kafka-compatible murmur2 key
-// partitioning, and no linger, because the outbox relay and the dead-letter writer flush
-// their own batches.
+// partitioning, no linger, because the outbox relay and the dead-letter writer flush
+// their own batches, and LZ4 in small blocks (compress.go).
 func ProducerOpts() []kgo.Opt {
 	return []kgo.Opt{
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 		kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)),
 		kgo.ProducerLinger(0),
-		kgo.ProducerBatchCompression(kgo.Lz4Compression(), kgo.NoCompression()),
+		kgo.WithCompressor(compressor),
 		kgo.MaxBufferedRecords(100_000),
 	}
 }
