@@ -16,10 +16,12 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"runtime/pprof"
 	"syscall"
 	"time"
@@ -272,6 +274,16 @@ func startCPUProfile(path string) (func(), error) {
 	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
+// goMemoryLimit is the Go runtime's soft memory limit (GOMEMLIMIT) as the start log shows
+// it: the deployment sets it, not the service's configuration.
+func goMemoryLimit() string {
+	n := debug.SetMemoryLimit(-1)
+	if n == math.MaxInt64 {
+		return "none"
+	}
+	return fmt.Sprintf("%dMiB", n>>20)
+}
+
 func level(s string) slog.Level {
 	var l slog.Level
 	_ = l.UnmarshalText([]byte(s))
@@ -288,7 +300,7 @@ func kafkaConfig(spec Spec, b *config.Base, log *slog.Logger) kafka.Config {
 
 func serve(ctx context.Context, spec Spec, cfg Configurable, log *slog.Logger) error {
 	base := cfg.BaseConfig()
-	log.InfoContext(ctx, "starting", "version", spec.Version, "config", config.Masked(cfg))
+	log.InfoContext(ctx, "starting", "version", spec.Version, "config", config.Masked(cfg), "go_memory_limit", goMemoryLimit())
 
 	// OpenTelemetry reports its own failures (an export, a gauge's query) through this.
 	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) { log.Warn("telemetry failed", "err", err) }))

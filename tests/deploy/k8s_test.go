@@ -16,6 +16,7 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 	"sigs.k8s.io/yaml"
@@ -160,6 +161,7 @@ func TestKubernetesOverlays(t *testing.T) {
 	for _, env := range []string{"dev", "prod"} {
 		objs := render(t, filepath.Join("..", "..", "deploy", "k8s", "overlays", env))
 		kinds := map[string]int{}
+		memLimit, goMemLimit := map[string]string{}, map[string]string{} // per service
 		for _, o := range objs {
 			kind := o["kind"].(string)
 			kinds[kind]++
@@ -190,14 +192,39 @@ func TestKubernetesOverlays(t *testing.T) {
 					t.Errorf("%s: unexpected kind %s (%s)", where, kind, api)
 				} else {
 					checkObject(t, env, where, v)
+					switch o := v.(type) {
+					case *appsv1.Deployment:
+						memLimit[o.Labels["app.kubernetes.io/name"]] = o.Spec.Template.Spec.Containers[0].Resources.Limits.Memory().String()
+					case *corev1.ConfigMap:
+						goMemLimit[o.Labels["app.kubernetes.io/name"]] = o.Data["GOMEMLIMIT"]
+					}
 				}
 			}
+		}
+		for svc, limit := range memLimit {
+			checkGoMemLimit(t, fmt.Sprintf("%s: %s", env, svc), goMemLimit[svc], limit)
 		}
 		want := map[string]int{"Deployment": 5, "Service": 5, "ConfigMap": 5, "PodDisruptionBudget": 5,
 			"HorizontalPodAutoscaler": 5, "Job": 5, "KafkaTopic": 6, "Cluster": 1, "Database": 6}
 		if fmt.Sprint(kinds) != fmt.Sprint(want) {
 			t.Errorf("%s renders %v, want %v", env, kinds, want)
 		}
+	}
+}
+
+// checkGoMemLimit wants the Go runtime's soft memory limit set below the container's
+// memory limit, with room for what the runtime does not count (the binary's pages): at
+// or above it the collector would not work harder before the kernel kills the pod.
+func checkGoMemLimit(t *testing.T, where, goMemLimit, containerLimit string) {
+	t.Helper()
+	soft, err := resource.ParseQuantity(strings.TrimSuffix(goMemLimit, "B")) // 150MiB -> 150Mi
+	if err != nil || !strings.HasSuffix(goMemLimit, "MiB") {
+		t.Errorf("%s: GOMEMLIMIT %q, want a size in MiB", where, goMemLimit)
+		return
+	}
+	hard := resource.MustParse(containerLimit)
+	if ratio := float64(soft.Value()) / float64(hard.Value()); ratio < 0.6 || ratio > 0.9 {
+		t.Errorf("%s: GOMEMLIMIT %s is %.0f%% of the container's %s limit, want 60-90%%", where, goMemLimit, 100*ratio, containerLimit)
 	}
 }
 
