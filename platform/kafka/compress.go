@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"bytes"
+	"fmt"
 	"sync"
 
 	"github.com/pierrec/lz4/v4"
@@ -24,8 +25,11 @@ func newLZ4Blocks() *lz4Blocks {
 	c := &lz4Blocks{}
 	c.writers.New = func() any {
 		w := lz4.NewWriter(nil)
-		// Constant, valid options: Apply fails only on a writer already written to.
-		_ = w.Apply(lz4.BlockSizeOption(lz4.Block64Kb), lz4.CompressionLevelOption(lz4.Fast))
+		// The options are constants and the writer is new, so Apply cannot fail unless
+		// the package changed under us; carrying on would write 4 MiB blocks unnoticed.
+		if err := w.Apply(lz4.BlockSizeOption(lz4.Block64Kb), lz4.CompressionLevelOption(lz4.Fast)); err != nil {
+			panic(fmt.Sprintf("kafka: lz4 writer options: %v", err))
+		}
 		return w
 	}
 	return c
