@@ -110,16 +110,14 @@ func (r *Relay) nudge() {
 // keepListening runs listen until ctx ends, reconnecting with backoff. While it is down,
 // other replicas' commits wait for the fallback look; nothing is lost.
 func (r *Relay) keepListening(ctx context.Context) {
-	for attempt := 1; ctx.Err() == nil; attempt++ {
+	restarts := backoff.Streak{Base: 100 * time.Millisecond, Max: 10 * time.Second, Healthy: time.Minute}
+	for ctx.Err() == nil {
 		started := time.Now()
 		err := r.listen(ctx)
 		if ctx.Err() != nil {
 			return
 		}
-		if time.Since(started) > time.Minute {
-			attempt = 1 // it had been working: start the backoff over
-		}
-		d := backoff.Duration(attempt, 100*time.Millisecond, 10*time.Second)
+		d := restarts.Failed(time.Since(started))
 		r.log.WarnContext(ctx, "outbox relay lost its LISTEN connection; other replicas' commits wait for the fallback look until it is back",
 			"err", err, "retry_in", d.String())
 		select {
@@ -159,14 +157,14 @@ func (r *Relay) Backlog(ctx context.Context) (int64, error) {
 // Run publishes until ctx ends, and returns nil then. Database and Kafka errors are
 // logged and retried with capped exponential backoff and jitter; they never end Run.
 func (r *Relay) Run(ctx context.Context) error {
-	attempt := 0
+	restarts := backoff.Streak{Base: 100 * time.Millisecond, Max: 10 * time.Second, Healthy: time.Minute}
 	for ctx.Err() == nil {
+		started := time.Now()
 		err := r.lead(ctx)
 		if ctx.Err() != nil {
 			return nil
 		}
-		attempt++
-		d := backoff.Duration(attempt, 100*time.Millisecond, 10*time.Second)
+		d := restarts.Failed(time.Since(started))
 		r.log.WarnContext(ctx, "outbox relay interrupted, retrying", "err", err, "retry_in", d.String())
 		select {
 		case <-ctx.Done():

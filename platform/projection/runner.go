@@ -79,21 +79,21 @@ func NewRunner(d Deps, m *Model, opts RunnerOptions) (*Runner, error) {
 // Run applies the model's topics until ctx ends. The replica holding the model's run
 // lock applies; a model that has never been built is first rebuilt from history.
 func (r *Runner) Run(ctx context.Context) error {
-	for attempt := 1; ctx.Err() == nil; {
+	restarts := backoff.Streak{Base: 200 * time.Millisecond, Max: 10 * time.Second, Healthy: time.Minute}
+	for ctx.Err() == nil {
+		started := time.Now()
 		led, err := r.leadOnce(ctx)
 		if ctx.Err() != nil {
 			return nil
 		}
 		switch {
 		case err != nil:
-			d := backoff.Duration(attempt, 200*time.Millisecond, 10*time.Second)
+			d := restarts.Failed(time.Since(started))
 			r.log.ErrorContext(ctx, "read model stopped, restarting", "err", err, "retry_in", d.String())
-			attempt++
 			sleep(ctx, d)
 		case !led:
 			sleep(ctx, r.opts.Standby)
-		default:
-			attempt = 1
+		default: // swapped by a rebuild: run again at once
 		}
 	}
 	return nil
