@@ -164,6 +164,48 @@ func (s *suite) place(t *testing.T, body map[string]any) string {
 	return out.OrderID
 }
 
+// placeLikeAClient places an order the way a well-behaved client does in a burst: with
+// an Idempotency-Key, and when shop sheds the request (503 overloaded with Retry-After,
+// its admission control) it waits as told and sends the same request again, for up to a
+// minute. It returns an error instead of failing the test, so any goroutine can call it.
+func (s *suite) placeLikeAClient(body map[string]any) (string, error) {
+	j, err := json.Marshal(body)
+	if err != nil {
+		return "", err
+	}
+	key := uuid.NewString()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		req, err := http.NewRequest("POST", s.shop+"/v1/orders", bytes.NewReader(j))
+		if err != nil {
+			return "", err
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Idempotency-Key", key)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return "", fmt.Errorf("place order: %w", err)
+		}
+		raw, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			return "", fmt.Errorf("place order: read answer %d: %w", resp.StatusCode, err)
+		}
+		wait, err := time.ParseDuration(resp.Header.Get("Retry-After") + "s")
+		if resp.StatusCode == http.StatusServiceUnavailable && err == nil && time.Now().Add(wait).Before(deadline) {
+			time.Sleep(wait)
+			continue
+		}
+		var out struct {
+			OrderID string `json:"order_id"`
+		}
+		if resp.StatusCode != http.StatusAccepted || json.Unmarshal(raw, &out) != nil || out.OrderID == "" {
+			return "", fmt.Errorf("place order: %d %s", resp.StatusCode, raw)
+		}
+		return out.OrderID, nil
+	}
+}
+
 type view struct {
 	Status       string `json:"status"`
 	Reason       string `json:"reason"`

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -407,15 +408,19 @@ func TestNoOversellUnderConcurrency(t *testing.T) {
 	s := stack(t)
 	sku := s.product(t, 100, 50, 0)
 	ids := make([]string, 200)
+	errs := make([]error, len(ids))
 	var wg sync.WaitGroup
 	for i := range ids {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			ids[i] = s.place(t, orderBody("tok_visa", line{sku, 1}))
+			ids[i], errs[i] = s.placeLikeAClient(orderBody("tok_visa", line{sku, 1}))
 		}()
 	}
 	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
 	eventually(t, 90*time.Second, func() string {
 		n := s.scalar(t, "shop", `SELECT count(*) FROM order_view WHERE order_id = ANY($1::uuid[]) AND status IN ('CONFIRMED', 'CANCELLED')`, ids)
 		if n != int64(200) {
