@@ -62,10 +62,13 @@ const skus = 20
 type trace struct {
 	scheduled, answered time.Time
 	placed, reserved    time.Time
-	authorized          time.Time
-	confirmed, prepared time.Time
-	captured, notified  time.Time
-	cancelled           bool
+	// When the relays produced OrderPlaced and StockReserved (the records' Kafka
+	// timestamps, whole milliseconds), to split the inventory hop at the broker.
+	placedProduced, reservedProduced time.Time
+	authorized                       time.Time
+	confirmed, prepared              time.Time
+	captured, notified               time.Time
+	cancelled                        bool
 }
 
 type generator struct {
@@ -132,9 +135,9 @@ func (g *generator) follow(ctx context.Context) {
 			at := m.Time
 			switch m.Type {
 			case contract.OrderPlaced.Name:
-				t.placed = at
+				t.placed, t.placedProduced = at, r.Timestamp
 			case contract.StockReserved.Name:
-				t.reserved = at
+				t.reserved, t.reservedProduced = at, r.Timestamp
 			case contract.PaymentAuthorized.Name:
 				t.authorized = at
 			case contract.OrderConfirmed.Name:

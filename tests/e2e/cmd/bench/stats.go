@@ -49,14 +49,20 @@ type Lag struct {
 const (
 	hopAccept    = "http: scheduled -> 202"
 	hopInventory = "inventory: placed -> reserved"
-	hopBilling   = "billing: placed -> authorized"
-	hopShop      = "shop: both -> confirmed"
-	hopLogistics = "logistics: both -> prepared"
-	hopCRM       = "crm: confirmed -> notified"
-	hopCapture   = "billing: confirmed -> captured"
+	// The inventory hop split at the broker by the records' Kafka timestamps (whole
+	// milliseconds): shop's commit and relay, then the fetch and inventory's transaction,
+	// then inventory's commit and relay.
+	hopShopRelay      = "  shop relay: placed -> produced"
+	hopInventoryApply = "  inventory: produced -> reserved"
+	hopInventoryRelay = "  inventory relay: -> produced"
+	hopBilling        = "billing: placed -> authorized"
+	hopShop           = "shop: both -> confirmed"
+	hopLogistics      = "logistics: both -> prepared"
+	hopCRM            = "crm: confirmed -> notified"
+	hopCapture        = "billing: confirmed -> captured"
 )
 
-var hopOrder = []string{hopAccept, hopInventory, hopBilling, hopShop, hopLogistics, hopCRM, hopCapture}
+var hopOrder = []string{hopAccept, hopInventory, hopShopRelay, hopInventoryApply, hopInventoryRelay, hopBilling, hopShop, hopLogistics, hopCRM, hopCapture}
 
 func dist(ms []float64) Dist {
 	if len(ms) == 0 {
@@ -133,6 +139,9 @@ func (g *generator) summarise(res *Step, start, end time.Time) {
 		if !t.placed.IsZero() {
 			if !t.reserved.IsZero() {
 				hops[hopInventory] = append(hops[hopInventory], ms(t.reserved.Sub(t.placed)))
+				hops[hopShopRelay] = append(hops[hopShopRelay], ms(t.placedProduced.Sub(t.placed)))
+				hops[hopInventoryApply] = append(hops[hopInventoryApply], ms(t.reserved.Sub(t.placedProduced)))
+				hops[hopInventoryRelay] = append(hops[hopInventoryRelay], ms(t.reservedProduced.Sub(t.reserved)))
 			}
 			if !t.authorized.IsZero() {
 				hops[hopBilling] = append(hops[hopBilling], ms(t.authorized.Sub(t.placed)))
