@@ -14,15 +14,16 @@
 //     this member is assigned: topics keyed by the same aggregate id and partitioned
 //     alike hold an aggregate's events in the same partition number, so its events from
 //     several topics meet in one goroutine and one transaction instead of waiting for
-//     each other's locks. Partition numbers run in parallel. Consecutive records are
-//     applied in batches of up to Options.BatchSize per transaction; a failure inside a
-//     batch re-applies the records before it and isolates the failing one (and holds up
-//     the partition number's other topics while it is retried).
+//     each other's locks. Partition numbers run in parallel; a Serial group has one
+//     goroutine for all its partitions. Consecutive records are applied in batches of up
+//     to Options.BatchSize per transaction; a failure inside a batch re-applies the
+//     records before it and isolates the failing one.
 //   - Retries: a transient error (Transient, or a database connection or serialization
 //     error) is retried with capped exponential backoff and jitter for as long as it
-//     takes; the retrying partition is paused at the broker once its queue is full, so
-//     other partitions keep flowing. An error of unknown kind is retried up to
-//     Options.MaxAttempts times.
+//     takes. Meanwhile the failing record's partition is held back (its later records
+//     wait behind it, and it is paused at the broker once Options.QueueHigh of them
+//     wait), and every other partition keeps flowing. An error of unknown kind is retried
+//     up to Options.MaxAttempts times.
 //   - Dead letters: a record that can never succeed (undecodable, unknown schema, failed
 //     validation, a Permanent error, a panic, or an unknown error past MaxAttempts) is
 //     written to <group>.dlq with its original key, value and headers plus the error,
@@ -110,18 +111,20 @@ type Options struct {
 	MaxAttempts int
 	// BackoffBase and BackoffMax shape the retry delays (defaults 50 ms and 10 s).
 	BackoffBase, BackoffMax time.Duration
-	// QueueHigh is how many fetched records may wait per worker (partition number) before
-	// its partitions are paused at the broker (default 1000); they resume below half of
-	// that. With FetchMaxBytes it bounds what a lagging consumer holds in memory.
+	// QueueHigh is how many fetched records of a partition may wait before it is paused at
+	// the broker (default 1000); it resumes below half of that. With the fetch sizes it
+	// bounds what a lagging consumer holds in memory.
 	QueueHigh int
 	// ShutdownGrace is how long in-flight batches may run on shutdown or revocation
 	// before they are abandoned (default 10 s).
 	ShutdownGrace time.Duration
-	// Serial makes the group apply one batch at a time: in a process by a mutex, across
-	// replicas by a transaction-scoped advisory lock on the group's name. It is for groups
-	// whose handlers lock rows that many aggregates share (stock per SKU) in an order no
-	// batch can fix up front: serial batches cannot deadlock, and under load they grow,
-	// so one commit covers many events. Without it such a group needs BatchSize 1.
+	// Serial makes the group apply one batch at a time: in a process one worker applies
+	// every assigned partition, in batches that span them, and across replicas a
+	// transaction-scoped advisory lock on the group's name lets one batch run at a time.
+	// It is for groups whose handlers lock rows that many aggregates share (stock per
+	// SKU) in an order no batch can fix up front: serial batches cannot deadlock, and
+	// under load they grow, so one commit covers many events. Without it such a group
+	// needs BatchSize 1.
 	Serial bool
 	// InboxRetention is how long inbox rows are kept before they are purged (default
 	// DefaultInboxRetention, 7 days); see PurgeInbox for why purged rows leave every
@@ -171,8 +174,7 @@ type Consumer struct {
 	client *kgo.Client
 
 	mu      sync.Mutex
-	workers map[int32]*worker // by partition number
-	serial  sync.Mutex        // held around each batch when opts.Serial
+	workers map[int32]*worker // by slot
 
 	tracer  trace.Tracer
 	metrics *metrics
@@ -290,10 +292,10 @@ func (c *Consumer) Run(ctx context.Context) error {
 				return
 			}
 			c.mu.Lock()
-			w := c.workers[p.Partition]
+			w := c.workers[c.slot(p.Partition)]
 			c.mu.Unlock()
 			if w != nil {
-				w.enqueue(p.Topic, p.Records, p.HighWatermark)
+				w.enqueue(p.Topic, p.Partition, p.Records, p.HighWatermark)
 			}
 		})
 		client.AllowRebalance()
@@ -317,13 +319,14 @@ func (c *Consumer) assigned(ctx context.Context, cl *kgo.Client, assigned map[st
 	defer c.mu.Unlock()
 	for topic, ps := range assigned {
 		for _, p := range ps {
-			w, ok := c.workers[p]
+			s := c.slot(p)
+			w, ok := c.workers[s]
 			if !ok {
-				w = newWorker(c, p)
-				c.workers[p] = w
+				w = newWorker(c, s)
+				c.workers[s] = w
 				go w.run()
 			}
-			w.add(topic)
+			w.add(topic, p)
 		}
 	}
 	c.log.InfoContext(ctx, "partitions assigned", "partitions", assigned)
@@ -342,13 +345,22 @@ func (c *Consumer) lost(ctx context.Context, cl *kgo.Client, lost map[string][]i
 	c.log.WarnContext(ctx, "partitions lost", "partitions", lost)
 }
 
+// slot is the worker that applies partition p: one per partition number, or one for
+// every partition of a Serial group.
+func (c *Consumer) slot(p int32) int32 {
+	if c.opts.Serial {
+		return 0
+	}
+	return p
+}
+
 func (c *Consumer) allPartitions() map[string][]int32 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	all := map[string][]int32{}
-	for p, w := range c.workers {
-		for _, t := range w.assigned() {
-			all[t] = append(all[t], p)
+	for _, w := range c.workers {
+		for _, k := range w.assigned() {
+			all[k.topic] = append(all[k.topic], k.partition)
 		}
 	}
 	return all
@@ -359,22 +371,22 @@ func (c *Consumer) allPartitions() map[string][]int32 {
 // cancelled at once (their partitions are already someone else's). A worker that keeps
 // other partitions drops the records of ps and goes on (release).
 func (c *Consumer) stopWorkers(ps map[string][]int32, graceful bool) {
-	byWorker := map[*worker][]string{}
+	byWorker := map[*worker][]tp{}
 	c.mu.Lock()
 	for topic, parts := range ps {
 		for _, p := range parts {
-			if w, ok := c.workers[p]; ok {
-				byWorker[w] = append(byWorker[w], topic)
+			if w, ok := c.workers[c.slot(p)]; ok {
+				byWorker[w] = append(byWorker[w], tp{topic, p})
 			}
 		}
 	}
 	var stopping, releasing []*worker
-	for w, topics := range byWorker {
-		if len(w.assigned()) > len(topics) {
+	for w, parts := range byWorker {
+		if len(w.assigned()) > len(parts) {
 			releasing = append(releasing, w)
 			continue
 		}
-		delete(c.workers, w.partition)
+		delete(c.workers, w.slot)
 		stopping = append(stopping, w)
 	}
 	c.mu.Unlock()

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -147,9 +149,25 @@ func TestCompleteAndOrderedUnderConcurrentWriters(t *testing.T) {
 }
 
 // A handler failing transiently three times then succeeding applies once, and other
-// partitions keep flowing meanwhile.
+// partitions keep flowing meanwhile: in a parallel group, in a Serial group (whose one
+// worker holds the failing partition back), and with the failing partition paused at the
+// broker because its records pile up behind the retry.
 func TestTransientFailureRetriesWithoutBlockingOthers(t *testing.T) {
 	t.Parallel()
+	for name, opts := range map[string]consumer.Options{
+		"parallel":       {},
+		"serial":         {Serial: true},
+		"serial, paused": {Serial: true, QueueHigh: 4},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			opts.BackoffBase, opts.BackoffMax = 300*time.Millisecond, time.Second
+			testTransientFailure(t, opts)
+		})
+	}
+}
+
+func testTransientFailure(t *testing.T, opts consumer.Options) {
 	h := newHarness(t, 4)
 	ctx := context.Background()
 
@@ -177,7 +195,7 @@ func TestTransientFailureRetriesWithoutBlockingOthers(t *testing.T) {
 		return record(ctx, tx, m, p)
 	}
 	h.runRelay(outbox.RelayOptions{})
-	c := h.newConsumer(kafkatest.Name("g"), handler, consumer.Options{BackoffBase: 300 * time.Millisecond, BackoffMax: time.Second})
+	c := h.newConsumer(kafkatest.Name("g"), handler, opts)
 	stop := h.run(c.Run)
 	defer stop()
 
@@ -185,8 +203,8 @@ func TestTransientFailureRetriesWithoutBlockingOthers(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, 10*time.Second, "the first failure", func() bool { mu.Lock(); defer mu.Unlock(); return failures > 0 })
-	h.appendMany(ctx, 60, "other", 60)
-	waitFor(t, 30*time.Second, "all events applied", func() bool { return h.count(`SELECT count(*) FROM effects`) == 61 })
+	h.appendMany(ctx, 120, "other", 30)
+	waitFor(t, 30*time.Second, "all events applied", func() bool { return h.count(`SELECT count(*) FROM effects`) == 121 })
 	mu.Lock()
 	defer mu.Unlock()
 	if failures != 3 {
@@ -197,6 +215,11 @@ func TestTransientFailureRetriesWithoutBlockingOthers(t *testing.T) {
 	}
 	if othersDuring == 0 {
 		t.Fatal("no other partition made progress while one was retrying")
+	}
+	// Per aggregate, the events were applied in order, also those behind the retry.
+	if n := h.count(`SELECT count(*) FROM (SELECT seq, lag(seq) OVER (PARTITION BY key ORDER BY n) AS prev FROM effects) e
+	                 WHERE prev IS NOT NULL AND seq <> prev + 1`); n != 0 {
+		t.Fatalf("%d events applied out of order", n)
 	}
 }
 
@@ -370,7 +393,7 @@ func TestLateCommitWithLowerIDIsNotSkipped(t *testing.T) {
 
 // A Serial group applies one batch at a time across its partitions, even when every
 // batch locks rows shared by many aggregates in no fixed order (the deadlock a parallel
-// group would hit), and batches grow: fewer transactions than events.
+// group would hit), and batches grow and span partitions: fewer transactions than events.
 func TestSerialGroupAppliesOneBatchAtATime(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, 6)
@@ -378,8 +401,8 @@ func TestSerialGroupAppliesOneBatchAtATime(t *testing.T) {
 	if _, err := h.pool.Exec(ctx, `INSERT INTO counters (key, n) SELECT 'shared-' || i, 0 FROM generate_series(0, 4) i`); err != nil {
 		t.Fatal(err)
 	}
-	var active, most, txs atomic.Int64
-	seen := map[int64]bool{} // transactions (by txid) seen, guarded by mu
+	var active, most atomic.Int64
+	parts := map[int64]map[int32]bool{} // partitions applied per transaction (txid), guarded by mu
 	var mu sync.Mutex
 	handler := func(ctx context.Context, tx pgx.Tx, m consumer.Message, p testevent.Thing) error {
 		n := active.Add(1)
@@ -395,10 +418,10 @@ func TestSerialGroupAppliesOneBatchAtATime(t *testing.T) {
 			return err
 		}
 		mu.Lock()
-		if !seen[txid] {
-			seen[txid] = true
-			txs.Add(1)
+		if parts[txid] == nil {
+			parts[txid] = map[int32]bool{}
 		}
+		parts[txid][m.Partition] = true
 		mu.Unlock()
 		// Lock two shared rows in an order that depends on the event: across batches these
 		// orders conflict.
@@ -424,8 +447,13 @@ func TestSerialGroupAppliesOneBatchAtATime(t *testing.T) {
 	if m := most.Load(); m != 1 {
 		t.Fatalf("%d handlers ran at once in a serial group", m)
 	}
-	if n := txs.Load(); n >= events {
+	mu.Lock()
+	defer mu.Unlock()
+	if n := len(parts); n >= events {
 		t.Fatalf("%d transactions for %d events: batches did not grow", n, events)
+	}
+	if !slices.ContainsFunc(slices.Collect(maps.Values(parts)), func(ps map[int32]bool) bool { return len(ps) > 1 }) {
+		t.Fatalf("no transaction of %d applied records of more than one partition", len(parts))
 	}
 	if dl := h.count(`SELECT count(*) FROM counters WHERE key LIKE 'shared-%' AND n > 0`); dl != 5 {
 		t.Fatalf("%d shared rows touched, want 5", dl)

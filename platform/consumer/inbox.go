@@ -58,29 +58,28 @@ func redriveTarget(r *kgo.Record) (group string, redriven bool) {
 	return group, redriven
 }
 
-// loadFloors reads the group's inbox floors of the worker's partition number when its
-// topics changed since the last read.
+// loadFloors reads the group's inbox floors when the worker's partitions changed since
+// the last read.
 func (w *worker) loadFloors() error {
 	w.mu.Lock()
-	gen := w.topicsGen
+	gen := w.partsGen
 	w.mu.Unlock()
 	if w.floors != nil && w.floorsGen == gen {
 		return nil
 	}
-	rows, err := w.c.pool.Query(w.ctx, `SELECT topic, "offset" FROM platform_inbox_floors WHERE consumer = $1 AND partition = $2`,
-		w.c.group, w.partition)
+	rows, err := w.c.pool.Query(w.ctx, `SELECT topic, partition, "offset" FROM platform_inbox_floors WHERE consumer = $1`, w.c.group)
 	if err != nil {
 		return fmt.Errorf("read inbox floors: %w", err)
 	}
 	defer rows.Close()
-	floors := map[string]int64{}
+	floors := map[tp]int64{}
 	for rows.Next() {
-		var topic string
+		var k tp
 		var offset int64
-		if err := rows.Scan(&topic, &offset); err != nil {
+		if err := rows.Scan(&k.topic, &k.partition, &offset); err != nil {
 			return fmt.Errorf("read inbox floors: %w", err)
 		}
-		floors[topic] = offset
+		floors[k] = offset
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("read inbox floors: %w", err)
@@ -89,9 +88,9 @@ func (w *worker) loadFloors() error {
 	return nil
 }
 
-// floorOf is topic's floor in the worker's partition number, -1 when it has none.
-func (w *worker) floorOf(topic string) int64 {
-	if f, ok := w.floors[topic]; ok {
+// floorOf is the floor of r's partition, -1 when it has none.
+func (w *worker) floorOf(r *kgo.Record) int64 {
+	if f, ok := w.floors[tpOf(r)]; ok {
 		return f
 	}
 	return -1
@@ -103,12 +102,12 @@ func (w *worker) belowFloor(p *pending) {
 		return
 	}
 	if p.route != nil {
-		w.c.metrics.duplicates.Add(w.ctx, 1, w.attrsOf(p.rec.Topic))
+		w.c.metrics.duplicates.Add(w.ctx, 1, w.attrsOf(p.rec))
 	}
-	if !w.floorLogged[p.rec.Topic] {
-		w.floorLogged[p.rec.Topic] = true
+	if k := tpOf(p.rec); !w.floorLogged[k] {
+		w.floorLogged[k] = true
 		w.c.log.InfoContext(w.ctx, "skipping records at or below the inbox floor: the group applied them before its inbox rows were purged",
-			"topic", p.rec.Topic, "partition", w.partition, "floor", w.floorOf(p.rec.Topic), "offset", p.rec.Offset)
+			"topic", p.rec.Topic, "partition", p.rec.Partition, "floor", w.floorOf(p.rec), "offset", p.rec.Offset)
 	}
 	p.route, p.err = nil, nil
 }

@@ -25,32 +25,33 @@ import (
 	"github.com/orderflow/orderflow/platform/telemetry"
 )
 
-// worker applies, in order, the records of one partition number of every topic of the
-// group assigned to this member. Topics keyed by the same aggregate id with the same
-// partition count put an aggregate in the same partition number of each (Kafka's
-// co-partitioning), so one worker sees all of an order's events from the topics it reads
-// and applies them in one transaction, instead of one worker per topic each opening its
-// own and waiting for the others' key locks. Records keep their order per topic-partition;
-// across the worker's topics they are applied in the order they were fetched.
+// worker applies, in order, the records of the topic-partitions it is given: in a
+// parallel group one partition number of every topic of the group assigned to this
+// member, in a Serial group every assigned partition. Topics keyed by the same aggregate
+// id with the same partition count put an aggregate in the same partition number of each
+// (Kafka's co-partitioning), so one worker sees all of an order's events from the topics
+// it reads and applies them in one transaction, instead of one worker per topic each
+// opening its own and waiting for the others' key locks. Records keep their order per
+// topic-partition; across topic-partitions they are applied in the order they were
+// fetched, except that a topic-partition whose head record waits for a retry is held back
+// while the others go on.
 type worker struct {
-	c         *Consumer
-	partition int32
+	c    *Consumer
+	slot int32 // the key of c.workers: the partition number, or 0 for a Serial group
 
 	busy sync.Mutex // held while a batch is taken and applied
 
 	mu        sync.Mutex
 	queue     []*kgo.Record
-	topics    map[string]*topicState // the assigned topics of this partition number
-	paused    bool
+	parts     map[tp]*partState  // the assigned topic-partitions
 	abortWork context.CancelFunc // cancels the batch in flight
 
-	// topicsGen counts assignments; the worker reloads the group's inbox floors of its
-	// partition number when floorsGen falls behind it. Only the worker goroutine touches
-	// floors and floorsGen.
-	topicsGen   int
+	// partsGen counts assignments; the worker reloads the group's inbox floors when
+	// floorsGen falls behind it. Only the worker goroutine touches floors and floorsGen.
+	partsGen    int
 	floorsGen   int
-	floors      map[string]int64 // by topic: the highest offset whose inbox row was purged
-	floorLogged map[string]bool
+	floors      map[tp]int64 // the highest offset whose inbox row was purged
+	floorLogged map[tp]bool
 
 	wake     chan struct{}
 	stopping chan struct{}
@@ -61,19 +62,35 @@ type worker struct {
 	done     chan struct{}
 }
 
-// topicState is what a worker keeps per assigned topic-partition.
-type topicState struct {
-	highWater    int64
-	lastEnqueued int64
-	attrs        metric.MeasurementOption
+// tp is a topic-partition.
+type tp struct {
+	topic     string
+	partition int32
 }
 
-func newWorker(c *Consumer, partition int32) *worker {
+func tpOf(r *kgo.Record) tp { return tp{r.Topic, r.Partition} }
+
+// partState is what a worker keeps per assigned topic-partition.
+type partState struct {
+	highWater    int64
+	lastEnqueued int64
+	queued       int  // its records in the worker's queue
+	paused       bool // at the broker, until its queued records drain
+	attrs        metric.MeasurementOption
+
+	// A head record that failed transiently waits until retryAt, and its partition's
+	// later records with it; attempts counts its failures so far.
+	retryAt       time.Time
+	retryOffset   int64
+	retryAttempts int
+}
+
+func newWorker(c *Consumer, slot int32) *worker {
 	base, cancel := context.WithCancel(context.Background())
 	return &worker{
-		c: c, partition: partition,
-		topics:      map[string]*topicState{},
-		floorLogged: map[string]bool{},
+		c: c, slot: slot,
+		parts:       map[tp]*partState{},
+		floorLogged: map[tp]bool{},
 		wake:        make(chan struct{}, 1),
 		stopping:    make(chan struct{}),
 		base:        base,
@@ -83,39 +100,42 @@ func newWorker(c *Consumer, partition int32) *worker {
 	}
 }
 
-// add assigns topic's partition of the worker's number to it.
-func (w *worker) add(topic string) {
+// add assigns a topic-partition to the worker.
+func (w *worker) add(topic string, partition int32) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if _, ok := w.topics[topic]; ok {
+	k := tp{topic, partition}
+	if _, ok := w.parts[k]; ok {
 		return
 	}
-	w.topicsGen++
-	w.topics[topic] = &topicState{lastEnqueued: -1, attrs: metric.WithAttributes(attribute.String("consumer_group", w.c.group),
-		attribute.String("topic", topic), attribute.Int("partition", int(w.partition)))}
-	if w.paused { // the others are paused at the broker: so is this one, until the queue drains
-		w.c.client.PauseFetchPartitions(map[string][]int32{topic: {w.partition}})
-	}
+	w.partsGen++
+	w.parts[k] = &partState{lastEnqueued: -1, retryOffset: -1, attrs: partAttrs(w.c.group, k)}
 }
 
-// assigned reports the worker's topics.
-func (w *worker) assigned() []string {
+func partAttrs(group string, k tp) metric.MeasurementOption {
+	return metric.WithAttributes(attribute.String("consumer_group", group),
+		attribute.String("topic", k.topic), attribute.Int("partition", int(k.partition)))
+}
+
+// assigned reports the worker's topic-partitions.
+func (w *worker) assigned() []tp {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	out := make([]string, 0, len(w.topics))
-	for t := range w.topics {
-		out = append(out, t)
+	out := make([]tp, 0, len(w.parts))
+	for k := range w.parts {
+		out = append(out, k)
 	}
 	return out
 }
 
-// enqueue hands fetched records to the worker without blocking the poll loop. Records
-// at or below the last enqueued offset of their partition (refetched after a pause), or of
-// a partition no longer assigned, are dropped. A full queue pauses the worker's partitions
-// at the broker.
-func (w *worker) enqueue(topic string, recs []*kgo.Record, highWater int64) {
+// enqueue hands fetched records of one topic-partition to the worker without blocking
+// the poll loop. Records at or below the last enqueued offset of their partition
+// (refetched after a pause), or of a partition no longer assigned, are dropped. A
+// partition with QueueHigh records waiting is paused at the broker.
+func (w *worker) enqueue(topic string, partition int32, recs []*kgo.Record, highWater int64) {
 	w.mu.Lock()
-	st := w.topics[topic]
+	k := tp{topic, partition}
+	st := w.parts[k]
 	if st == nil {
 		w.mu.Unlock()
 		return
@@ -124,77 +144,120 @@ func (w *worker) enqueue(topic string, recs []*kgo.Record, highWater int64) {
 		if r.Offset > st.lastEnqueued {
 			w.queue = append(w.queue, r)
 			st.lastEnqueued = r.Offset
+			st.queued++
 		}
 	}
 	st.highWater = highWater
-	if !w.paused && len(w.queue) >= w.c.opts.QueueHigh {
-		w.paused = true
-		w.c.client.PauseFetchPartitions(w.partitionsLocked())
+	if !st.paused && st.queued >= w.c.opts.QueueHigh {
+		st.paused = true
+		w.c.client.PauseFetchPartitions(map[string][]int32{topic: {partition}})
 	}
 	w.mu.Unlock()
+	w.poke()
+}
+
+// poke wakes the worker's loop.
+func (w *worker) poke() {
 	select {
 	case w.wake <- struct{}{}:
 	default:
 	}
 }
 
-// partitionsLocked is the worker's topic-partitions; w.mu is held.
-func (w *worker) partitionsLocked() map[string][]int32 {
-	ps := make(map[string][]int32, len(w.topics))
-	for t := range w.topics {
-		ps[t] = []int32{w.partition}
-	}
-	return ps
-}
-
-// take removes up to n records from the queue, resuming paused partitions once the queue
-// is below half its limit, and makes the batch context that abort cancels.
-func (w *worker) take(n int) []*kgo.Record {
+// take removes up to n records from the queue, skipping the partitions held back for a
+// retry, and resumes paused partitions once fewer than half of QueueHigh of their
+// records wait. It makes the batch context that abort cancels, and returns when the
+// earliest held partition is due (zero when none is held).
+func (w *worker) take(n int) (batch []*kgo.Record, due time.Time) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	n = min(n, len(w.queue))
-	out := w.queue[:n:n]
-	w.queue = w.queue[n:]
-	if w.paused && len(w.queue) < w.c.opts.QueueHigh/2 {
-		w.paused = false
-		w.c.client.ResumeFetchPartitions(w.partitionsLocked())
+	now := time.Now()
+	kept := w.queue[:0]
+	for _, r := range w.queue {
+		st := w.parts[tpOf(r)]
+		if st == nil { // released meanwhile
+			continue
+		}
+		if len(batch) < n && !st.retryAt.After(now) {
+			batch = append(batch, r)
+			st.queued--
+			continue
+		}
+		if st.retryAt.After(now) && (due.IsZero() || st.retryAt.Before(due)) {
+			due = st.retryAt
+		}
+		kept = append(kept, r)
 	}
-	if len(out) > 0 {
+	clear(w.queue[len(kept):])
+	w.queue = kept
+	resume := map[string][]int32{}
+	for k, st := range w.parts {
+		if st.paused && st.queued < w.c.opts.QueueHigh/2 {
+			st.paused = false
+			resume[k.topic] = append(resume[k.topic], k.partition)
+		}
+	}
+	if len(resume) > 0 {
+		w.c.client.ResumeFetchPartitions(resume)
+	}
+	if len(batch) > 0 {
 		w.ctx, w.abortWork = context.WithCancel(w.base)
 	}
-	return out
+	return batch, due
 }
 
-// requeue puts records a cancelled batch did not settle back at the front of the queue,
-// except those of partitions no longer assigned.
+// requeue puts records a batch did not settle back at the front of the queue, except
+// those of partitions no longer assigned.
 func (w *worker) requeue(recs []*kgo.Record) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	keep := make([]*kgo.Record, 0, len(recs)+len(w.queue))
 	for _, r := range recs {
-		if w.topics[r.Topic] != nil {
+		if st := w.parts[tpOf(r)]; st != nil {
 			keep = append(keep, r)
+			st.queued++
 		}
 	}
 	w.queue = append(keep, w.queue...)
 }
 
-// release unassigns topics from the worker while its other topics go on: queued records
-// of those topics are dropped and the batch in flight finishes (their offsets are then
-// marked) within ShutdownGrace, or is cancelled and its records of the remaining topics
-// go back to the queue. It returns once no batch is in flight.
-func (w *worker) release(topics []string) {
+// holdBack makes p's partition wait until delay has passed: p and the records after it
+// in its partition go back to the queue, and the worker's other partitions go on.
+func (w *worker) holdBack(p *pending, delay time.Duration) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if st := w.parts[tpOf(p.rec)]; st != nil {
+		st.retryAt = time.Now().Add(delay)
+		st.retryOffset, st.retryAttempts = p.rec.Offset, p.attempts
+	}
+}
+
+// attemptsOf is how often r failed before, when it is its partition's held head record.
+func (w *worker) attemptsOf(r *kgo.Record) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if st := w.parts[tpOf(r)]; st != nil && st.retryOffset == r.Offset {
+		return st.retryAttempts
+	}
+	return 0
+}
+
+// release unassigns topic-partitions from the worker while its others go on: their
+// queued records are dropped and the batch in flight finishes (their offsets are then
+// marked) within ShutdownGrace, or is cancelled and its records of the remaining
+// partitions go back to the queue. It returns once no batch is in flight.
+func (w *worker) release(parts []tp) {
 	w.mu.Lock()
 	resume := map[string][]int32{}
-	for _, t := range topics {
-		if w.topics[t] != nil && w.paused {
-			resume[t] = []int32{w.partition}
+	for _, k := range parts {
+		if st := w.parts[k]; st != nil && st.paused {
+			resume[k.topic] = append(resume[k.topic], k.partition)
 		}
-		delete(w.topics, t)
+		delete(w.parts, k)
 	}
 	kept := w.queue[:0]
 	for _, r := range w.queue {
-		if w.topics[r.Topic] != nil {
+		if w.parts[tpOf(r)] != nil {
 			kept = append(kept, r)
 		}
 	}
@@ -240,22 +303,34 @@ func (w *worker) run() {
 	defer w.cancel()
 	defer func() { // a stopped worker's partitions must not stay paused in the client
 		w.mu.Lock()
-		if w.paused {
-			w.c.client.ResumeFetchPartitions(w.partitionsLocked())
+		resume := map[string][]int32{}
+		for k, st := range w.parts {
+			if st.paused {
+				resume[k.topic] = append(resume[k.topic], k.partition)
+			}
 		}
 		w.mu.Unlock()
+		if len(resume) > 0 {
+			w.c.client.ResumeFetchPartitions(resume)
+		}
 	}()
+	var retry <-chan time.Time // fires when a held partition is due
 	for {
 		select {
 		case <-w.stopping:
 			return
 		case <-w.wake:
+		case <-retry:
 		}
+		retry = nil
 		for !w.stopped() {
 			w.busy.Lock()
-			batch := w.take(w.c.opts.BatchSize * 4)
+			batch, due := w.take(w.c.opts.BatchSize * 4)
 			if len(batch) == 0 {
 				w.busy.Unlock()
+				if !due.IsZero() {
+					retry = time.After(time.Until(due))
+				}
 				break
 			}
 			if rest := w.process(batch); len(rest) > 0 && w.base.Err() == nil {
@@ -279,13 +354,15 @@ type pending struct {
 }
 
 // process applies recs in order, committing each applied prefix and marking its offsets.
-// When the batch is cancelled or the worker stops during a retry it returns the records
-// it did not settle.
+// A record that fails transiently goes back to the queue with the rest of its partition's
+// records, and its partition waits for the retry while the others go on. When the batch
+// is cancelled it returns the records it did not settle.
 func (w *worker) process(recs []*kgo.Record) []*kgo.Record {
 	_ = w.loadFloors() // on failure apply reads them again and retries; meanwhile prepare decodes everything
 	ps := make([]*pending, len(recs))
 	for i, r := range recs {
 		ps[i] = w.prepare(r)
+		ps[i].attempts = w.attemptsOf(r)
 	}
 	rest := func() []*kgo.Record {
 		out := make([]*kgo.Record, len(ps))
@@ -298,14 +375,7 @@ func (w *worker) process(recs []*kgo.Record) []*kgo.Record {
 		if w.ctx.Err() != nil {
 			return rest()
 		}
-		limit := min(len(ps), w.c.opts.BatchSize)
-		if w.c.opts.Serial {
-			w.c.serial.Lock()
-		}
-		n, err := w.apply(ps[:limit])
-		if w.c.opts.Serial {
-			w.c.serial.Unlock()
-		}
+		n, err := w.apply(ps[:min(len(ps), w.c.opts.BatchSize)])
 		if n > 0 {
 			w.settle(ps[:n])
 			ps = ps[n:]
@@ -324,29 +394,36 @@ func (w *worker) process(recs []*kgo.Record) []*kgo.Record {
 			}
 			continue
 		}
-		w.c.metrics.retries.Add(w.ctx, 1, w.attrsOf(p.rec.Topic))
+		w.c.metrics.retries.Add(w.ctx, 1, w.attrsOf(p.rec))
 		delay := backoff.Duration(p.attempts, w.c.opts.BackoffBase, w.c.opts.BackoffMax)
 		w.c.log.WarnContext(telemetry.WithCorrelationID(w.ctx, p.msg.CorrelationID), "handler failed, retrying",
-			"topic", p.rec.Topic, "partition", w.partition, "offset", p.rec.Offset, "ce_type", p.msg.Type,
+			"topic", p.rec.Topic, "partition", p.rec.Partition, "offset", p.rec.Offset, "ce_type", p.msg.Type,
 			"attempt", p.attempts, "retry_in", delay.String(), "err", err)
-		if !w.sleep(delay) {
-			return rest()
-		}
+		w.holdBack(p, delay)
+		held := tpOf(p.rec)
+		var back []*kgo.Record
+		ps = slices.DeleteFunc(ps, func(q *pending) bool {
+			if tpOf(q.rec) == held {
+				back = append(back, q.rec)
+				return true
+			}
+			return false
+		})
+		w.requeue(back)
 	}
 	return nil
 }
 
-// attrsOf is the metric attributes of topic's partition; a partition released meanwhile
+// attrsOf is the metric attributes of r's partition; a partition released meanwhile
 // gets them anew.
-func (w *worker) attrsOf(topic string) metric.MeasurementOption {
+func (w *worker) attrsOf(r *kgo.Record) metric.MeasurementOption {
 	w.mu.Lock()
-	st := w.topics[topic]
+	st := w.parts[tpOf(r)]
 	w.mu.Unlock()
 	if st != nil {
 		return st.attrs
 	}
-	return metric.WithAttributes(attribute.String("consumer_group", w.c.group),
-		attribute.String("topic", topic), attribute.Int("partition", int(w.partition)))
+	return partAttrs(w.c.group, tpOf(r))
 }
 
 // sleep waits d unless the worker is stopped; it reports whether to go on.
@@ -383,7 +460,7 @@ func (w *worker) prepare(r *kgo.Record) *pending {
 		p.pinned = true
 	}
 	p.route = &rt
-	if r.Offset <= w.floorOf(r.Topic) {
+	if r.Offset <= w.floorOf(r) {
 		return p // applied before its inbox row was purged: apply skips it, no need to decode it
 	}
 	p.payload, p.err = rt.decode(r.Value)
@@ -398,7 +475,7 @@ func (w *worker) apply(ps []*pending) (int, error) {
 		return 0, Transient(err)
 	}
 	for _, p := range ps {
-		if p.rec.Offset <= w.floorOf(p.rec.Topic) {
+		if p.rec.Offset <= w.floorOf(p.rec) {
 			w.belowFloor(p)
 		}
 	}
@@ -432,11 +509,11 @@ func (w *worker) apply(ps []*pending) (int, error) {
 		lockKeys(first, w.c.group, ps)
 	}
 	fresh := map[string]bool{}
-	if ids, topics, offsets, pinned := inboxRows(ps); len(ids) > 0 {
+	if rows := inboxRows(ps); len(rows.ids) > 0 {
 		first.Queue(`INSERT INTO platform_inbox (consumer, event_id, topic, partition, "offset", pinned)
-		             SELECT $1, e, t, $2, o, k FROM unnest($3::uuid[], $4::text[], $5::bigint[], $6::bool[]) AS a(e, t, o, k)
+		             SELECT $1, e, t, p, o, k FROM unnest($2::uuid[], $3::text[], $4::int[], $5::bigint[], $6::bool[]) AS a(e, t, p, o, k)
 		             ON CONFLICT DO NOTHING RETURNING event_id::text`,
-			w.c.group, w.partition, ids, topics, offsets, pinned).Query(func(rows pgx.Rows) error {
+			w.c.group, rows.ids, rows.topics, rows.partitions, rows.offsets, rows.pinned).Query(func(rows pgx.Rows) error {
 			for rows.Next() {
 				var id string
 				if err := rows.Scan(&id); err != nil {
@@ -457,7 +534,7 @@ func (w *worker) apply(ps []*pending) (int, error) {
 			continue
 		}
 		if !fresh[p.msg.ID] { // applied before (or twice in this batch): acknowledge without effect
-			w.c.metrics.duplicates.Add(ctx, 1, w.attrsOf(p.rec.Topic))
+			w.c.metrics.duplicates.Add(ctx, 1, w.attrsOf(p.rec))
 			continue
 		}
 		delete(fresh, p.msg.ID)
@@ -482,17 +559,27 @@ func (w *worker) apply(ps []*pending) (int, error) {
 	return len(ps), nil
 }
 
-// inboxRows returns the event ids, topics, offsets and pins of the routed records of ps.
-func inboxRows(ps []*pending) (ids, topics []string, offsets []int64, pinned []bool) {
+// inboxColumns are the inbox rows of a batch, column by column, for one unnest.
+type inboxColumns struct {
+	ids, topics []string
+	partitions  []int32
+	offsets     []int64
+	pinned      []bool
+}
+
+// inboxRows returns the inbox rows of the routed records of ps.
+func inboxRows(ps []*pending) inboxColumns {
+	var c inboxColumns
 	for _, p := range ps {
 		if p.route != nil {
-			ids = append(ids, p.msg.ID)
-			topics = append(topics, p.rec.Topic)
-			offsets = append(offsets, p.rec.Offset)
-			pinned = append(pinned, p.pinned)
+			c.ids = append(c.ids, p.msg.ID)
+			c.topics = append(c.topics, p.rec.Topic)
+			c.partitions = append(c.partitions, p.rec.Partition)
+			c.offsets = append(c.offsets, p.rec.Offset)
+			c.pinned = append(c.pinned, p.pinned)
 		}
 	}
-	return ids, topics, offsets, pinned
+	return c
 }
 
 // handle runs p's handler in tx, in a span of the event's trace.
@@ -527,19 +614,19 @@ func (w *worker) handle(ctx context.Context, tx pgx.Tx, p *pending) (err error) 
 // settle marks applied (or dead-lettered) records for commit and updates lag and age.
 func (w *worker) settle(ps []*pending) {
 	// The last record of each topic-partition: marking it marks everything before it.
-	last := map[string]*kgo.Record{}
-	count := map[string]int64{}
-	attrs := map[string]metric.MeasurementOption{}
+	last := map[tp]*kgo.Record{}
+	count := map[tp]int64{}
+	attrs := map[tp]metric.MeasurementOption{}
 	now := time.Now()
 	for _, p := range ps {
-		topic := p.rec.Topic
-		if _, ok := attrs[topic]; !ok {
-			attrs[topic] = w.attrsOf(topic)
+		k := tpOf(p.rec)
+		if _, ok := attrs[k]; !ok {
+			attrs[k] = w.attrsOf(p.rec)
 		}
-		last[topic] = p.rec
-		count[topic]++
+		last[k] = p.rec
+		count[k]++
 		if !p.msg.Time.IsZero() {
-			w.c.metrics.eventAge.Record(w.ctx, now.Sub(p.msg.Time).Seconds(), attrs[topic])
+			w.c.metrics.eventAge.Record(w.ctx, now.Sub(p.msg.Time).Seconds(), attrs[k])
 		}
 	}
 	marks := make([]*kgo.Record, 0, len(last))
@@ -547,15 +634,15 @@ func (w *worker) settle(ps []*pending) {
 		marks = append(marks, r)
 	}
 	w.c.client.MarkCommitRecords(marks...)
-	for topic, r := range last {
-		w.c.metrics.processed.Add(w.ctx, count[topic], attrs[topic])
+	for k, r := range last {
+		w.c.metrics.processed.Add(w.ctx, count[k], attrs[k])
 		w.mu.Lock()
 		var hw int64
-		if st := w.topics[topic]; st != nil {
+		if st := w.parts[k]; st != nil {
 			hw = st.highWater
 		}
 		w.mu.Unlock()
-		w.c.metrics.lag.Record(w.ctx, max(0, hw-r.Offset-1), attrs[topic])
+		w.c.metrics.lag.Record(w.ctx, max(0, hw-r.Offset-1), attrs[k])
 	}
 }
 
@@ -569,7 +656,7 @@ func (w *worker) deadLetter(p *pending, cause error) bool {
 		w.sleep(backoff.Duration(p.attempts, w.c.opts.BackoffBase, w.c.opts.BackoffMax))
 		return false
 	}
-	w.c.metrics.deadLetters.Add(w.ctx, 1, w.attrsOf(p.rec.Topic))
+	w.c.metrics.deadLetters.Add(w.ctx, 1, w.attrsOf(p.rec))
 	w.c.log.ErrorContext(telemetry.WithCorrelationID(w.ctx, p.msg.CorrelationID), "record dead-lettered",
 		"topic", p.rec.Topic, "partition", p.rec.Partition, "offset", p.rec.Offset,
 		"ce_type", p.msg.Type, "attempts", p.attempts, "dlq", rec.Topic, "err", cause)
