@@ -62,10 +62,11 @@ const skus = 20
 type trace struct {
 	scheduled, answered time.Time
 	placed, reserved    time.Time
-	// When the relays produced OrderPlaced and StockReserved (the records' Kafka
-	// timestamps, whole milliseconds), to split the inventory hop at the broker.
+	// When the relays produced OrderPlaced, StockReserved and PaymentAuthorized (the
+	// records' Kafka timestamps, whole milliseconds), to split the inventory and shop
+	// hops at the broker.
 	placedProduced, reservedProduced time.Time
-	authorized                       time.Time
+	authorized, authorizedProduced   time.Time
 	confirmed, prepared              time.Time
 	captured, notified               time.Time
 	cancelled                        bool
@@ -139,7 +140,7 @@ func (g *generator) follow(ctx context.Context) {
 			case contract.StockReserved.Name:
 				t.reserved, t.reservedProduced = at, r.Timestamp
 			case contract.PaymentAuthorized.Name:
-				t.authorized = at
+				t.authorized, t.authorizedProduced = at, r.Timestamp
 			case contract.OrderConfirmed.Name:
 				t.confirmed = at
 			case contract.ShipmentPrepared.Name:

@@ -57,12 +57,16 @@ const (
 	hopInventoryRelay = "  inventory relay: -> produced"
 	hopBilling        = "billing: placed -> authorized"
 	hopShop           = "shop: both -> confirmed"
-	hopLogistics      = "logistics: both -> prepared"
-	hopCRM            = "crm: confirmed -> notified"
-	hopCapture        = "billing: confirmed -> captured"
+	// The shop hop split at the broker: the later relay (inventory's or billing's) to its
+	// record's Kafka timestamp, then the fetch and shop's transaction.
+	hopBothRelay = "  relays: both -> both produced"
+	hopShopApply = "  shop: both produced -> confirmed"
+	hopLogistics = "logistics: both -> prepared"
+	hopCRM       = "crm: confirmed -> notified"
+	hopCapture   = "billing: confirmed -> captured"
 )
 
-var hopOrder = []string{hopAccept, hopInventory, hopShopRelay, hopInventoryApply, hopInventoryRelay, hopBilling, hopShop, hopLogistics, hopCRM, hopCapture}
+var hopOrder = []string{hopAccept, hopInventory, hopShopRelay, hopInventoryApply, hopInventoryRelay, hopBilling, hopShop, hopBothRelay, hopShopApply, hopLogistics, hopCRM, hopCapture}
 
 func dist(ms []float64) Dist {
 	if len(ms) == 0 {
@@ -149,6 +153,9 @@ func (g *generator) summarise(res *Step, start, end time.Time) {
 		}
 		if both := later(t.reserved, t.authorized); !t.reserved.IsZero() && !t.authorized.IsZero() {
 			hops[hopShop] = append(hops[hopShop], ms(t.confirmed.Sub(both)))
+			bothProduced := later(t.reservedProduced, t.authorizedProduced)
+			hops[hopBothRelay] = append(hops[hopBothRelay], ms(bothProduced.Sub(both)))
+			hops[hopShopApply] = append(hops[hopShopApply], ms(t.confirmed.Sub(bothProduced)))
 			if !t.prepared.IsZero() {
 				hops[hopLogistics] = append(hops[hopLogistics], ms(t.prepared.Sub(both)))
 			}
