@@ -2,7 +2,10 @@ package consumer_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,8 +22,20 @@ import (
 // exactly once and in order per topic and key, across rebalances. The topics have 4 and 2
 // partitions, so they are not co-partitioned and a rebalance takes some of a partition
 // number's topics from a member and leaves it the others (the worker's release path).
+// Every fifth event fails once with a transient error, so rebalances also take partitions
+// that are held back for a retry. A Serial group, whose one worker applies every
+// partition, goes through the same.
 func TestTwoTopicsAcrossRebalances(t *testing.T) {
 	t.Parallel()
+	for name, serial := range map[string]bool{"parallel": false, "serial": true} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			testTwoTopicsAcrossRebalances(t, serial)
+		})
+	}
+}
+
+func testTwoTopicsAcrossRebalances(t *testing.T, serial bool) {
 	h := newHarness(t, 4)
 	other := kafkatest.Topic(t, 2)
 	ctx := context.Background()
@@ -45,14 +60,26 @@ func TestTwoTopicsAcrossRebalances(t *testing.T) {
 			h.outbox.Committed(ctx)
 		}
 	}
+	var failedOnce sync.Map // event id -> struct{}: its one failure happened
+	var failures atomic.Int64
+	flaky := func(ctx context.Context, tx pgx.Tx, m consumer.Message, p testevent.Thing) error {
+		if p.Seq%5 == 0 {
+			if _, failed := failedOnce.LoadOrStore(m.ID, struct{}{}); !failed {
+				failures.Add(1)
+				return consumer.Transient(errors.New("briefly unavailable"))
+			}
+		}
+		return record(ctx, tx, m, p)
+	}
 	group := kafkatest.Name("g")
 	member := func() func() {
 		c, err := consumer.New(group, []string{h.topic, other}, kafkatest.Config(t), h.pool, h.serde, h.log,
-			consumer.Options{ShutdownGrace: 5 * time.Second})
+			consumer.Options{ShutdownGrace: 5 * time.Second, Serial: serial,
+				BackoffBase: 20 * time.Millisecond, BackoffMax: 200 * time.Millisecond})
 		if err != nil {
 			t.Fatal(err)
 		}
-		consumer.On(c, testevent.V1, record)
+		consumer.On(c, testevent.V1, flaky)
 		return h.run(c.Run)
 	}
 	applied := func() int { return h.count(`SELECT count(*) FROM effects`) }
@@ -93,5 +120,8 @@ func TestTwoTopicsAcrossRebalances(t *testing.T) {
 	}
 	if len(last) != 50 {
 		t.Fatalf("%d payload ids, want 50 (25 keys on 2 topics)", len(last))
+	}
+	if n := failures.Load(); n != 150 {
+		t.Fatalf("%d transient failures, want 150 (seq 5, 10 and 15 of each payload id, once)", n)
 	}
 }
