@@ -40,7 +40,7 @@ bench-replay: ## replay throughput: 1M synthetic events into the shop order view
 	@BENCH_ARGS='$(BENCH_ARGS)' bash scripts/bench-replay.sh
 
 bench-platform: ## outbox relay and consumer throughput, commit-to-consume latency
-	@bash scripts/bench-platform.sh
+	@BENCH_LATENCY_RUNS='$(BENCH_LATENCY_RUNS)' bash scripts/bench-platform.sh
 
 bench: ## the whole suite under open-loop load: orders/s, latency percentiles, per-hop latency, lag, CPU and memory
 	@BENCH_ARGS='$(BENCH_ARGS)' bash scripts/bench.sh
