@@ -459,3 +459,55 @@ func TestSerialGroupAppliesOneBatchAtATime(t *testing.T) {
 		t.Fatalf("%d shared rows touched, want 5", dl)
 	}
 }
+
+// Replicas of a Serial group take turns too: each member has one worker, and the
+// advisory lock on the group's name lets one batch run at a time across members.
+func TestSerialGroupAcrossReplicas(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, 6)
+	ctx := context.Background()
+	var active, most atomic.Int64
+	var applied [2]atomic.Int64 // by member
+	member := func(i int) consumer.Handler[testevent.Thing] {
+		return func(ctx context.Context, tx pgx.Tx, m consumer.Message, p testevent.Thing) error {
+			n := active.Add(1)
+			defer active.Add(-1)
+			for { // record the most handlers ever running at once
+				old := most.Load()
+				if n <= old || most.CompareAndSwap(old, n) {
+					break
+				}
+			}
+			time.Sleep(2 * time.Millisecond) // widen the window an overlap would need
+			applied[i].Add(1)
+			return record(ctx, tx, m, p)
+		}
+	}
+	h.runRelay(outbox.RelayOptions{})
+	group := kafkatest.Name("g")
+	for i := range applied {
+		c := h.newConsumer(group, member(i), consumer.Options{Serial: true})
+		t.Cleanup(h.run(c.Run))
+	}
+	// Events keep coming until both members have applied some (the second one's join
+	// takes a rebalance), then 200 more.
+	sent := 0
+	deadline := time.Now().Add(90 * time.Second)
+	for applied[0].Load() == 0 || applied[1].Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("after %d events, members applied %d and %d: the group never split", sent, applied[0].Load(), applied[1].Load())
+		}
+		h.appendMany(ctx, 20, "agg-"+strconv.Itoa(sent), 20)
+		sent += 20
+		time.Sleep(100 * time.Millisecond)
+	}
+	h.appendMany(ctx, 200, "late", 40)
+	sent += 200
+	waitFor(t, 60*time.Second, "every event applied", func() bool { return h.count(`SELECT count(*) FROM effects`) >= sent })
+	if n := h.count(`SELECT count(*) FROM effects`); n != sent {
+		t.Fatalf("%d effects, want %d", n, sent)
+	}
+	if m := most.Load(); m != 1 {
+		t.Fatalf("%d handlers ran at once across the replicas of a serial group", m)
+	}
+}
