@@ -401,18 +401,11 @@ func TestSerialGroupAppliesOneBatchAtATime(t *testing.T) {
 	if _, err := h.pool.Exec(ctx, `INSERT INTO counters (key, n) SELECT 'shared-' || i, 0 FROM generate_series(0, 4) i`); err != nil {
 		t.Fatal(err)
 	}
-	var active, most atomic.Int64
+	var running concurrency
 	parts := map[int64]map[int32]bool{} // partitions applied per transaction (txid), guarded by mu
 	var mu sync.Mutex
 	handler := func(ctx context.Context, tx pgx.Tx, m consumer.Message, p testevent.Thing) error {
-		n := active.Add(1)
-		defer active.Add(-1)
-		for { // record the most handlers ever running at once
-			old := most.Load()
-			if n <= old || most.CompareAndSwap(old, n) {
-				break
-			}
-		}
+		defer running.enter()()
 		var txid int64
 		if err := tx.QueryRow(ctx, `SELECT txid_current()`).Scan(&txid); err != nil {
 			return err
@@ -444,7 +437,7 @@ func TestSerialGroupAppliesOneBatchAtATime(t *testing.T) {
 	if n := h.count(`SELECT count(*) FROM effects`); n != events {
 		t.Fatalf("%d effects, want %d", n, events)
 	}
-	if m := most.Load(); m != 1 {
+	if m := running.most.Load(); m != 1 {
 		t.Fatalf("%d handlers ran at once in a serial group", m)
 	}
 	mu.Lock()
@@ -466,18 +459,11 @@ func TestSerialGroupAcrossReplicas(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, 6)
 	ctx := context.Background()
-	var active, most atomic.Int64
+	var running concurrency
 	var applied [2]atomic.Int64 // by member
 	member := func(i int) consumer.Handler[testevent.Thing] {
 		return func(ctx context.Context, tx pgx.Tx, m consumer.Message, p testevent.Thing) error {
-			n := active.Add(1)
-			defer active.Add(-1)
-			for { // record the most handlers ever running at once
-				old := most.Load()
-				if n <= old || most.CompareAndSwap(old, n) {
-					break
-				}
-			}
+			defer running.enter()()
 			time.Sleep(2 * time.Millisecond) // widen the window an overlap would need
 			applied[i].Add(1)
 			return record(ctx, tx, m, p)
@@ -507,7 +493,22 @@ func TestSerialGroupAcrossReplicas(t *testing.T) {
 	if n := h.count(`SELECT count(*) FROM effects`); n != sent {
 		t.Fatalf("%d effects, want %d", n, sent)
 	}
-	if m := most.Load(); m != 1 {
+	if m := running.most.Load(); m != 1 {
 		t.Fatalf("%d handlers ran at once across the replicas of a serial group", m)
 	}
+}
+
+// concurrency records the most handlers ever running at once.
+type concurrency struct{ active, most atomic.Int64 }
+
+// enter counts a handler in; the function it returns counts it out.
+func (c *concurrency) enter() func() {
+	n := c.active.Add(1)
+	for {
+		old := c.most.Load()
+		if n <= old || c.most.CompareAndSwap(old, n) {
+			break
+		}
+	}
+	return func() { c.active.Add(-1) }
 }
