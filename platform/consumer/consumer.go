@@ -176,6 +176,11 @@ type Consumer struct {
 	mu      sync.Mutex
 	workers map[int32]*worker // by slot
 
+	// Partition numbers, not partitions, go to members; cooperative-sticky stays listed so
+	// that members of a release before CopartitionedBalancer and newer ones agree on a
+	// protocol during a rolling deploy.
+	balancers []kgo.GroupBalancer
+
 	tracer  trace.Tracer
 	metrics *metrics
 }
@@ -193,12 +198,13 @@ func New(group string, topics []string, kcfg kafka.Config, pool *pgxpool.Pool, d
 	}
 	return &Consumer{
 		group: group, topics: topics, kcfg: kcfg, pool: pool, dec: dec,
-		log:     log.With("consumer_group", group),
-		opts:    opts,
-		routes:  map[string]route{},
-		workers: map[int32]*worker{},
-		tracer:  otel.Tracer("github.com/orderflow/orderflow/platform/consumer"),
-		metrics: m,
+		log:       log.With("consumer_group", group),
+		opts:      opts,
+		routes:    map[string]route{},
+		workers:   map[int32]*worker{},
+		balancers: []kgo.GroupBalancer{CopartitionedBalancer(), kgo.CooperativeStickyBalancer()},
+		tracer:    otel.Tracer("github.com/orderflow/orderflow/platform/consumer"),
+		metrics:   m,
 	}, nil
 }
 
@@ -237,6 +243,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	opts := []kgo.Opt{
 		kgo.ConsumerGroup(c.group),
 		kgo.ConsumeTopics(c.topics...),
+		kgo.Balancers(c.balancers...),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.AutoCommitMarks(),

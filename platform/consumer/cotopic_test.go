@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -123,5 +125,124 @@ func testTwoTopicsAcrossRebalances(t *testing.T, serial bool) {
 	}
 	if n := failures.Load(); n != 150 {
 		t.Fatalf("%d transient failures, want 150 (seq 5, 10 and 15 of each payload id, once)", n)
+	}
+}
+
+// coTopics is a group reading two topics of six partitions: the harness topic and other.
+type coTopics struct {
+	*harness
+	other, group string
+}
+
+func newCoTopics(t *testing.T) *coTopics {
+	h := newHarness(t, 6)
+	h.runRelay(outbox.RelayOptions{})
+	return &coTopics{harness: h, other: kafkatest.Topic(t, 6), group: kafkatest.Name("g")}
+}
+
+// member starts a member of the group that stops when the returned function is called or
+// the test ends; old makes it a member of a release that knew only cooperative-sticky.
+func (g *coTopics) member(old bool) (*consumer.Consumer, func()) {
+	c, err := consumer.New(g.group, []string{g.topic, g.other}, kafkatest.Config(g.t), g.pool, g.serde, g.log,
+		consumer.Options{ShutdownGrace: 5 * time.Second})
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	if old {
+		c.AsBeforeCopartitioned()
+	}
+	consumer.On(c, testevent.V1, record)
+	stop := g.run(c.Run)
+	g.t.Cleanup(stop)
+	return c, stop
+}
+
+// holdings counts the partitions members hold between them and describes each member
+// whose partitions of the two topics differ.
+func (g *coTopics) holdings(members ...*consumer.Consumer) (total int, split []string) {
+	for i, c := range members {
+		a := c.Assignment()
+		total += len(a[g.topic]) + len(a[g.other])
+		mine, theirs := slices.Sorted(slices.Values(a[g.topic])), slices.Sorted(slices.Values(a[g.other]))
+		if !slices.Equal(mine, theirs) {
+			split = append(split, fmt.Sprintf("member %d holds partitions %v of one topic and %v of the other", i, mine, theirs))
+		}
+	}
+	return total, split
+}
+
+// Two members of a group reading two co-partitioned topics each end up with the same
+// partition numbers of both (CopartitionedBalancer), so an aggregate's events from both
+// topics meet in one member's worker.
+func TestMembersHoldWholePartitionNumbers(t *testing.T) {
+	t.Parallel()
+	g := newCoTopics(t)
+	m1, _ := g.member(false)
+	m2, _ := g.member(false)
+	g.appendMany(context.Background(), 12, "k", 12)
+	waitFor(t, 60*time.Second, "both members to hold the twelve partitions between them", func() bool {
+		t1, _ := g.holdings(m1)
+		t2, _ := g.holdings(m2)
+		return t1 > 0 && t2 > 0 && t1+t2 == 12
+	})
+	if _, split := g.holdings(m1, m2); len(split) > 0 {
+		t.Errorf("want the same numbers of both topics: %s", strings.Join(split, "; "))
+	}
+}
+
+// A rolling deploy from members that know only cooperative-sticky to members that know
+// CopartitionedBalancer: while both kinds run, the group keeps cooperative-sticky; once the
+// last old member left, it switches, without losing or repeating an event.
+func TestRollingDeployOntoCopartitionedBalancer(t *testing.T) {
+	t.Parallel()
+	g := newCoTopics(t)
+	ctx := context.Background()
+	sent := 0
+	appendBoth := func(n int) {
+		t.Helper()
+		for i := range n {
+			key := fmt.Sprintf("k%d", (sent+i)%30)
+			evs := []events.Event{
+				events.New(ctx, "test", g.topic, key, testevent.V1, testevent.Thing{ID: key, Seq: int64(sent + i), Amount: 1}, events.Cause{}),
+				events.New(ctx, "test", g.other, key, testevent.V1, testevent.Thing{ID: key, Seq: int64(sent + i), Amount: 1}, events.Cause{}),
+			}
+			if err := pgx.BeginFunc(ctx, g.pool, func(tx pgx.Tx) error { return g.outbox.Append(ctx, tx, evs...) }); err != nil {
+				t.Fatal(err)
+			}
+			g.outbox.Committed(ctx)
+		}
+		sent += n
+		waitFor(t, 60*time.Second, "every event applied", func() bool { return g.count(`SELECT count(*) FROM effects`) >= 2*sent })
+	}
+
+	_, stopOld1 := g.member(true)
+	_, stopOld2 := g.member(true)
+	appendBoth(60)
+	newer1, stopNew1 := g.member(false) // old and new together: cooperative-sticky
+	appendBoth(60)
+	waitFor(t, 60*time.Second, "the new member to share the work of the old ones", func() bool {
+		n, _ := g.holdings(newer1)
+		return n > 0
+	})
+	stopOld1()
+	appendBoth(60)
+	newer2, stopNew2 := g.member(false)
+	appendBoth(60)
+	stopOld2() // only new members left: the group switches protocols
+	appendBoth(60)
+	waitFor(t, 60*time.Second, "the new members to hold whole partition numbers", func() bool {
+		n, split := g.holdings(newer1, newer2)
+		return n == 12 && len(split) == 0
+	})
+	appendBoth(60)
+	stopNew1()
+	stopNew2()
+
+	time.Sleep(300 * time.Millisecond) // room for a wrongly repeated effect to land
+	if n := g.count(`SELECT count(*) FROM effects`); n != 2*sent {
+		t.Fatalf("%d effects, want %d", n, 2*sent)
+	}
+	if n := g.count(`SELECT count(*) FROM (SELECT event_id FROM effects GROUP BY event_id HAVING count(*) > 1) d`); n != 0 {
+		t.Fatalf("%d events applied more than once", n)
 	}
 }
