@@ -223,6 +223,52 @@ func testTransientFailure(t *testing.T, opts consumer.Options) {
 	}
 }
 
+// An error of unknown kind is retried, its partition held back between attempts, and
+// dead-lettered after MaxAttempts: the attempts count across the holds, and the events
+// behind it in its partition are applied after it, in order.
+func TestUnknownErrorIsDeadLetteredAfterMaxAttempts(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, 1)
+	ctx := context.Background()
+	var calls atomic.Int64
+	handler := func(ctx context.Context, tx pgx.Tx, m consumer.Message, p testevent.Thing) error {
+		if p.ID == "broken" {
+			calls.Add(1)
+			return errors.New("something nobody classified")
+		}
+		return record(ctx, tx, m, p)
+	}
+	h.runRelay(outbox.RelayOptions{})
+	c := h.newConsumer(kafkatest.Name("g"), handler, consumer.Options{MaxAttempts: 3, BackoffBase: 20 * time.Millisecond, BackoffMax: 50 * time.Millisecond})
+	stop := h.run(c.Run)
+	defer stop()
+	if err := h.appendNext(ctx, "broken"); err != nil {
+		t.Fatal(err)
+	}
+	h.appendMany(ctx, 5, "after", 1)
+	waitFor(t, 20*time.Second, "the events behind the broken one", func() bool { return h.count(`SELECT count(*) FROM effects`) == 5 })
+	dead := kafkatest.Consume(t, c.DeadLetterTopic(), 1, 15*time.Second)
+	if len(dead) != 1 {
+		t.Fatalf("%d dead letters, want 1", len(dead))
+	}
+	attempts := "none"
+	for _, hd := range dead[0].Headers {
+		if hd.Key == consumer.HeaderDLQAttempts {
+			attempts = string(hd.Value)
+		}
+	}
+	if attempts != "3" {
+		t.Errorf("dead letter's %s header %s, want 3", consumer.HeaderDLQAttempts, attempts)
+	}
+	if n := calls.Load(); n != 3 {
+		t.Errorf("handler ran %d times for the broken event, want 3", n)
+	}
+	if n := h.count(`SELECT count(*) FROM (SELECT seq, lag(seq) OVER (ORDER BY n) AS prev FROM effects) e
+	                 WHERE prev IS NOT NULL AND seq <> prev + 1`); n != 0 {
+		t.Errorf("%d events applied out of order", n)
+	}
+}
+
 // Records that can never succeed go to <group>.dlq with their original key, value and
 // headers plus the failure, and the consumer goes on.
 func TestPoisonRecordsAreDeadLettered(t *testing.T) {

@@ -190,14 +190,17 @@ func (w *worker) take(n int) (batch []*kgo.Record, due time.Time) {
 	}
 	clear(w.queue[len(kept):])
 	w.queue = kept
-	resume := map[string][]int32{}
+	var resume map[string][]int32 // allocated only when a partition resumes
 	for k, st := range w.parts {
 		if st.paused && st.queued < w.c.opts.QueueHigh/2 {
 			st.paused = false
+			if resume == nil {
+				resume = map[string][]int32{}
+			}
 			resume[k.topic] = append(resume[k.topic], k.partition)
 		}
 	}
-	if len(resume) > 0 {
+	if resume != nil {
 		w.c.client.ResumeFetchPartitions(resume)
 	}
 	if len(batch) > 0 {
@@ -232,14 +235,15 @@ func (w *worker) holdBack(p *pending, delay time.Duration) {
 	}
 }
 
-// attemptsOf is how often r failed before, when it is its partition's held head record.
-func (w *worker) attemptsOf(r *kgo.Record) int {
+// restoreAttempts gives a held record back the failures it had before it was held.
+func (w *worker) restoreAttempts(ps []*pending) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if st := w.parts[tpOf(r)]; st != nil && st.retryOffset == r.Offset {
-		return st.retryAttempts
+	for _, p := range ps {
+		if st := w.parts[tpOf(p.rec)]; st != nil && st.retryOffset == p.rec.Offset {
+			p.attempts = st.retryAttempts
+		}
 	}
-	return 0
 }
 
 // release unassigns topic-partitions from the worker while its others go on: their
@@ -362,8 +366,8 @@ func (w *worker) process(recs []*kgo.Record) []*kgo.Record {
 	ps := make([]*pending, len(recs))
 	for i, r := range recs {
 		ps[i] = w.prepare(r)
-		ps[i].attempts = w.attemptsOf(r)
 	}
+	w.restoreAttempts(ps)
 	rest := func() []*kgo.Record {
 		out := make([]*kgo.Record, len(ps))
 		for i, p := range ps {
