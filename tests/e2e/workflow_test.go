@@ -12,6 +12,52 @@ import (
 
 const settle = 30 * time.Second
 
+// An order can be read the moment its placement is answered, though the order view
+// trails the events by up to the read models' linger: until the view has it, shop
+// answers from its write model with the order as placed. Its status never goes back
+// while the view catches up, and the view's timeline follows.
+func TestOrderReadableRightAfterPlacement(t *testing.T) {
+	t.Parallel()
+	s := stack(t)
+	sku := s.product(t, 700, 100, 0)
+	rank := map[string]int{"PENDING": 1, "CONFIRMED": 2}
+	for range 5 {
+		id := s.place(t, orderBody("tok_visa", line{sku, 2}))
+		var seen []string
+		for deadline := time.Now().Add(settle); ; {
+			var o struct {
+				view
+				Lines []struct {
+					SKU      string `json:"sku"`
+					Quantity int    `json:"quantity"`
+				} `json:"lines"`
+			}
+			if code := s.call(t, "GET", s.shop+"/v1/orders/"+id, nil, nil, &o); code != 200 {
+				t.Fatalf("order %s after %v: HTTP %d, want 200", id, seen, code)
+			}
+			if len(o.Lines) != 1 || o.Lines[0].SKU != sku || o.Lines[0].Quantity != 2 {
+				t.Fatalf("order %s: lines %+v, want 2 of %s", id, o.Lines, sku)
+			}
+			if len(seen) > 0 && rank[o.Status] < rank[seen[len(seen)-1]] {
+				t.Fatalf("order %s: status went back: %v then %s", id, seen, o.Status)
+			}
+			seen = append(seen, o.Status)
+			if o.Status == "CONFIRMED" && slices.ContainsFunc(o.Timeline, func(st struct {
+				Service string `json:"service"`
+				Event   string `json:"event"`
+			}) bool {
+				return st.Event == "OrderPlaced"
+			}) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("order %s: %v, never CONFIRMED with its placement in the timeline", id, seen)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+}
+
 // Happy path: confirmed, then shipped after dispatch; one payment, authorized and then
 // captured once the order is confirmed, one invoice whose PDF parses, one shipment with a
 // label, stock taken off the shelf, e-mails sent.

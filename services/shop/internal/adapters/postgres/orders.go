@@ -95,17 +95,33 @@ func ExistingIdempotencyKey(ctx context.Context, tx pgx.Tx, key string) (orderID
 	return orderID, hash, nil
 }
 
+// RowQuerier reads one row: a pool, a connection or a transaction.
+type RowQuerier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+const selectOrder = `SELECT id::text, customer_id, customer_email, customer_name, status, cancel_reason, currency,
+                            total_minor, lines, shipping_address, stock_reserved, payment_authorized, cancel_requested_at,
+                            placed_at, updated_at
+                       FROM orders WHERE id = $1`
+
 // GetForUpdate loads an order and locks it until tx ends.
 func GetForUpdate(ctx context.Context, tx pgx.Tx, id string) (*order.Order, error) {
+	return getOrder(ctx, tx, selectOrder+` FOR UPDATE`, id)
+}
+
+// GetOrder loads an order without locking it.
+func GetOrder(ctx context.Context, q RowQuerier, id string) (*order.Order, error) {
+	return getOrder(ctx, q, selectOrder, id)
+}
+
+func getOrder(ctx context.Context, q RowQuerier, query, id string) (*order.Order, error) {
 	var (
 		o           order.Order
 		reason      *string
 		lines, addr []byte
 	)
-	err := tx.QueryRow(ctx, `SELECT id::text, customer_id, customer_email, customer_name, status, cancel_reason, currency,
-	                                total_minor, lines, shipping_address, stock_reserved, payment_authorized, cancel_requested_at,
-	                                placed_at, updated_at
-	                           FROM orders WHERE id = $1 FOR UPDATE`, id).
+	err := q.QueryRow(ctx, query, id).
 		Scan(&o.ID, &o.Customer.ID, &o.Customer.Email, &o.Customer.Name, &o.Status, &reason, &o.Currency, &o.TotalMinor,
 			&lines, &addr, &o.StockReserved, &o.PaymentAuthorized, &o.CancelRequestedAt, &o.PlacedAt, &o.UpdatedAt)
 	if errors.Is(err, pgx.ErrNoRows) {

@@ -124,6 +124,17 @@ func WriteOrderView(ctx context.Context, tx pgx.Tx, t projection.Tables, changes
 	return nil
 }
 
+// PlacedView is an order as the view first shows it: placed, PENDING, without a
+// timeline. GET /v1/orders/{id} answers with it for an order the write model has and the
+// view does not have yet (the read models apply events up to their linger late), so a
+// client reading its order right after the 202 finds it. It shows no more than the view
+// will show next, even when the write model is further along (confirmed, cancelled): a
+// client polling the order never sees its status go back when the view catches up.
+func PlacedView(o *order.Order) View {
+	return View{OrderID: o.ID, CustomerID: o.Customer.ID, Status: string(order.Pending), Currency: o.Currency,
+		TotalMinor: o.TotalMinor, Lines: o.Lines, PlacedAt: o.PlacedAt, UpdatedAt: o.PlacedAt}
+}
+
 // ErrNotInView reports an order the view does not (yet) know.
 var ErrNotInView = errors.New("order not in the view")
 

@@ -91,6 +91,12 @@ func (s *Server) GetOrder(ctx context.Context, req *shopv1.GetOrderRequest) (*sh
 		return nil, orderNotFound(req.GetId())
 	}
 	v, err := postgres.GetView(ctx, s.pool, req.GetId())
+	if errors.Is(err, postgres.ErrNotInView) { // placed, not yet in the view
+		var o *order.Order
+		if o, err = postgres.GetOrder(ctx, s.pool, req.GetId()); err == nil {
+			v = postgres.PlacedView(o)
+		}
+	}
 	if err != nil {
 		return nil, s.fail(ctx, "read order", req.GetId(), err)
 	}
