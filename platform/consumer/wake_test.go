@@ -73,3 +73,45 @@ func TestRelayPurgesPublishedRowsPastRetention(t *testing.T) {
 		t.Fatalf("%d rows past the retention kept", n)
 	}
 }
+
+// Marks ride on the next pass's read, so a relay holds rows it published and has not
+// marked yet. One that stops then marks them before it lets go: the next leader does not
+// publish them again. The first relay stops as soon as Kafka acknowledged its first
+// batch; the topic must hold every row once.
+func TestRelayMarksWhatItPublishedWhenItStops(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, 1)
+	ctx := context.Background()
+	rctx, stopFirst := context.WithCancel(ctx)
+	defer stopFirst()
+	first, err := outbox.NewRelay(h.pool, kafkatest.Client(t), h.log, outbox.RelayOptions{Fallback: time.Hour,
+		AfterPublish: func([]int64) error { stopFirst(); return nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.outbox.SetWaker(first.Wake)
+	done := make(chan error, 1)
+	go func() { done <- first.Run(rctx) }()
+	h.appendMany(ctx, 3, "k", 3)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the first relay did not stop after publishing")
+	}
+	published := h.count(`SELECT count(*) FROM platform_outbox WHERE published_at IS NOT NULL`)
+	if published == 0 {
+		t.Fatal("the stopped relay left what it published unmarked")
+	}
+
+	h.runRelay(outbox.RelayOptions{})
+	waitFor(t, 20*time.Second, "the second relay to publish the rest", func() bool {
+		return h.count(`SELECT count(*) FROM platform_outbox WHERE published_at IS NULL`) == 0
+	})
+	recs := kafkatest.Consume(t, h.topic, 4, 3*time.Second)
+	if len(recs) != 3 {
+		t.Fatalf("topic has %d records for 3 rows (%d published by the first relay): published again", len(recs), published)
+	}
+}
