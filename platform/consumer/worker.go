@@ -528,11 +528,18 @@ func (w *worker) apply(ps []*pending) (int, error) {
 			return rows.Err()
 		})
 	}
+	var preloaded any
+	if w.c.opts.Preload != nil {
+		preloaded = w.c.opts.Preload(first, routedKeys(ps))
+	}
 	tx, err := pg.Begin(ctx, w.c.pool, first)
 	if err != nil {
 		return 0, Transient(fmt.Errorf("begin: %w", err))
 	}
 	defer func() { _ = tx.Rollback(context.Background()) }()
+	if preloaded != nil {
+		tx.Local(preloadKey{}, func() any { return preloaded })
+	}
 	for i, p := range ps {
 		if p.route == nil {
 			continue
@@ -561,6 +568,31 @@ func (w *worker) apply(ps []*pending) (int, error) {
 		w.c.opts.AfterCommit(ctx)
 	}
 	return len(ps), nil
+}
+
+// routedKeys returns the distinct keys of the records of ps that have a handler, in
+// batch order.
+func routedKeys(ps []*pending) []string {
+	keys := make([]string, 0, len(ps))
+	seen := make(map[string]bool, len(ps))
+	for _, p := range ps {
+		if k := string(p.rec.Key); p.route != nil && !seen[k] {
+			seen[k] = true
+			keys = append(keys, k)
+		}
+	}
+	return keys
+}
+
+type preloadKey struct{}
+
+// Preloaded returns what the group's Preload returned for the batch tx applies, or nil
+// (no Preload, or tx is not a consumer's transaction).
+func Preloaded(tx pgx.Tx) any {
+	if l, ok := tx.(interface{ Local(any, func() any) any }); ok {
+		return l.Local(preloadKey{}, func() any { return nil })
+	}
+	return nil
 }
 
 // inboxColumns are the inbox rows of a batch, column by column, for one unnest.

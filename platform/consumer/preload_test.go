@@ -1,0 +1,139 @@
+package consumer_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/orderflow/orderflow/platform/consumer"
+	"github.com/orderflow/orderflow/platform/internal/testevent"
+	"github.com/orderflow/orderflow/platform/kafka/kafkatest"
+	"github.com/orderflow/orderflow/platform/outbox"
+)
+
+// A group's Preload queues its statements into the round trip that opens each batch's
+// transaction, given the batch's distinct keys, and the handlers find what it returned.
+// The events wait in the topic before the group starts, so batches hold several events
+// of each aggregate.
+func TestPreloadOpensEachBatchWithItsKeys(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, 1)
+	ctx := context.Background()
+	h.runRelay(outbox.RelayOptions{})
+	const events, aggregates = 60, 4
+	h.appendMany(ctx, events, "pre", aggregates)
+	waitFor(t, 20*time.Second, "every event published", func() bool {
+		return h.count(`SELECT count(*) FROM platform_outbox WHERE published_at IS NULL`) == 0
+	})
+
+	type batch struct {
+		keys    []string
+		queried bool // the statement Preload queued ran before the handlers
+		applied int
+	}
+	var (
+		mu       sync.Mutex
+		batches  []*batch
+		problems []string
+	)
+	preload := func(b *pgx.Batch, keys []string) any {
+		p := &batch{keys: keys}
+		b.Queue(`SELECT count(*) FROM effects`).QueryRow(func(row pgx.Row) error {
+			var n int
+			p.queried = true
+			return row.Scan(&n)
+		})
+		mu.Lock()
+		batches = append(batches, p)
+		mu.Unlock()
+		return p
+	}
+	handler := func(ctx context.Context, tx pgx.Tx, m consumer.Message, e testevent.Thing) error {
+		b, _ := consumer.Preloaded(tx).(*batch)
+		mu.Lock()
+		switch {
+		case b == nil:
+			problems = append(problems, fmt.Sprintf("event %d of %s: no preload in its transaction", e.Seq, e.ID))
+		case !b.queried:
+			problems = append(problems, fmt.Sprintf("event %d of %s: the preload's statement had not run", e.Seq, e.ID))
+		case !slices.Contains(b.keys, m.Key):
+			problems = append(problems, fmt.Sprintf("event %d of %s: key not among the batch's %v", e.Seq, e.ID, b.keys))
+		default:
+			b.applied++
+		}
+		mu.Unlock()
+		return record(ctx, tx, m, e)
+	}
+	c := h.newConsumer(kafkatest.Name("g"), handler, consumer.Options{Preload: preload})
+	stop := h.run(c.Run)
+	defer stop()
+	waitFor(t, 30*time.Second, "every event applied", func() bool {
+		return h.count(`SELECT count(*) FROM effects`) == events
+	})
+
+	mu.Lock()
+	defer mu.Unlock()
+	if len(problems) > 0 {
+		t.Fatalf("%d problems, the first: %s", len(problems), problems[0])
+	}
+	several := false
+	for _, b := range batches {
+		if k := slices.Compact(slices.Sorted(slices.Values(b.keys))); len(k) != len(b.keys) {
+			t.Fatalf("preload keys %v repeat a key", b.keys)
+		}
+		several = several || b.applied > len(b.keys)
+	}
+	if !several {
+		t.Fatalf("no batch applied more events than it had keys (%d batches): the test did not batch", len(batches))
+	}
+}
+
+// A group with a linger lets the broker gather what arrives within it: 20 events
+// committed 20 ms apart, each published on its own, are applied in a few transactions
+// instead of one each (Preload runs once per transaction and counts them). Without the
+// linger every fetch answers at the first record: ask for a Linger of 0 and the test
+// fails.
+func TestLingerGathersEventsIntoFewTransactions(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, 1)
+	ctx := context.Background()
+	h.runRelay(outbox.RelayOptions{})
+	var (
+		mu      sync.Mutex
+		batches int
+	)
+	preload := func(*pgx.Batch, []string) any {
+		mu.Lock()
+		batches++
+		mu.Unlock()
+		return nil
+	}
+	c := h.newConsumer(kafkatest.Name("g"), record, consumer.Options{Linger: 2 * time.Second, Preload: preload})
+	stop := h.run(c.Run)
+	defer stop()
+	// The group has joined and fetches from the end of the empty topic before the first
+	// event is committed.
+	waitFor(t, 30*time.Second, "the group to be assigned its partition", func() bool { return len(c.Assignment()) > 0 })
+
+	const events = 20
+	for i := range events {
+		if err := h.appendNext(ctx, "linger-"+strconv.Itoa(i%3)); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	waitFor(t, 30*time.Second, "every event applied", func() bool {
+		return h.count(`SELECT count(*) FROM effects`) == events
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if batches > 4 {
+		t.Fatalf("%d events applied in %d transactions, want a few: the linger did not gather them", events, batches)
+	}
+}
