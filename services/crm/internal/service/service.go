@@ -27,6 +27,7 @@ const Name = app.Source
 // Config is the crm service's configuration.
 type Config struct {
 	config.Base
+	config.Lingering
 	SMTPAddr      string        `env:"ORDERFLOW_SMTP_ADDR,required"`
 	MailFrom      string        `env:"ORDERFLOW_MAIL_FROM,default=orders@orderflow.example"`
 	FollowUpDelay time.Duration `env:"ORDERFLOW_FOLLOWUP_DELAY,default=72h"`
@@ -36,6 +37,9 @@ type Config struct {
 func (c *Config) Validate() error {
 	var p config.Problems
 	if err := c.Base.Validate(); err != nil {
+		p = append(p, err)
+	}
+	if err := c.Lingering.Validate(); err != nil {
 		p = append(p, err)
 	}
 	if _, _, err := net.SplitHostPort(c.SMTPAddr); err != nil {
@@ -68,7 +72,7 @@ func Spec(version string, cfg *Config) boot.Spec {
 			if err := crmhttp.Register(ctx, d.API, d.Pool, d.Log); err != nil {
 				return nil, err
 			}
-			c, err := d.NewConsumerWith(events.EngagementsGroup, consumer.Options{AfterCommit: func(ctx context.Context) {
+			c, err := d.NewConsumerWith(events.EngagementsGroup, consumer.Options{Linger: cfg.ConsumerLinger, AfterCommit: func(ctx context.Context) {
 				d.Outbox.Committed(ctx)
 				a.Wake(ctx)
 			}}, events.Topics...)

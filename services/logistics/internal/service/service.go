@@ -4,10 +4,12 @@ package service
 
 import (
 	"context"
+	"errors"
 
 	"github.com/orderflow/orderflow/avro/contract"
 	"github.com/orderflow/orderflow/platform/boot"
 	"github.com/orderflow/orderflow/platform/config"
+	"github.com/orderflow/orderflow/platform/consumer"
 	"github.com/orderflow/orderflow/platform/kafka"
 	"github.com/orderflow/orderflow/services/logistics/internal/app"
 	"github.com/orderflow/orderflow/services/logistics/internal/ports/events"
@@ -21,6 +23,12 @@ const Name = app.Source
 // Config is the logistics service's configuration.
 type Config struct {
 	config.Base
+	config.Lingering
+}
+
+// Validate checks the whole configuration.
+func (c *Config) Validate() error {
+	return errors.Join(c.Base.Validate(), c.Lingering.Validate())
 }
 
 // Spec describes the service to the shared runtime.
@@ -41,7 +49,7 @@ func Spec(version string, cfg *Config) boot.Spec {
 			if err := loghttp.Register(ctx, d.API, a, d.Pool, d.Log, cfg.AdminToken); err != nil {
 				return nil, err
 			}
-			c, err := d.NewConsumer(events.ShipmentsGroup, events.Topics...)
+			c, err := d.NewConsumerWith(events.ShipmentsGroup, consumer.Options{Linger: cfg.ConsumerLinger}, events.Topics...)
 			if err != nil {
 				return nil, err
 			}
