@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/orderflow/orderflow/avro/contract"
@@ -70,21 +71,57 @@ func (a *App) OnShipmentCancelled(ctx context.Context, tx pgx.Tx, m consumer.Mes
 	})
 }
 
-func (a *App) react(ctx context.Context, tx pgx.Tx, m consumer.Message, orderID string, fn func(*order.Order) (order.Outcome, string)) error {
-	o, err := postgres.GetForUpdate(ctx, tx, orderID)
-	if errors.Is(err, order.ErrNotFound) {
-		// Every order-stream event starts with the shop's OrderPlaced: an event about an
-		// order the shop never wrote is a bug or a foreign producer.
-		return consumer.Permanent(fmt.Errorf("%s for unknown order %s", m.Type, orderID))
+// batchOrders are the orders of one workflow batch, read and locked together when its
+// transaction opens (PreloadOrders). Every event of the batch gets the same *order.Order,
+// so each handler sees what the ones before it changed, and the changes are written with
+// the COMMIT: a batch costs two round trips whatever its size, where loading and saving
+// each order took two per event.
+type batchOrders map[string]*order.Order
+
+// PreloadOrders is the workflow group's consumer.Preload: it queues the read and row lock
+// of the batch's orders (its record keys; a key that is no UUID is left to its handler,
+// which finds no such order).
+func (a *App) PreloadOrders(b *pgx.Batch, keys []string) any {
+	ids := make([]string, 0, len(keys))
+	for _, k := range keys {
+		if uuid.Validate(k) == nil {
+			ids = append(ids, k)
+		}
 	}
-	if err != nil {
-		return err
+	orders := batchOrders{}
+	if len(ids) > 0 {
+		postgres.QueueLockOrders(b, ids, func(o *order.Order) { orders[o.ID] = o })
+	}
+	return orders
+}
+
+func (a *App) react(ctx context.Context, tx pgx.Tx, m consumer.Message, orderID string, fn func(*order.Order) (order.Outcome, string)) error {
+	orders, _ := consumer.Preloaded(tx).(batchOrders)
+	d, deferring := tx.(postgres.Deferrer)
+	deferring = deferring && orders != nil // without the batch's orders a later handler would read a stale row
+	o := orders[orderID]
+	if o == nil {
+		var err error
+		o, err = postgres.GetForUpdate(ctx, tx, orderID)
+		if errors.Is(err, order.ErrNotFound) {
+			// Every order-stream event starts with the shop's OrderPlaced: an event about an
+			// order the shop never wrote is a bug or a foreign producer.
+			return consumer.Permanent(fmt.Errorf("%s for unknown order %s", m.Type, orderID))
+		}
+		if err != nil {
+			return err
+		}
+		if orders != nil {
+			orders[orderID] = o
+		}
 	}
 	outcome, detail := fn(o)
 	if outcome == order.Unchanged {
 		return nil
 	}
-	if err := postgres.UpdateOrder(ctx, tx, o); err != nil {
+	if deferring {
+		postgres.UpdateOrderAtCommit(d, o)
+	} else if err := postgres.UpdateOrder(ctx, tx, o); err != nil {
 		return err
 	}
 	cause := m.Cause()

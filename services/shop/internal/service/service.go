@@ -8,6 +8,7 @@ import (
 	"github.com/orderflow/orderflow/avro/contract"
 	"github.com/orderflow/orderflow/platform/boot"
 	"github.com/orderflow/orderflow/platform/config"
+	"github.com/orderflow/orderflow/platform/consumer"
 	"github.com/orderflow/orderflow/platform/kafka"
 	"github.com/orderflow/orderflow/platform/projection"
 	"github.com/orderflow/orderflow/services/shop/internal/app"
@@ -43,7 +44,7 @@ func Spec(version string, cfg *Config) boot.Spec {
 			if err := shophttp.Register(ctx, d.API, a, d.Pool, d.Log, cfg.AdminToken); err != nil {
 				return nil, err
 			}
-			workflow, err := d.NewConsumer(events.WorkflowGroup, events.WorkflowTopics...)
+			workflow, err := d.NewConsumerWith(events.WorkflowGroup, consumer.Options{Preload: a.PreloadOrders}, events.WorkflowTopics...)
 			if err != nil {
 				return nil, err
 			}

@@ -100,61 +100,100 @@ type RowQuerier interface {
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }
 
-const selectOrder = `SELECT id::text, customer_id, customer_email, customer_name, status, cancel_reason, currency,
-                            total_minor, lines, shipping_address, stock_reserved, payment_authorized, cancel_requested_at,
-                            placed_at, updated_at
-                       FROM orders WHERE id = $1`
+const selectOrders = `SELECT id::text, customer_id, customer_email, customer_name, status, cancel_reason, currency,
+                             total_minor, lines, shipping_address, stock_reserved, payment_authorized, cancel_requested_at,
+                             placed_at, updated_at
+                        FROM orders`
 
 // GetForUpdate loads an order and locks it until tx ends.
 func GetForUpdate(ctx context.Context, tx pgx.Tx, id string) (*order.Order, error) {
-	return getOrder(ctx, tx, selectOrder+` FOR UPDATE`, id)
+	return getOrder(ctx, tx, selectOrders+` WHERE id = $1 FOR UPDATE`, id)
 }
 
 // GetOrder loads an order without locking it.
 func GetOrder(ctx context.Context, q RowQuerier, id string) (*order.Order, error) {
-	return getOrder(ctx, q, selectOrder, id)
+	return getOrder(ctx, q, selectOrders+` WHERE id = $1`, id)
+}
+
+// QueueLockOrders queues in b the read of the orders ids (UUIDs) with their row locks,
+// held until the transaction ends; once b ran, found has been called with each order
+// that exists.
+func QueueLockOrders(b *pgx.Batch, ids []string, found func(*order.Order)) {
+	b.Queue(selectOrders+` WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE`, ids).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			o, err := scanOrder(rows)
+			if err != nil {
+				return fmt.Errorf("load orders: %w", err)
+			}
+			found(o)
+		}
+		return rows.Err()
+	})
 }
 
 func getOrder(ctx context.Context, q RowQuerier, query, id string) (*order.Order, error) {
-	var (
-		o           order.Order
-		reason      *string
-		lines, addr []byte
-	)
-	err := q.QueryRow(ctx, query, id).
-		Scan(&o.ID, &o.Customer.ID, &o.Customer.Email, &o.Customer.Name, &o.Status, &reason, &o.Currency, &o.TotalMinor,
-			&lines, &addr, &o.StockReserved, &o.PaymentAuthorized, &o.CancelRequestedAt, &o.PlacedAt, &o.UpdatedAt)
+	o, err := scanOrder(q.QueryRow(ctx, query, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, order.ErrNotFound
 	}
 	if err != nil {
 		return nil, fmt.Errorf("load order %s: %w", id, err)
 	}
+	return o, nil
+}
+
+// scanOrder reads a row of selectOrders.
+func scanOrder(row pgx.Row) (*order.Order, error) {
+	var (
+		o           order.Order
+		reason      *string
+		lines, addr []byte
+	)
+	err := row.Scan(&o.ID, &o.Customer.ID, &o.Customer.Email, &o.Customer.Name, &o.Status, &reason, &o.Currency, &o.TotalMinor,
+		&lines, &addr, &o.StockReserved, &o.PaymentAuthorized, &o.CancelRequestedAt, &o.PlacedAt, &o.UpdatedAt)
+	if err != nil {
+		return nil, err
+	}
 	if reason != nil {
 		o.CancelReason = *reason
 	}
 	if err := json.Unmarshal(lines, &o.Lines); err != nil {
-		return nil, fmt.Errorf("order %s lines: %w", id, err)
+		return nil, fmt.Errorf("order %s lines: %w", o.ID, err)
 	}
 	if err := json.Unmarshal(addr, &o.Address); err != nil {
-		return nil, fmt.Errorf("order %s address: %w", id, err)
+		return nil, fmt.Errorf("order %s address: %w", o.ID, err)
 	}
 	return &o, nil
 }
 
+const updateOrder = `UPDATE orders SET status = $2, cancel_reason = $3, stock_reserved = $4,
+                            payment_authorized = $5, cancel_requested_at = $6, updated_at = $7 WHERE id = $1`
+
 // UpdateOrder writes back the mutable state of an order.
 func UpdateOrder(ctx context.Context, tx pgx.Tx, o *order.Order) error {
-	var reason *string
-	if o.CancelReason != "" {
-		reason = &o.CancelReason
-	}
-	_, err := tx.Exec(ctx, `UPDATE orders SET status = $2, cancel_reason = $3, stock_reserved = $4,
-	                              payment_authorized = $5, cancel_requested_at = $6, updated_at = $7 WHERE id = $1`,
-		o.ID, o.Status, reason, o.StockReserved, o.PaymentAuthorized, o.CancelRequestedAt, o.UpdatedAt)
-	if err != nil {
+	if _, err := tx.Exec(ctx, updateOrder, updateArgs(o)...); err != nil {
 		return fmt.Errorf("update order %s: %w", o.ID, err)
 	}
 	return nil
+}
+
+// Deferrer is a transaction that sends statements with its COMMIT (a pg.Tx).
+type Deferrer interface {
+	Defer(sql string, args ...any) *pgx.QueuedQuery
+}
+
+// UpdateOrderAtCommit writes back the mutable state of an order with tx's COMMIT; the
+// state is taken now. A failure fails the commit.
+func UpdateOrderAtCommit(tx Deferrer, o *order.Order) {
+	tx.Defer(updateOrder, updateArgs(o)...)
+}
+
+func updateArgs(o *order.Order) []any {
+	var reason *string
+	if r := o.CancelReason; r != "" {
+		reason = &r
+	}
+	return []any{o.ID, o.Status, reason, o.StockReserved, o.PaymentAuthorized, o.CancelRequestedAt, o.UpdatedAt}
 }
 
 func toJSON(o *order.Order) (lines, addr []byte, err error) {
