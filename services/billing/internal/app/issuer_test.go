@@ -254,3 +254,56 @@ func TestUnrenderableInvoiceDoesNotBlockTheQueue(t *testing.T) {
 		t.Fatalf("postponed invoice %+v %v, want ISSUED with number 3", inv, err)
 	}
 }
+
+// After a wake-up the issuer lingers, so that invoices queued by authorizations close
+// together are issued in one transaction (one issue time) instead of one each. With a
+// Linger of 0 the first invoice goes alone and the test fails.
+func TestIssuerLingersToIssueTogether(t *testing.T) {
+	t.Parallel()
+	pool, a := newApp(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	is := newIssuer(t, pool, a)
+	is.Linger, is.Fallback = 500*time.Millisecond, time.Hour
+	done := make(chan error, 1)
+	go func() { done <- is.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+
+	var ids []string
+	for range 5 {
+		ids = append(ids, authorize(t, pool, a, 1)...)
+		is.Wake(ctx)
+		time.Sleep(20 * time.Millisecond)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		n, err := postgres.CountPending(ctx, pool)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d invoices still pending", n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	var issued []time.Time
+	for _, id := range ids {
+		inv, err := postgres.GetInvoiceOfOrder(ctx, pool, id)
+		if err != nil || inv.IssuedAt == nil {
+			t.Fatalf("invoice of %s: %+v %v", id, inv, err)
+		}
+		issued = append(issued, *inv.IssuedAt)
+	}
+	for i, at := range issued {
+		if !at.Equal(issued[0]) {
+			t.Fatalf("invoice %d issued at %v, the first at %v: not one transaction", i, at, issued[0])
+		}
+	}
+}
