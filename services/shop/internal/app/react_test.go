@@ -1,0 +1,161 @@
+package app_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/orderflow/orderflow/avro/billing"
+	"github.com/orderflow/orderflow/avro/contract"
+	"github.com/orderflow/orderflow/avro/inventory"
+	"github.com/orderflow/orderflow/platform/consumer"
+	"github.com/orderflow/orderflow/platform/events"
+	"github.com/orderflow/orderflow/platform/kafka/kafkatest"
+	"github.com/orderflow/orderflow/platform/outbox"
+	"github.com/orderflow/orderflow/platform/pg/pgtest"
+	"github.com/orderflow/orderflow/platform/serde"
+	"github.com/orderflow/orderflow/services/shop/internal/adapters/postgres"
+	"github.com/orderflow/orderflow/services/shop/internal/app"
+	"github.com/orderflow/orderflow/services/shop/internal/domain/order"
+	shopevents "github.com/orderflow/orderflow/services/shop/internal/ports/events"
+	"github.com/orderflow/orderflow/services/shop/migrations"
+)
+
+// The workflow group's batches share one order between their events: when an order's
+// StockReserved and PaymentAuthorized are applied in one batch (its orders read and
+// locked when it opens, written back with its COMMIT), the second handler sees what the
+// first changed and confirms the order, once. The two events wait on two topics (as on
+// inventory.reservations and billing.payments) before the group starts, so that one batch
+// holds both; the test checks that it did.
+func TestOneBatchConfirmsAnOrderFromBothEvents(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pool := pgtest.NewPool(t, migrations.FS)
+	sd := serde.New(kafkatest.RegistryURL(t), 5*time.Second)
+	ob := outbox.New(sd)
+	a := app.New(pool, ob)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+
+	// A pending order, written without its OrderPlaced: nothing here consumes it.
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	o := &order.Order{ID: uuid.NewString(), Customer: order.Customer{ID: "c-1", Email: "c@example.com", Name: "C"},
+		Lines: []order.Line{{SKU: "SKU-1", Name: "Thing", Quantity: 2, UnitPriceMinor: 500}}, Currency: "EUR",
+		TotalMinor: 1000, Address: order.Address{Name: "C", Line1: "1 Street", City: "Town", PostalCode: "1", Country: "DE"},
+		Status: order.Pending, PlacedAt: now, UpdatedAt: now}
+	if err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		b := &pgx.Batch{}
+		var claimed bool
+		if err := postgres.QueueInsertOrder(b, o, "", nil, &claimed); err != nil {
+			return err
+		}
+		return tx.SendBatch(ctx, b).Close()
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	reservations, payments := kafkatest.Topic(t, 1), kafkatest.Topic(t, 1)
+	cause := events.Cause{ID: uuid.NewString(), CorrelationID: o.ID}
+	evs := []events.Event{
+		events.New(ctx, "inventory", reservations, o.ID, contract.StockReserved,
+			inventory.StockReserved{OrderID: o.ID, Lines: []inventory.ReservedLine{{Sku: "SKU-1", Quantity: 2}}, ReservedAt: now}, cause),
+		events.New(ctx, "billing", payments, o.ID, contract.PaymentAuthorized,
+			billing.PaymentAuthorized{OrderID: o.ID, AmountMinor: 1000, Currency: "EUR", Provider: "local", AuthorizationID: "auth-1", AuthorizedAt: now}, cause),
+	}
+	if err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error { return ob.Append(ctx, tx, evs...) }); err != nil {
+		t.Fatal(err)
+	}
+	relay, err := outbox.NewRelay(pool, kafkatest.Client(t), log, outbox.RelayOptions{Fallback: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, stopRelay := context.WithCancel(ctx)
+	relayDone := make(chan error, 1)
+	go func() { relayDone <- relay.Run(rctx) }()
+	for i := 0; ; i++ {
+		if len(kafkatest.Consume(t, reservations, 1, time.Second)) == 1 && len(kafkatest.Consume(t, payments, 1, time.Second)) == 1 {
+			break
+		}
+		if i == 20 {
+			t.Fatal("the relay did not publish both events")
+		}
+	}
+	stopRelay()
+	if err := <-relayDone; err != nil {
+		t.Fatal(err)
+	}
+	var before int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM platform_outbox`).Scan(&before); err != nil {
+		t.Fatal(err)
+	}
+
+	var (
+		mu      sync.Mutex
+		batches [][]string
+	)
+	preload := func(b *pgx.Batch, keys []string) any {
+		mu.Lock()
+		batches = append(batches, keys)
+		mu.Unlock()
+		return a.PreloadOrders(b, keys)
+	}
+	c, err := consumer.New(kafkatest.Name("shop-workflow"), []string{reservations, payments}, kafkatest.Config(t), pool, sd, log,
+		consumer.Options{Preload: preload, ShutdownGrace: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	shopevents.RegisterWorkflow(c, a)
+	cctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- c.Run(cctx) }()
+	defer func() {
+		stop()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var applied int
+		if err := pool.QueryRow(ctx, `SELECT count(*) FROM platform_inbox`).Scan(&applied); err != nil {
+			t.Fatal(err)
+		}
+		if applied == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of the 2 events applied after 30 s", applied)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	mu.Lock()
+	if len(batches) != 1 {
+		t.Fatalf("the two events were applied in %d batches (%v), want 1: the test did not put them in one", len(batches), batches)
+	}
+	mu.Unlock()
+	got, err := postgres.GetOrder(ctx, pool, o.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status != order.Confirmed || !got.StockReserved || !got.PaymentAuthorized {
+		t.Fatalf("order after both events: status %s, stock reserved %v, payment authorized %v; want CONFIRMED, true, true",
+			got.Status, got.StockReserved, got.PaymentAuthorized)
+	}
+	var confirmations int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM platform_outbox WHERE topic = $1`, contract.TopicShopOrders).Scan(&confirmations); err != nil {
+		t.Fatal(err)
+	}
+	var after int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM platform_outbox`).Scan(&after); err != nil {
+		t.Fatal(err)
+	}
+	if confirmations != 1 || after-before != 1 {
+		t.Fatalf("%d events appended to %s (%d in all), want one OrderConfirmed", confirmations, contract.TopicShopOrders, after-before)
+	}
+}
