@@ -2,8 +2,10 @@ package config_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/sethvargo/go-envconfig"
 
@@ -133,5 +135,32 @@ func TestKeys(t *testing.T) {
 	}
 	if len(keys) != 22 { // 21 of Base and ORDERFLOW_EXTRA
 		t.Errorf("%d keys: %+v", len(keys), keys)
+	}
+}
+
+// lingering is how crm and logistics configure themselves: Base and Lingering side by side.
+type lingering struct {
+	config.Base
+	config.Lingering
+}
+
+func (l *lingering) Validate() error { return errors.Join(l.Base.Validate(), l.Lingering.Validate()) }
+
+// ORDERFLOW_CONSUMER_LINGER defaults to 100ms, takes 0 or 100ms to 5s, and a value
+// outside is refused with its name; an unparsable one too.
+func TestConsumerLinger(t *testing.T) {
+	for value, wantErr := range map[string]bool{"": false, "0s": false, "100ms": false, "5s": false, "50ms": true, "6s": true, "-1s": true, "soon": true} {
+		env := valid()
+		if value != "" {
+			env["ORDERFLOW_CONSUMER_LINGER"] = value
+		}
+		var l lingering
+		err := config.Load(context.Background(), &l, envconfig.MapLookuper(env))
+		if wantErr != (err != nil) || (err != nil && !strings.Contains(err.Error(), "ORDERFLOW_CONSUMER_LINGER")) {
+			t.Errorf("ORDERFLOW_CONSUMER_LINGER=%q: %v", value, err)
+		}
+		if value == "" && err == nil && l.ConsumerLinger != 100*time.Millisecond {
+			t.Errorf("default linger %v, want 100ms", l.ConsumerLinger)
+		}
 	}
 }
