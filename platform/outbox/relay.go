@@ -267,6 +267,14 @@ type row struct {
 // markWithin bounds how long published rows wait for the pass that marks them.
 const markWithin = 100 * time.Millisecond
 
+// maxRidingMarks is the most marks that ride on the next read; a pass that published
+// more marks them in a statement of its own, as before marks rode. The read leaves the
+// marked rows out one by one (every row against every mark), and reads past them first:
+// with full passes of 2,000 rows riding, the relay published 14,000 events/s instead of
+// 30,000 (make bench-platform). Riding pays where passes are small, at tens of orders a
+// second, where a statement per pass is what a pass costs.
+const maxRidingMarks = 64
+
 // publishBatch marks the rows in marks published, then publishes up to BatchSize pending
 // rows in id order and leaves in marks those Kafka acknowledged. It returns how many rows
 // it read.
@@ -344,6 +352,12 @@ func (r *Relay) publishBatch(ctx context.Context, conn *pgx.Conn, marks *[]int64
 			}
 		}
 		*marks = append(*marks, acked...)
+		if len(*marks) > maxRidingMarks { // a large pass is marked at once: see maxRidingMarks
+			if _, err := conn.Exec(ctx, `UPDATE platform_outbox SET published_at = now() WHERE id = ANY($1)`, *marks); err != nil {
+				return 0, fmt.Errorf("mark published: %w", err)
+			}
+			*marks = (*marks)[:0]
+		}
 		r.unmarked.Store(int64(len(*marks)))
 	}
 	if firstErr != nil {
