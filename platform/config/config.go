@@ -81,8 +81,9 @@ type Lingering struct {
 	// arrives. The group's reactions come up to the linger later, and the CPU it no
 	// longer spends on a fetch and a transaction per event goes to the groups an order's
 	// confirmation waits for: at 100 orders/s, 100ms for crm and logistics halved the
-	// POST-to-confirmed p99 (two alternating pairs of make bench, session 14).
-	ConsumerLinger time.Duration `env:"ORDERFLOW_CONSUMER_LINGER,default=100ms"`
+	// POST-to-confirmed p99, and 250ms took another sixth off it and a third off the p50
+	// (alternating pairs of make bench, session 14).
+	ConsumerLinger time.Duration `env:"ORDERFLOW_CONSUMER_LINGER,default=250ms"`
 }
 
 // Validate checks the linger.

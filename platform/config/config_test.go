@@ -146,7 +146,7 @@ type lingering struct {
 
 func (l *lingering) Validate() error { return errors.Join(l.Base.Validate(), l.Lingering.Validate()) }
 
-// ORDERFLOW_CONSUMER_LINGER defaults to 100ms, takes 0 or 100ms to 5s, and a value
+// ORDERFLOW_CONSUMER_LINGER defaults to 250ms, takes 0 or 100ms to 5s, and a value
 // outside is refused with its name; an unparsable one too.
 func TestConsumerLinger(t *testing.T) {
 	for value, wantErr := range map[string]bool{"": false, "0s": false, "100ms": false, "5s": false, "50ms": true, "6s": true, "-1s": true, "soon": true} {
@@ -159,8 +159,8 @@ func TestConsumerLinger(t *testing.T) {
 		if wantErr != (err != nil) || (err != nil && !strings.Contains(err.Error(), "ORDERFLOW_CONSUMER_LINGER")) {
 			t.Errorf("ORDERFLOW_CONSUMER_LINGER=%q: %v", value, err)
 		}
-		if value == "" && err == nil && l.ConsumerLinger != 100*time.Millisecond {
-			t.Errorf("default linger %v, want 100ms", l.ConsumerLinger)
+		if value == "" && err == nil && l.ConsumerLinger != 250*time.Millisecond {
+			t.Errorf("default linger %v, want 250ms", l.ConsumerLinger)
 		}
 	}
 }
