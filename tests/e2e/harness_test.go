@@ -247,6 +247,24 @@ func (s *suite) awaitShopKnows(t *testing.T, id, want string, timeout time.Durat
 	})
 }
 
+// awaitInvoiceIssued waits until billing has issued the order's invoice (numbered; the
+// issuer works through a queue, up to a linger after the authorization) and returns its
+// number.
+func (s *suite) awaitInvoiceIssued(t *testing.T, id string) string {
+	t.Helper()
+	var inv struct {
+		Number string `json:"number"`
+		Status string `json:"status"`
+	}
+	eventually(t, settle, func() string {
+		if code := s.call(t, "GET", s.billing+"/v1/orders/"+id+"/invoice", nil, nil, &inv); code != 200 || inv.Number == "" {
+			return fmt.Sprintf("invoice of %s: HTTP %d %+v, want an issued one", id, code, inv)
+		}
+		return ""
+	})
+	return inv.Number
+}
+
 // eventually polls cond until it returns "" or the timeout passes, then fails with its
 // last complaint.
 func eventually(t *testing.T, timeout time.Duration, cond func() string) {

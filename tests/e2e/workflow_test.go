@@ -76,18 +76,9 @@ func TestHappyPath(t *testing.T) {
 		}
 		return ""
 	})
-	var inv struct {
-		Number string `json:"number"`
-		Status string `json:"status"`
-	}
-	eventually(t, settle, func() string {
-		if code := s.call(t, "GET", s.billing+"/v1/orders/"+id+"/invoice", nil, nil, &inv); code != 200 {
-			return fmt.Sprintf("invoice: HTTP %d", code)
-		}
-		return ""
-	})
-	text := pdfText(t, s.get(t, s.billing+"/v1/invoices/"+inv.Number+"/pdf"))
-	for _, want := range []string{inv.Number, id, sku, "37.50 EUR"} {
+	number := s.awaitInvoiceIssued(t, id)
+	text := pdfText(t, s.get(t, s.billing+"/v1/invoices/"+number+"/pdf"))
+	for _, want := range []string{number, id, sku, "37.50 EUR"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("invoice PDF lacks %q:\n%s", want, text)
 		}
@@ -211,6 +202,7 @@ func TestCancelBeforeShipment(t *testing.T) {
 	id := s.place(t, body)
 	s.await(t, id, "CONFIRMED", settle)
 	s.awaitPrepared(t, id)
+	s.awaitInvoiceIssued(t, id)
 	var out map[string]any
 	if code := s.call(t, "POST", s.shop+"/v1/orders/"+id+"/cancel", nil, nil, &out); code != 202 || out["cancellation"] != "REQUESTED" {
 		t.Fatalf("cancel: %d %v, want 202 and cancellation REQUESTED", code, out)
