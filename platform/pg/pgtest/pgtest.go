@@ -134,3 +134,23 @@ func AssertIsolated(t testing.TB, service string, others ...string) {
 		}
 	}
 }
+
+// AwaitCount polls query (a count) every 20 ms until it returns want, and fails the test
+// with the last count when timeout passes first.
+func AwaitCount(t testing.TB, pool *pgxpool.Pool, timeout time.Duration, want int64, query string, args ...any) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		var n int64
+		if err := pool.QueryRow(context.Background(), query, args...).Scan(&n); err != nil {
+			t.Fatalf("%s: %v", query, err)
+		}
+		if n == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s counts %d after %v, want %d", query, n, timeout, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -279,20 +279,7 @@ func TestIssuerLingersToIssueTogether(t *testing.T) {
 		is.Wake(ctx)
 		time.Sleep(20 * time.Millisecond)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		n, err := postgres.CountPending(ctx, pool)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if n == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d invoices still pending", n)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	pgtest.AwaitCount(t, pool, 10*time.Second, 0, `SELECT count(*) FROM invoices WHERE status = 'PENDING'`)
 	var issued []time.Time
 	for _, id := range ids {
 		inv, err := postgres.GetInvoiceOfOrder(ctx, pool, id)

@@ -120,20 +120,7 @@ func TestOneBatchConfirmsAnOrderFromBothEvents(t *testing.T) {
 		}
 	}()
 
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		var applied int
-		if err := pool.QueryRow(ctx, `SELECT count(*) FROM platform_inbox`).Scan(&applied); err != nil {
-			t.Fatal(err)
-		}
-		if applied == 2 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d of the 2 events applied after 30 s", applied)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	pgtest.AwaitCount(t, pool, 30*time.Second, 2, `SELECT count(*) FROM platform_inbox`) // both events applied
 	mu.Lock()
 	if len(batches) != 1 {
 		t.Fatalf("the two events were applied in %d batches (%v), want 1: the test did not put them in one", len(batches), batches)
