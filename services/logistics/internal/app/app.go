@@ -61,16 +61,16 @@ func PaymentAuthorized(s *postgres.Shipment) { s.PaymentAuthorized = true }
 // Learn applies a fact to the order's shipment and prepares it once the order is placed,
 // its stock reserved and its payment authorized: nothing ships without stock.
 func (a *App) Learn(ctx context.Context, tx pgx.Tx, cause events.Cause, orderID string, fact Fact) error {
-	s, err := postgres.Lock(ctx, tx, orderID)
+	s, err := lock(ctx, tx, orderID)
 	if err != nil {
 		return err
 	}
 	if s.Status != postgres.Pending {
 		return nil // prepared, dispatched or cancelled: a late or repeated fact changes nothing
 	}
-	fact(&s)
+	fact(s)
 	if !(s.Placed && s.StockReserved && s.PaymentAuthorized) {
-		return postgres.Save(ctx, tx, s, nil)
+		return save(ctx, tx, s, nil)
 	}
 	now := a.now()
 	s.Status, s.ShipmentID, s.Carrier, s.TrackingNumber, s.PreparedAt = postgres.Prepared, uuid.NewString(), Carrier, tracking(orderID), &now
@@ -79,7 +79,7 @@ func (a *App) Learn(ctx context.Context, tx pgx.Tx, cause events.Cause, orderID 
 	if err != nil {
 		return consumer.Permanent(err)
 	}
-	if err := postgres.Save(ctx, tx, s, pdf); err != nil {
+	if err := save(ctx, tx, s, pdf); err != nil {
 		return err
 	}
 	return a.outbox.Append(ctx, tx, events.New(ctx, Source, contract.TopicLogisticsShipments, orderID, contract.ShipmentPrepared,
@@ -91,7 +91,7 @@ func (a *App) Learn(ctx context.Context, tx pgx.Tx, cause events.Cause, orderID 
 // logistics never prepares; a customer's cancellation reaches here after
 // DecideCancellation agreed to it. A dispatched parcel is not recalled.
 func (a *App) Cancel(ctx context.Context, tx pgx.Tx, cause events.Cause, orderID, reason string) error {
-	s, err := postgres.Lock(ctx, tx, orderID)
+	s, err := lock(ctx, tx, orderID)
 	if err != nil {
 		return err
 	}
@@ -109,7 +109,7 @@ func (a *App) Cancel(ctx context.Context, tx pgx.Tx, cause events.Cause, orderID
 // same order stream, tells the shop the order shipped. The dispatch endpoint and this
 // decision lock the same row, so one of them comes first.
 func (a *App) DecideCancellation(ctx context.Context, tx pgx.Tx, cause events.Cause, orderID string) error {
-	s, err := postgres.Lock(ctx, tx, orderID)
+	s, err := lock(ctx, tx, orderID)
 	if err != nil {
 		return err
 	}
@@ -120,9 +120,9 @@ func (a *App) DecideCancellation(ctx context.Context, tx pgx.Tx, cause events.Ca
 }
 
 // stop marks s cancelled and, if announce, publishes ShipmentCancelled.
-func (a *App) stop(ctx context.Context, tx pgx.Tx, cause events.Cause, s postgres.Shipment, reason string, announce bool) error {
+func (a *App) stop(ctx context.Context, tx pgx.Tx, cause events.Cause, s *postgres.Shipment, reason string, announce bool) error {
 	s.Status = postgres.Cancelled
-	if err := postgres.Save(ctx, tx, s, nil); err != nil {
+	if err := save(ctx, tx, s, nil); err != nil {
 		return err
 	}
 	if !announce {
@@ -130,6 +130,90 @@ func (a *App) stop(ctx context.Context, tx pgx.Tx, cause events.Cause, s postgre
 	}
 	return a.outbox.Append(ctx, tx, events.New(ctx, Source, contract.TopicLogisticsShipments, s.OrderID, contract.ShipmentCancelled,
 		logistics.ShipmentCancelled{OrderID: s.OrderID, ShipmentID: s.ShipmentID, Reason: reason, CancelledAt: a.now()}, cause))
+}
+
+// batch holds the shipments of one consumer batch, created, read and locked together when
+// its transaction opens (PreloadShipments). Every event of the batch gets the same
+// *Shipment, so each handler sees what the ones before it changed, and each changed
+// shipment is written once, with the COMMIT: an order's three facts, which the group's
+// linger usually brings in one batch, cost no round trip of their own, where each took
+// two then (its lock and its save).
+type batch struct {
+	shipments map[string]*postgres.Shipment
+	changed   []*postgres.Shipment // in the order first changed
+	saving    map[*postgres.Shipment]bool
+	labels    map[string][]byte // the labels printed, by order id
+}
+
+// PreloadShipments is the shipments group's consumer.Preload: it queues the creation,
+// read and row lock of the batch's shipments (its record keys; a key that is no UUID is
+// left to its handler).
+func (a *App) PreloadShipments(b *pgx.Batch, keys []string) any {
+	ids := make([]string, 0, len(keys))
+	for _, k := range keys {
+		if uuid.Validate(k) == nil {
+			ids = append(ids, k)
+		}
+	}
+	bt := &batch{shipments: map[string]*postgres.Shipment{}, saving: map[*postgres.Shipment]bool{}, labels: map[string][]byte{}}
+	if len(ids) > 0 {
+		postgres.QueueLock(b, ids, func(s *postgres.Shipment) { bt.shipments[s.OrderID] = s })
+	}
+	return bt
+}
+
+// committer is a transaction that runs statements with its COMMIT (a pg.Tx).
+type committer interface {
+	BeforeCommit(fn func(b *pgx.Batch))
+}
+
+// lock returns the order's shipment, locked: the batch's when tx applies one that has it.
+func lock(ctx context.Context, tx pgx.Tx, orderID string) (*postgres.Shipment, error) {
+	bt, _ := consumer.Preloaded(tx).(*batch)
+	if s := bt.shipment(orderID); s != nil {
+		return s, nil
+	}
+	s, err := postgres.Lock(ctx, tx, orderID)
+	if err != nil {
+		return nil, err
+	}
+	if bt != nil { // an event whose order id is not its record's key
+		bt.shipments[orderID] = &s
+	}
+	return &s, nil
+}
+
+func (bt *batch) shipment(orderID string) *postgres.Shipment {
+	if bt == nil {
+		return nil
+	}
+	return bt.shipments[orderID]
+}
+
+// save writes s back, with its label when one was printed: with the COMMIT, as s is
+// then, when tx applies a batch; at once otherwise.
+func save(ctx context.Context, tx pgx.Tx, s *postgres.Shipment, label []byte) error {
+	bt, _ := consumer.Preloaded(tx).(*batch)
+	c, ok := tx.(committer)
+	if bt == nil || !ok {
+		return postgres.Save(ctx, tx, *s, label)
+	}
+	if label != nil {
+		bt.labels[s.OrderID] = label
+	}
+	if bt.saving[s] {
+		return nil
+	}
+	if len(bt.changed) == 0 {
+		c.BeforeCommit(func(b *pgx.Batch) {
+			for _, s := range bt.changed {
+				postgres.QueueSave(b, s, bt.labels[s.OrderID])
+			}
+		})
+	}
+	bt.changed = append(bt.changed, s)
+	bt.saving[s] = true
+	return nil
 }
 
 // Dispatch errors.

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -82,23 +83,49 @@ func Lock(ctx context.Context, tx pgx.Tx, orderID string) (Shipment, error) {
 	return s, nil
 }
 
+// QueueLock queues in b what Lock does for each of ids (UUIDs, at least one) at once:
+// the shipments missing are created PENDING, and all of them are read with their row
+// locks, held until the transaction ends. Once b ran, found has been called with each.
+// The ids are taken in order, as every batch takes them, so two batches cannot deadlock.
+func QueueLock(b *pgx.Batch, ids []string, found func(*Shipment)) {
+	ids = slices.Sorted(slices.Values(ids))
+	b.Queue(`INSERT INTO shipments (order_id, status) SELECT id, 'PENDING' FROM unnest($1::uuid[]) AS a(id) ORDER BY id
+	         ON CONFLICT (order_id) DO NOTHING`, ids)
+	b.Queue(`SELECT `+cols+` FROM shipments WHERE order_id = ANY($1::uuid[]) ORDER BY order_id FOR UPDATE`, ids).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			s, err := scan(rows)
+			if err != nil {
+				return fmt.Errorf("lock shipments: %w", err)
+			}
+			found(&s)
+		}
+		return rows.Err()
+	})
+}
+
+// saveShipment writes a shipment back; its recipient goes as JSON (pgx encodes it).
+const saveShipment = `UPDATE shipments SET status = $2, placed = $3, stock_reserved = $4, payment_authorized = $5,
+                             recipient = $6, shipment_id = NULLIF($7, '')::uuid, carrier = NULLIF($8, ''),
+                             tracking_number = NULLIF($9, ''), prepared_at = $10, dispatched_at = $11,
+                             label = COALESCE($12, label), updated_at = now()
+                       WHERE order_id = $1`
+
+func saveArgs(s *Shipment, label []byte) []any {
+	return []any{s.OrderID, s.Status, s.Placed, s.StockReserved, s.PaymentAuthorized, s.Recipient, s.ShipmentID, s.Carrier,
+		s.TrackingNumber, s.PreparedAt, s.DispatchedAt, label}
+}
+
 // Save writes a shipment back, with its label when one was printed.
 func Save(ctx context.Context, tx pgx.Tx, s Shipment, label []byte) error {
-	rec, err := json.Marshal(s.Recipient)
-	if err != nil {
-		return err
-	}
-	_, err = tx.Exec(ctx, `UPDATE shipments SET status = $2, placed = $3, stock_reserved = $4, payment_authorized = $5,
-	                              recipient = $6, shipment_id = NULLIF($7, '')::uuid, carrier = NULLIF($8, ''),
-	                              tracking_number = NULLIF($9, ''), prepared_at = $10, dispatched_at = $11,
-	                              label = COALESCE($12, label), updated_at = now()
-	                        WHERE order_id = $1`,
-		s.OrderID, s.Status, s.Placed, s.StockReserved, s.PaymentAuthorized, rec, s.ShipmentID, s.Carrier, s.TrackingNumber,
-		s.PreparedAt, s.DispatchedAt, label)
-	if err != nil {
+	if _, err := tx.Exec(ctx, saveShipment, saveArgs(&s, label)...); err != nil {
 		return fmt.Errorf("save shipment %s: %w", s.OrderID, err)
 	}
 	return nil
+}
+
+// QueueSave queues in b what Save does, with s as it is now.
+func QueueSave(b *pgx.Batch, s *Shipment, label []byte) {
+	b.Queue(saveShipment, saveArgs(s, label)...)
 }
 
 // LockExisting loads and locks a shipment without creating one.
