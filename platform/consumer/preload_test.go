@@ -137,3 +137,14 @@ func TestLingerGathersEventsIntoFewTransactions(t *testing.T) {
 		t.Fatalf("%d events applied in %d transactions, want a few: the linger did not gather them", events, batches)
 	}
 }
+
+// UUIDKeys keeps only the canonical form: the one the services write, which a Postgres
+// uuid cast takes.
+func TestUUIDKeysKeepsTheCanonicalFormOnly(t *testing.T) {
+	id := "6a49f27f-7a20-4350-aa4e-c7e33081d75b"
+	got := consumer.UUIDKeys([]string{id, "6A49F27F-7A20-4350-AA4E-C7E33081D75B", "{" + id + "}", "urn:uuid:" + id,
+		"6a49f27f7a204350aa4ec7e33081d75b", "SKU-1", ""})
+	if !slices.Equal(got, []string{id}) {
+		t.Fatalf("UUIDKeys = %q, want only %q", got, id)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel/attribute"
@@ -765,4 +766,20 @@ func lockKeys(b *pgx.Batch, group string, ps []*pending) {
 	keys = slices.Compact(keys)
 	// unnest keeps the array's order, so the locks are taken in ascending key order.
 	b.Queue(`SELECT count(pg_advisory_xact_lock(k)) FROM unnest($1::bigint[]) AS t(k)`, keys)
+}
+
+// UUIDKeys returns the keys of keys that are UUIDs in the canonical form the services
+// write (36 lowercase characters), for a Preload that casts them to Postgres' uuid:
+// uuid.Validate also takes a urn:uuid: prefix, which the cast refuses (and a statement
+// that fails on a key fails its batch every time), and a key in another accepted form
+// (upper case, braces, no hyphens) is not the string the handlers look their aggregate
+// up by. Such keys are left to the handlers, which load their aggregate themselves.
+func UUIDKeys(keys []string) []string {
+	out := make([]string, 0, len(keys))
+	for _, k := range keys {
+		if u, err := uuid.Parse(k); err == nil && u.String() == k {
+			out = append(out, k)
+		}
+	}
+	return out
 }

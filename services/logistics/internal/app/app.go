@@ -22,6 +22,7 @@ import (
 	"github.com/orderflow/orderflow/platform/consumer"
 	"github.com/orderflow/orderflow/platform/events"
 	"github.com/orderflow/orderflow/platform/outbox"
+	"github.com/orderflow/orderflow/platform/pg"
 	"github.com/orderflow/orderflow/services/logistics/internal/adapters/label"
 	"github.com/orderflow/orderflow/services/logistics/internal/adapters/postgres"
 )
@@ -140,31 +141,21 @@ func (a *App) stop(ctx context.Context, tx pgx.Tx, cause events.Cause, s *postgr
 // two then (its lock and its save).
 type batch struct {
 	shipments map[string]*postgres.Shipment
-	changed   []*postgres.Shipment // in the order first changed
-	saving    map[*postgres.Shipment]bool
 	labels    map[string][]byte // the labels printed, by order id
+	writes    *pg.WriteBack[*postgres.Shipment]
 }
 
 // PreloadShipments is the shipments group's consumer.Preload: it queues the creation,
-// read and row lock of the batch's shipments (its record keys; a key that is no UUID is
-// left to its handler).
+// read and row lock of the batch's shipments (its record keys; a key that is not a UUID
+// as the services write it is left to its handler).
 func (a *App) PreloadShipments(b *pgx.Batch, keys []string) any {
-	ids := make([]string, 0, len(keys))
-	for _, k := range keys {
-		if uuid.Validate(k) == nil {
-			ids = append(ids, k)
-		}
-	}
-	bt := &batch{shipments: map[string]*postgres.Shipment{}, saving: map[*postgres.Shipment]bool{}, labels: map[string][]byte{}}
+	ids := consumer.UUIDKeys(keys)
+	bt := &batch{shipments: map[string]*postgres.Shipment{}, labels: map[string][]byte{}}
+	bt.writes = pg.NewWriteBack(func(b *pgx.Batch, s *postgres.Shipment) { postgres.QueueSave(b, s, bt.labels[s.OrderID]) })
 	if len(ids) > 0 {
 		postgres.QueueLock(b, ids, func(s *postgres.Shipment) { bt.shipments[s.OrderID] = s })
 	}
 	return bt
-}
-
-// committer is a transaction that runs statements with its COMMIT (a pg.Tx).
-type committer interface {
-	BeforeCommit(fn func(b *pgx.Batch))
 }
 
 // lock returns the order's shipment, locked: the batch's when tx applies one that has it.
@@ -194,25 +185,14 @@ func (bt *batch) shipment(orderID string) *postgres.Shipment {
 // then, when tx applies a batch; at once otherwise.
 func save(ctx context.Context, tx pgx.Tx, s *postgres.Shipment, label []byte) error {
 	bt, _ := consumer.Preloaded(tx).(*batch)
-	c, ok := tx.(committer)
+	c, ok := tx.(pg.Committer)
 	if bt == nil || !ok {
 		return postgres.Save(ctx, tx, *s, label)
 	}
 	if label != nil {
 		bt.labels[s.OrderID] = label
 	}
-	if bt.saving[s] {
-		return nil
-	}
-	if len(bt.changed) == 0 {
-		c.BeforeCommit(func(b *pgx.Batch) {
-			for _, s := range bt.changed {
-				postgres.QueueSave(b, s, bt.labels[s.OrderID])
-			}
-		})
-	}
-	bt.changed = append(bt.changed, s)
-	bt.saving[s] = true
+	bt.writes.Changed(c, s)
 	return nil
 }
 

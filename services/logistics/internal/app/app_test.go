@@ -4,18 +4,17 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/orderflow/orderflow/avro/billing"
 	"github.com/orderflow/orderflow/avro/contract"
 	"github.com/orderflow/orderflow/avro/inventory"
 	"github.com/orderflow/orderflow/avro/shop"
 	"github.com/orderflow/orderflow/platform/consumer"
+	"github.com/orderflow/orderflow/platform/consumer/consumertest"
 	"github.com/orderflow/orderflow/platform/events"
 	"github.com/orderflow/orderflow/platform/kafka/kafkatest"
 	"github.com/orderflow/orderflow/platform/outbox"
@@ -67,38 +66,17 @@ func TestOneBatchPreparesAShipmentFromItsThreeFacts(t *testing.T) {
 	evs := []events.Event{placed(full), placed(half), reserved(full), reserved(half), authorized(full)}
 	outboxtest.Publish(t, pool, evs...)
 
-	var (
-		mu      sync.Mutex
-		batches [][]string
-	)
-	preload := func(b *pgx.Batch, keys []string) any {
-		mu.Lock()
-		batches = append(batches, keys)
-		mu.Unlock()
-		return a.PreloadShipments(b, keys)
-	}
+	var batches consumertest.Batches
 	c, err := consumer.New(kafkatest.Name("logistics-shipments"), []string{topic}, kafkatest.Config(t), pool, sd, log,
-		consumer.Options{Preload: preload, ShutdownGrace: 5 * time.Second})
+		consumer.Options{Preload: batches.Preload(a.PreloadShipments), ShutdownGrace: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
 	logevents.Register(c, a)
-	cctx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- c.Run(cctx) }()
-	defer func() {
-		stop()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	}()
+	consumertest.Run(t, c)
 
 	pgtest.AwaitCount(t, pool, 30*time.Second, int64(len(evs)), `SELECT count(*) FROM platform_inbox`)
-	mu.Lock()
-	if len(batches) != 1 {
-		t.Fatalf("the events were applied in %d batches (%v), want 1: the test did not put them in one", len(batches), batches)
-	}
-	mu.Unlock()
+	batches.RequireOne(t)
 
 	s, err := postgres.Get(ctx, pool, full)
 	if err != nil {

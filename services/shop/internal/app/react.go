@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/orderflow/orderflow/avro/contract"
@@ -79,15 +78,10 @@ func (a *App) OnShipmentCancelled(ctx context.Context, tx pgx.Tx, m consumer.Mes
 type batchOrders map[string]*order.Order
 
 // PreloadOrders is the workflow group's consumer.Preload: it queues the read and row lock
-// of the batch's orders (its record keys; a key that is no UUID is left to its handler,
-// which finds no such order).
+// of the batch's orders (its record keys; a key that is not a UUID as the services write
+// it is left to its handler, which finds no such order).
 func (a *App) PreloadOrders(b *pgx.Batch, keys []string) any {
-	ids := make([]string, 0, len(keys))
-	for _, k := range keys {
-		if uuid.Validate(k) == nil {
-			ids = append(ids, k)
-		}
-	}
+	ids := consumer.UUIDKeys(keys)
 	orders := batchOrders{}
 	if len(ids) > 0 {
 		postgres.QueueLockOrders(b, ids, func(o *order.Order) { orders[o.ID] = o })

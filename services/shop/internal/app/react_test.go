@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"sync"
 	"testing"
 	"time"
 
@@ -15,6 +14,7 @@ import (
 	"github.com/orderflow/orderflow/avro/contract"
 	"github.com/orderflow/orderflow/avro/inventory"
 	"github.com/orderflow/orderflow/platform/consumer"
+	"github.com/orderflow/orderflow/platform/consumer/consumertest"
 	"github.com/orderflow/orderflow/platform/events"
 	"github.com/orderflow/orderflow/platform/kafka/kafkatest"
 	"github.com/orderflow/orderflow/platform/outbox"
@@ -70,38 +70,17 @@ func TestOneBatchConfirmsAnOrderFromBothEvents(t *testing.T) {
 	}
 	outboxtest.Publish(t, pool, evs...)
 
-	var (
-		mu      sync.Mutex
-		batches [][]string
-	)
-	preload := func(b *pgx.Batch, keys []string) any {
-		mu.Lock()
-		batches = append(batches, keys)
-		mu.Unlock()
-		return a.PreloadOrders(b, keys)
-	}
+	var batches consumertest.Batches
 	c, err := consumer.New(kafkatest.Name("shop-workflow"), []string{topic}, kafkatest.Config(t), pool, sd, log,
-		consumer.Options{Preload: preload, ShutdownGrace: 5 * time.Second})
+		consumer.Options{Preload: batches.Preload(a.PreloadOrders), ShutdownGrace: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
 	shopevents.RegisterWorkflow(c, a)
-	cctx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- c.Run(cctx) }()
-	defer func() {
-		stop()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	}()
+	consumertest.Run(t, c)
 
 	pgtest.AwaitCount(t, pool, 30*time.Second, 2, `SELECT count(*) FROM platform_inbox`) // both events applied
-	mu.Lock()
-	if len(batches) != 1 {
-		t.Fatalf("the two events were applied in %d batches (%v), want 1: the test did not put them in one", len(batches), batches)
-	}
-	mu.Unlock()
+	batches.RequireOne(t)
 	got, err := postgres.GetOrder(ctx, pool, o.ID)
 	if err != nil {
 		t.Fatal(err)
