@@ -20,7 +20,6 @@ import (
 	"github.com/orderflow/orderflow/platform/consumer"
 	"github.com/orderflow/orderflow/platform/events"
 	"github.com/orderflow/orderflow/platform/outbox"
-	"github.com/orderflow/orderflow/platform/pg"
 	"github.com/orderflow/orderflow/services/billing/internal/adapters/pdf"
 	"github.com/orderflow/orderflow/services/billing/internal/adapters/postgres"
 	"github.com/orderflow/orderflow/services/billing/internal/adapters/provider"
@@ -50,7 +49,7 @@ func (a *App) emit(ctx context.Context, tx pgx.Tx, cause events.Cause, orderID s
 // transaction gets the same authorization. A provider outage is transient: the consumer
 // retries with backoff.
 func (a *App) Authorize(ctx context.Context, tx pgx.Tx, cause events.Cause, e shop.OrderPlaced) error {
-	if _, err := lockPayment(ctx, tx, e.OrderID); !errors.Is(err, postgres.ErrNotFound) {
+	if _, err := postgres.LockOrderPayment(ctx, tx, e.OrderID); !errors.Is(err, postgres.ErrNotFound) {
 		return err // already decided (or voided before it was placed)
 	}
 	res, err := a.provider.Authorize(ctx, provider.Request{OrderID: e.OrderID, Token: e.PaymentToken, AmountMinor: e.TotalMinor, Currency: e.Currency})
@@ -64,7 +63,7 @@ func (a *App) Authorize(ctx context.Context, tx pgx.Tx, cause events.Cause, e sh
 	p := postgres.Payment{OrderID: e.OrderID, CustomerID: e.CustomerID, AmountMinor: e.TotalMinor, Currency: e.Currency}
 	if !res.Approved {
 		p.Status, p.DeclineReason = postgres.Failed, res.DeclineCode
-		if err := putPayment(ctx, tx, &p); err != nil {
+		if err := postgres.PutPayment(ctx, tx, p); err != nil {
 			return err
 		}
 		return a.emit(ctx, tx, cause, e.OrderID, contract.PaymentFailed, billing.PaymentFailed{
@@ -77,11 +76,8 @@ func (a *App) Authorize(ctx context.Context, tx pgx.Tx, cause events.Cause, e sh
 		return err
 	}
 	// The payment and its invoice, queued for the issuer to number.
-	if err := putPayment(ctx, tx, &p); err != nil {
-		return err
-	}
 	inv, d := invoiceOf(ctx, cause, e)
-	return postgres.QueueInvoice(ctx, tx, inv, d)
+	return postgres.PutAuthorized(ctx, tx, p, inv, d)
 }
 
 // invoiceOf is the invoice to queue for an authorized order, with what the issuer needs
@@ -104,7 +100,7 @@ func invoiceOf(ctx context.Context, cause events.Cause, e shop.OrderPlaced) (pos
 // captured; a redelivered OrderConfirmed finds it CAPTURED and does nothing. A provider
 // outage is transient.
 func (a *App) Capture(ctx context.Context, tx pgx.Tx, cause events.Cause, orderID string) error {
-	p, err := lockPayment(ctx, tx, orderID)
+	p, err := postgres.LockOrderPayment(ctx, tx, orderID)
 	if errors.Is(err, postgres.ErrNotFound) {
 		// The shop confirms only after PaymentAuthorized, which this service published in
 		// the transaction that stored the payment.
@@ -118,7 +114,7 @@ func (a *App) Capture(ctx context.Context, tx pgx.Tx, cause events.Cause, orderI
 		return consumer.Transient(fmt.Errorf("capture %s: %w", orderID, err))
 	}
 	p.Status = postgres.Captured
-	if err := putPayment(ctx, tx, p); err != nil {
+	if err := postgres.PutPayment(ctx, tx, p); err != nil {
 		return err
 	}
 	return a.emit(ctx, tx, cause, orderID, contract.PaymentCaptured, billing.PaymentCaptured{OrderID: orderID,
@@ -130,9 +126,9 @@ func (a *App) Capture(ctx context.Context, tx pgx.Tx, cause events.Cause, orderI
 // When the order is not known yet, a VOIDED marker makes its OrderPlaced, arriving later,
 // authorize nothing. A provider outage is transient.
 func (a *App) Compensate(ctx context.Context, tx pgx.Tx, cause events.Cause, orderID, reason string) error {
-	p, err := lockPayment(ctx, tx, orderID)
+	p, err := postgres.LockOrderPayment(ctx, tx, orderID)
 	if errors.Is(err, postgres.ErrNotFound) {
-		return putPayment(ctx, tx, &postgres.Payment{OrderID: orderID, Status: postgres.Voided, DeclineReason: reason, Currency: "XXX"})
+		return postgres.PutPayment(ctx, tx, postgres.Payment{OrderID: orderID, Status: postgres.Voided, DeclineReason: reason, Currency: "XXX"})
 	}
 	if err != nil {
 		return err
@@ -158,7 +154,7 @@ func (a *App) Compensate(ctx context.Context, tx pgx.Tx, cause events.Cause, ord
 	default:
 		return nil // failed, voided or refunded: nothing to undo
 	}
-	if err := putPayment(ctx, tx, p); err != nil {
+	if err := postgres.PutPayment(ctx, tx, p); err != nil {
 		return err
 	}
 	if err := a.emit(ctx, tx, cause, orderID, undone, payload); err != nil {
@@ -194,69 +190,4 @@ func (a *App) creditNote(ctx context.Context, tx pgx.Tx, inv postgres.Invoice, r
 		return "", err
 	}
 	return number, postgres.SetCreditNote(ctx, tx, inv.OrderID, number, doc)
-}
-
-// batch holds the payments of one consumer batch, locked and read together when its
-// transaction opens (PreloadPayments). Every event of the batch gets the same *Payment,
-// so each handler sees what the ones before it did (an authorization, then its void),
-// and each changed payment is written once, with the COMMIT: an order's authorization
-// and capture took two round trips each, its lock and read then its save.
-type batch struct {
-	locked   map[string]bool              // the orders locked and read, by order id
-	payments map[string]*postgres.Payment // their payments; none when an order has none yet
-	writes   *pg.WriteBack[*postgres.Payment]
-}
-
-// PreloadPayments is the payments group's consumer.Preload: it queues the locks of the
-// batch's orders and the read of their payments (its record keys; a key that is not a
-// UUID as the services write it is left to its handler).
-func (a *App) PreloadPayments(b *pgx.Batch, keys []string) any {
-	bt := &batch{locked: map[string]bool{}, payments: map[string]*postgres.Payment{}, writes: pg.NewWriteBack(postgres.QueuePutPayment)}
-	ids := consumer.UUIDKeys(keys)
-	for _, id := range ids {
-		bt.locked[id] = true
-	}
-	if len(ids) > 0 {
-		postgres.QueueLockOrderPayments(b, ids, func(p *postgres.Payment) { bt.payments[p.OrderID] = p })
-	}
-	return bt
-}
-
-// lockPayment locks the order and returns its payment, locked, or ErrNotFound: the
-// batch's when tx applies one that has the order.
-func lockPayment(ctx context.Context, tx pgx.Tx, orderID string) (*postgres.Payment, error) {
-	bt, _ := consumer.Preloaded(tx).(*batch)
-	if bt != nil && bt.locked[orderID] {
-		if p := bt.payments[orderID]; p != nil {
-			return p, nil
-		}
-		return nil, postgres.ErrNotFound
-	}
-	p, err := postgres.LockOrderPayment(ctx, tx, orderID)
-	if err != nil && !errors.Is(err, postgres.ErrNotFound) {
-		return nil, err
-	}
-	if bt != nil { // an event whose order id is not its record's key
-		bt.locked[orderID] = true
-		if err == nil {
-			bt.payments[orderID] = &p
-		}
-	}
-	if err != nil {
-		return nil, err
-	}
-	return &p, nil
-}
-
-// putPayment inserts or updates p: with the COMMIT, as p is then, when tx applies a
-// batch; at once otherwise.
-func putPayment(ctx context.Context, tx pgx.Tx, p *postgres.Payment) error {
-	bt, _ := consumer.Preloaded(tx).(*batch)
-	c, ok := tx.(pg.Committer)
-	if bt == nil || !ok {
-		return postgres.PutPayment(ctx, tx, *p)
-	}
-	bt.locked[p.OrderID], bt.payments[p.OrderID] = true, p // a new payment is the batch's from now on
-	bt.writes.Changed(c, p)
-	return nil
 }

@@ -66,7 +66,7 @@ func Spec(version string, cfg *Config) boot.Spec {
 				return nil, err
 			}
 			// Authorizations queue invoices; the issuer numbers them right after the commit.
-			c, err := d.NewConsumerWith(events.PaymentsGroup, consumer.Options{Preload: a.PreloadPayments, AfterCommit: func(ctx context.Context) {
+			c, err := d.NewConsumerWith(events.PaymentsGroup, consumer.Options{AfterCommit: func(ctx context.Context) {
 				d.Outbox.Committed(ctx)
 				issuer.Wake(ctx)
 			}}, events.Topics...)

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -75,26 +74,6 @@ func LockOrderPayment(ctx context.Context, tx pgx.Tx, orderID string) (p Payment
 	return p, err
 }
 
-// QueueLockOrderPayments queues in b what LockOrderPayment does for each of ids (UUIDs,
-// at least one) at once: the orders' locks, taken in order as every batch takes them, so
-// two batches cannot deadlock, then the read of their payments with row locks. Once b
-// ran, found has been called with each payment that exists.
-func QueueLockOrderPayments(b *pgx.Batch, ids []string, found func(*Payment)) {
-	ids = slices.Sorted(slices.Values(ids))
-	b.Queue(`SELECT count(pg_advisory_xact_lock(hashtextextended('order/' || id, 0)))
-	           FROM (SELECT id FROM unnest($1::text[]) AS a(id) ORDER BY id) s`, ids)
-	b.Queue(`SELECT `+paymentCols+` FROM payments WHERE order_id = ANY($1::uuid[]) ORDER BY order_id FOR UPDATE`, ids).Query(func(rows pgx.Rows) error {
-		for rows.Next() {
-			p, err := scanPayment(rows)
-			if err != nil {
-				return fmt.Errorf("lock payments: %w", err)
-			}
-			found(&p)
-		}
-		return rows.Err()
-	})
-}
-
 // GetPayment reads an order's payment.
 func GetPayment(ctx context.Context, pool *pgxpool.Pool, orderID string) (Payment, error) {
 	return scanPayment(pool.QueryRow(ctx, `SELECT `+paymentCols+` FROM payments WHERE order_id = $1`, orderID))
@@ -115,20 +94,18 @@ const putPaymentSQL = `INSERT INTO payments (order_id, customer_id, status, amou
                               decline_reason = NULLIF($7, ''), capture_id = NULLIF($8, ''), refund_id = NULLIF($9, ''),
                               updated_at = now()`
 
-// QueuePutPayment queues in b what PutPayment does, with p as it is now.
-func QueuePutPayment(b *pgx.Batch, p *Payment) {
-	b.Queue(putPaymentSQL, paymentArgs(*p)...)
-}
-
 func paymentArgs(p Payment) []any {
 	return []any{p.OrderID, p.CustomerID, p.Status, p.AmountMinor, p.Currency, p.AuthorizationID, p.DeclineReason, p.CaptureID, p.RefundID}
 }
 
-// QueueInvoice adds an authorized order's invoice, PENDING, to the queue the issuer
-// numbers.
-func QueueInvoice(ctx context.Context, tx pgx.Tx, inv Invoice, d InvoiceDetails) error {
-	if _, err := tx.Exec(ctx, queueInvoiceSQL, inv.OrderID, inv.AmountMinor, inv.Currency, d); err != nil {
-		return fmt.Errorf("queue the invoice of %s: %w", inv.OrderID, err)
+// PutAuthorized saves an authorized payment and adds its invoice, PENDING, to the queue
+// the issuer numbers, in one round trip.
+func PutAuthorized(ctx context.Context, tx pgx.Tx, p Payment, inv Invoice, d InvoiceDetails) error {
+	b := &pgx.Batch{}
+	b.Queue(putPaymentSQL, paymentArgs(p)...)
+	b.Queue(queueInvoiceSQL, inv.OrderID, inv.AmountMinor, inv.Currency, d)
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("save authorization of %s: %w", p.OrderID, err)
 	}
 	return nil
 }
