@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -38,6 +39,25 @@ func collectLevels(rows pgx.Rows) (map[string]stock.Level, error) {
 		out[l.SKU] = l
 	}
 	return out, rows.Err()
+}
+
+// LockLevels reads and locks the stock rows of skus (lockLevelsSQL); a SKU without one
+// is missing from the map.
+func LockLevels(ctx context.Context, tx pgx.Tx, skus []string) (map[string]stock.Level, error) {
+	rows, err := tx.Query(ctx, lockLevelsSQL, skus)
+	if err != nil {
+		return nil, fmt.Errorf("lock stock: %w", err)
+	}
+	levels, err := collectLevels(rows)
+	if err != nil {
+		return nil, fmt.Errorf("lock stock: %w", err)
+	}
+	return levels, nil
+}
+
+// QueueSaveLevel queues in b the write of a stock row's counts, as l is now.
+func QueueSaveLevel(b *pgx.Batch, l *stock.Level) {
+	b.Queue(`UPDATE stock SET on_hand = $2, reserved = $3, updated_at = now() WHERE sku = $1`, l.SKU, l.OnHand, l.Reserved)
 }
 
 // SaveReserved writes the reserved counts of levels, in one round trip.
@@ -86,6 +106,27 @@ func LockForReserve(ctx context.Context, tx pgx.Tx, orderID string, skus []strin
 	return r, found, levels, nil
 }
 
+// QueueLockReservations queues in b what LockReservation does for each of ids (UUIDs, at
+// least one) at once: the orders' locks, taken in order as every batch takes them, then
+// the read of their reservations with row locks. Once b ran, found has been called with
+// each reservation that exists.
+func QueueLockReservations(b *pgx.Batch, ids []string, found func(*Reservation)) {
+	ids = slices.Sorted(slices.Values(ids))
+	b.Queue(`SELECT count(pg_advisory_xact_lock(hashtextextended('order/' || id, 0)))
+	           FROM (SELECT id FROM unnest($1::text[]) AS a(id) ORDER BY id) s`, ids)
+	b.Queue(`SELECT order_id::text, status, lines FROM reservations WHERE order_id = ANY($1::uuid[]) ORDER BY order_id FOR UPDATE`, ids).
+		Query(func(rows pgx.Rows) error {
+			for rows.Next() {
+				r, _, err := scanReservation(rows, "")
+				if err != nil {
+					return err
+				}
+				found(&r)
+			}
+			return rows.Err()
+		})
+}
+
 // Reservation is an order's hold on stock.
 type Reservation struct {
 	OrderID string
@@ -108,19 +149,30 @@ func scanReservation(row pgx.Row, orderID string) (r Reservation, found bool, er
 	return r, true, json.Unmarshal(lines, &r.Lines)
 }
 
+// putReservationSQL inserts or updates an order's reservation; its lines go as JSON
+// (pgx encodes them).
+const putReservationSQL = `INSERT INTO reservations (order_id, status, lines) VALUES ($1, $2, $3)
+                           ON CONFLICT (order_id) DO UPDATE SET status = $2, lines = $3, updated_at = now()`
+
 // PutReservation inserts or updates an order's reservation.
 func PutReservation(ctx context.Context, tx pgx.Tx, r Reservation) error {
-	lines, err := json.Marshal(r.Lines)
-	if err != nil {
-		return err
-	}
-	_, err = tx.Exec(ctx, `INSERT INTO reservations (order_id, status, lines) VALUES ($1, $2, $3)
-	                       ON CONFLICT (order_id) DO UPDATE SET status = $2, lines = $3, updated_at = now()`,
-		r.OrderID, r.Status, lines)
-	if err != nil {
+	if _, err := tx.Exec(ctx, putReservationSQL, r.OrderID, r.Status, linesOf(r)); err != nil {
 		return fmt.Errorf("save reservation %s: %w", r.OrderID, err)
 	}
 	return nil
+}
+
+// QueuePutReservation queues in b what PutReservation does, with r as it is now.
+func QueuePutReservation(b *pgx.Batch, r *Reservation) {
+	b.Queue(putReservationSQL, r.OrderID, r.Status, linesOf(*r))
+}
+
+// linesOf returns r's lines, never nil: the column holds an array.
+func linesOf(r Reservation) []stock.Line {
+	if r.Lines == nil {
+		return []stock.Line{}
+	}
+	return r.Lines
 }
 
 // Unreserve gives lines back to stock; ship also takes them off the shelf.
