@@ -376,7 +376,11 @@ mailpit_ready() { curl -fsS "http://127.0.0.1:$MAILPIT_HTTP_PORT/livez" >/dev/nu
 # GOMEMLIMIT, the Go runtime's soft memory limit, keeps each service under 100 MiB of RSS
 # when several times more orders arrive than the suite can confirm: at 300 orders/s offered
 # shop peaked at 87-88 MiB with it and 92-101 MiB without, completing as many (README,
-# Performance).
+# Performance). GOMAXPROCS=1: the whole suite shares the machine's cores, and no service
+# needs more than a third of a core even at 300 orders/s offered; a second P per process
+# only spins looking for work and wakes threads the other processes need. In two
+# alternating pairs at 100 orders/s, p99 82 and 109 ms against 142 and 127, the services'
+# CPU per order 7-12% lower (README, Performance; ADR 0016).
 service_env() { # the environment service $1 runs with
   local svc=$1
   cat <<ENV
@@ -388,6 +392,7 @@ ORDERFLOW_ADMIN_TOKEN=$(secret admin-token)
 ORDERFLOW_SMTP_ADDR=127.0.0.1:$SMTP_PORT
 ORDERFLOW_FOLLOWUP_DELAY=${ORDERFLOW_FOLLOWUP_DELAY:-30s}
 GOMEMLIMIT=64MiB
+GOMAXPROCS=1
 ENV
 }
 
