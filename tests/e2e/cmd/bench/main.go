@@ -178,6 +178,13 @@ func printStep(s Step) {
 			fmt.Printf("    %-30s p50 %7.1f  p99 %7.1f  max %7.1f  (n=%d)\n", h, d.P50, d.P99, d.Max, d.N)
 		}
 	}
+	if secs := slowest(s.PerSecond, 3); len(secs) > 0 {
+		fmt.Printf("    slowest seconds:")
+		for _, sec := range secs {
+			fmt.Printf("  +%ds (%s) p50 %.1f max %.1f", sec.Offset, sec.At.UTC().Format("15:04:05"), sec.P50, sec.Max)
+		}
+		fmt.Println()
+	}
 	fmt.Printf("  lag (consumers and read models, applied offsets)  max %d  first-third avg %.0f  last-third avg %.0f\n", s.Lag.Max, s.Lag.FirstThird, s.Lag.LastThird)
 	for _, name := range sortedKeys(s.Processes) {
 		p := s.Processes[name]

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"cmp"
+	"maps"
 	"math"
 	"slices"
 	"sort"
@@ -24,6 +26,46 @@ type Step struct {
 	Processes     map[string]ProcUsage `json:"processes"`
 	Cost          *Cost                `json:"cost_per_order,omitempty"`
 	Sustained     bool                 `json:"sustained"`
+	// PerSecond is POST to confirmed by the second the orders were scheduled in, so that a
+	// tail can be lined up with what else happened then (the broker's GC log, a checkpoint,
+	// a lingering group's batch).
+	PerSecond []Second `json:"per_second,omitempty"`
+}
+
+// Second is the confirmation latency of the orders scheduled in one second of a step.
+type Second struct {
+	At     time.Time `json:"at"`     // the second's start
+	Offset int       `json:"offset"` // seconds since the step's start
+	Dist
+}
+
+// sample is one confirmed order: when it was scheduled and how long it took.
+type sample struct {
+	scheduled time.Time
+	ms        float64
+}
+
+// perSecond buckets samples by the second of the step they were scheduled in; seconds
+// with no confirmed order are left out.
+func perSecond(start time.Time, samples []sample) []Second {
+	buckets := map[int][]float64{}
+	for _, s := range samples {
+		i := int(s.scheduled.Sub(start) / time.Second)
+		i = max(i, 0) // a request of the step before, answered after this one began
+		buckets[i] = append(buckets[i], s.ms)
+	}
+	out := make([]Second, 0, len(buckets))
+	for _, i := range slices.Sorted(maps.Keys(buckets)) {
+		out = append(out, Second{At: start.Add(time.Duration(i) * time.Second), Offset: i, Dist: dist(buckets[i])})
+	}
+	return out
+}
+
+// slowest returns the n seconds with the highest maximum, slowest first.
+func slowest(secs []Second, n int) []Second {
+	out := slices.Clone(secs)
+	slices.SortStableFunc(out, func(a, b Second) int { return cmp.Compare(b.Max, a.Max) })
+	return out[:min(n, len(out))]
 }
 
 // Dist is a latency distribution in milliseconds.
@@ -120,6 +162,7 @@ func (g *generator) summarise(res *Step, start, end time.Time) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	var e2e []float64
+	var samples []sample
 	hops := map[string][]float64{}
 	inWindow := 0
 	for _, t := range g.orders {
@@ -137,6 +180,7 @@ func (g *generator) summarise(res *Step, start, end time.Time) {
 		}
 		res.Confirmed++
 		e2e = append(e2e, ms(t.confirmed.Sub(t.scheduled)))
+		samples = append(samples, sample{t.scheduled, ms(t.confirmed.Sub(t.scheduled))})
 		if !t.confirmed.After(end.Add(time.Second)) {
 			inWindow++
 		}
@@ -168,6 +212,7 @@ func (g *generator) summarise(res *Step, start, end time.Time) {
 		}
 	}
 	res.Latency = dist(e2e)
+	res.PerSecond = perSecond(start, samples)
 	for h, xs := range hops {
 		res.Hops[h] = dist(xs)
 	}
