@@ -563,10 +563,32 @@ func (w *worker) apply(ps []*pending) (int, error) {
 		}
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return 0, Transient(fmt.Errorf("commit: %w", err))
+		if !pg.IsDataError(err) {
+			return 0, Transient(fmt.Errorf("commit: %w", err))
+		}
+		// A statement sent with the COMMIT (an aggregate written back, an outbox row) broke
+		// a constraint or could not take its data: a retry of the same records meets it
+		// again. Applied one at a time, the error lands on the record that causes it, as if
+		// its handler's own statement had failed: that record alone is retried and then
+		// dead-lettered, and the records around it are applied.
+		if len(ps) > 1 {
+			return w.applyEach(ps)
+		}
+		return 0, fmt.Errorf("commit: %w", err)
 	}
 	if w.c.opts.AfterCommit != nil {
 		w.c.opts.AfterCommit(ctx)
+	}
+	return len(ps), nil
+}
+
+// applyEach applies ps one record per transaction, in order, and returns as apply does:
+// how many were applied, and the error of the first that failed.
+func (w *worker) applyEach(ps []*pending) (int, error) {
+	for i := range ps {
+		if _, err := w.apply(ps[i : i+1]); err != nil {
+			return i, err
+		}
 	}
 	return len(ps), nil
 }

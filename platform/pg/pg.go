@@ -113,6 +113,19 @@ func IsTransient(err error) bool {
 	return pgconn.SafeToRetry(err) || pgconn.Timeout(err) || errors.Is(err, net.ErrClosed)
 }
 
+// IsDataError reports whether err is PostgreSQL refusing the data a statement writes: a
+// data exception (class 22: a value out of range, too long, malformed) or an integrity
+// constraint violation (class 23: a check, a unique key, a foreign key, not null). Running
+// the same statement with the same data fails the same way; only a change to the data or
+// the schema makes it pass.
+func IsDataError(err error) bool {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || len(pgErr.Code) < 2 {
+		return false
+	}
+	return pgErr.Code[:2] == "22" || pgErr.Code[:2] == "23"
+}
+
 // redact drops the DSN (with its password) from pgx's parse errors.
 func redact(err error) error {
 	var pe *pgconn.ParseConfigError
