@@ -379,8 +379,8 @@ mailpit_ready() { curl -fsS "http://127.0.0.1:$MAILPIT_HTTP_PORT/livez" >/dev/nu
 # Performance). GOMAXPROCS=1: the whole suite shares the machine's cores, and no service
 # needs more than a third of a core even at 300 orders/s offered; a second P per process
 # only spins looking for work and wakes threads the other processes need. At 100 orders/s
-# p99 was 82-109 ms in four of five make bench runs with it, 120-142 in all four without
-# (the fifth, 253 ms, is the machine's run-to-run spread; ADR 0016).
+# p99 was 82-109 ms in four of six make bench runs with it, 120-187 in all five without,
+# and lower with it in four of five comparisons of neighbouring runs (ADR 0016).
 service_env() { # the environment service $1 runs with
   local svc=$1
   cat <<ENV

@@ -179,8 +179,9 @@ func (g *generator) summarise(res *Step, start, end time.Time) {
 			continue
 		}
 		res.Confirmed++
-		e2e = append(e2e, ms(t.confirmed.Sub(t.scheduled)))
-		samples = append(samples, sample{t.scheduled, ms(t.confirmed.Sub(t.scheduled))})
+		latency := ms(t.confirmed.Sub(t.scheduled))
+		e2e = append(e2e, latency)
+		samples = append(samples, sample{t.scheduled, latency})
 		if !t.confirmed.After(end.Add(time.Second)) {
 			inWindow++
 		}
