@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -32,6 +33,10 @@ type Cost struct {
 	Transactions map[string]float64 `json:"transactions"`
 	// RowsWritten per order, per service database (rows inserted, updated or deleted).
 	RowsWritten map[string]float64 `json:"rows_written"`
+	// SeqRowsRead per order, per service database: rows that sequential scans of its tables
+	// read. Near zero when every statement finds its rows through an index; a plan cached
+	// while a table was nearly empty shows here as thousands of rows per order.
+	SeqRowsRead map[string]float64 `json:"seq_rows_read"`
 	// WALKiB is the write-ahead log the cluster wrote per order.
 	WALKiB float64 `json:"wal_kib"`
 	// CPUMillis is the CPU time per order, per process, over the window.
@@ -56,25 +61,55 @@ var kafkaKinds = []string{"Fetch", "Produce", "other"}
 
 // dbSnap is the statistics of the service databases at one moment.
 type dbSnap struct {
-	xacts, rows map[string]int64
-	wal         int64
+	xacts, rows, seqRead map[string]int64
+	wal                  int64
 }
 
-// dbStats reads PostgreSQL's statistics through the stack's admin role.
-type dbStats struct{ conn *pgx.Conn }
+// dbStats reads PostgreSQL's statistics through the stack's admin role: the cluster's
+// from its own database, each table's from the service's database (pg_stat_user_tables
+// shows only the database a session is in).
+type dbStats struct {
+	conn *pgx.Conn
+	dbs  map[string]*pgx.Conn
+}
 
 func openDBStats(ctx context.Context, url string) (*dbStats, error) {
-	conn, err := pgx.Connect(ctx, url)
+	cfg, err := pgx.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("ORDERFLOW_PG_ADMIN_URL: %w", err)
 	}
-	return &dbStats{conn: conn}, nil
+	d := &dbStats{dbs: map[string]*pgx.Conn{}}
+	if d.conn, err = pgx.ConnectConfig(ctx, cfg); err != nil {
+		return nil, fmt.Errorf("ORDERFLOW_PG_ADMIN_URL: %w", err)
+	}
+	for _, name := range serviceDBs {
+		c := cfg.Copy()
+		c.Database = name
+		if d.dbs[name], err = pgx.ConnectConfig(ctx, c); err != nil {
+			d.close()
+			return nil, fmt.Errorf("ORDERFLOW_PG_ADMIN_URL, database %s: %w", name, err)
+		}
+	}
+	return d, nil
 }
 
-func (d *dbStats) close() { _ = d.conn.Close(context.Background()) }
+func (d *dbStats) close() {
+	for _, c := range append([]*pgx.Conn{d.conn}, slices.Collect(maps.Values(d.dbs))...) {
+		if c != nil {
+			_ = c.Close(context.Background())
+		}
+	}
+}
 
 func (d *dbStats) snapshot(ctx context.Context) (dbSnap, error) {
-	s := dbSnap{xacts: map[string]int64{}, rows: map[string]int64{}}
+	s := dbSnap{xacts: map[string]int64{}, rows: map[string]int64{}, seqRead: map[string]int64{}}
+	for name, c := range d.dbs {
+		var n int64
+		if err := c.QueryRow(ctx, `SELECT coalesce(sum(seq_tup_read), 0)::bigint FROM pg_stat_user_tables`).Scan(&n); err != nil {
+			return s, fmt.Errorf("read pg_stat_user_tables of %s: %w", name, err)
+		}
+		s.seqRead[name] = n
+	}
 	rows, err := d.conn.Query(ctx, `SELECT datname, xact_commit + xact_rollback, tup_inserted + tup_updated + tup_deleted
 	                                  FROM pg_stat_database WHERE datname = ANY($1)`, serviceDBs)
 	if err != nil {
@@ -106,10 +141,11 @@ func cost(orders int, db0, db1 dbSnap, p0, p1 procSnap, k0, k1 *reqSnap) *Cost {
 	}
 	n := float64(orders)
 	c := &Cost{WindowSeconds: round2(p1.at.Sub(p0.at).Seconds()), Transactions: map[string]float64{},
-		RowsWritten: map[string]float64{}, CPUMillis: map[string]float64{}}
+		RowsWritten: map[string]float64{}, SeqRowsRead: map[string]float64{}, CPUMillis: map[string]float64{}}
 	for _, name := range serviceDBs {
 		c.Transactions[name] = round2(float64(db1.xacts[name]-db0.xacts[name]) / n)
 		c.RowsWritten[name] = round2(float64(db1.rows[name]-db0.rows[name]) / n)
+		c.SeqRowsRead[name] = round2(float64(db1.seqRead[name]-db0.seqRead[name]) / n)
 	}
 	c.WALKiB = round2(float64(db1.wal-db0.wal) / 1024 / n)
 	for name, cpu := range p1.cpu {
@@ -164,6 +200,7 @@ func printCost(c *Cost) {
 	fmt.Printf("  cost per order (over %.0f s: the step, its drain and %v for PostgreSQL's counters)\n", c.WindowSeconds, statsFlush)
 	fmt.Printf("    postgres transactions %s\n", line(c.Transactions, serviceDBs))
 	fmt.Printf("    postgres rows written %s  WAL %.1f KiB\n", line(c.RowsWritten, serviceDBs), c.WALKiB)
+	fmt.Printf("    postgres rows read by sequential scans %s\n", line(c.SeqRowsRead, serviceDBs))
 	fmt.Printf("    cpu ms %s\n", line(c.CPUMillis, nil))
 	if c.KafkaRequests != nil {
 		fmt.Printf("    kafka requests from the services %s; fetches %s\n", line(c.KafkaRequests, kafkaKinds), line(c.KafkaFetches, serviceDBs))

@@ -7,8 +7,8 @@ import (
 
 func TestCostDividesByOrders(t *testing.T) {
 	t0 := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
-	db0 := dbSnap{xacts: map[string]int64{"shop": 100, "crm": 50}, rows: map[string]int64{"shop": 1000}, wal: 1 << 20}
-	db1 := dbSnap{xacts: map[string]int64{"shop": 600, "crm": 350}, rows: map[string]int64{"shop": 3500}, wal: 3 << 20}
+	db0 := dbSnap{xacts: map[string]int64{"shop": 100, "crm": 50}, rows: map[string]int64{"shop": 1000}, seqRead: map[string]int64{"billing": 7}, wal: 1 << 20}
+	db1 := dbSnap{xacts: map[string]int64{"shop": 600, "crm": 350}, rows: map[string]int64{"shop": 3500}, seqRead: map[string]int64{"billing": 400007}, wal: 3 << 20}
 	p0 := procSnap{at: t0, cpu: map[string]float64{"shop": 10, "kafka": 5}}
 	p1 := procSnap{at: t0.Add(30 * time.Second), cpu: map[string]float64{"shop": 12, "kafka": 4, "crm": 1}}
 
@@ -23,6 +23,9 @@ func TestCostDividesByOrders(t *testing.T) {
 	}
 	if c.RowsWritten["shop"] != 25 {
 		t.Errorf("rows per order %v, want shop 25", c.RowsWritten)
+	}
+	if c.SeqRowsRead["billing"] != 4000 || c.SeqRowsRead["shop"] != 0 {
+		t.Errorf("rows read by sequential scans per order %v, want billing 4000, shop 0", c.SeqRowsRead)
 	}
 	if c.WALKiB != 20.48 {
 		t.Errorf("WAL %v KiB per order, want 20.48", c.WALKiB)
