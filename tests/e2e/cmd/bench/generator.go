@@ -246,6 +246,8 @@ func (g *generator) step(ctx context.Context, rate int, d, drain time.Duration, 
 		firstErr atomic.Value
 		inflight = make(chan struct{}, 4096)
 	)
+	// Before any reading of the step, so that the loop's CPU counts in none of them.
+	speed := coreSpeed(300 * time.Millisecond)
 	k0 := g.kafkaRequests(ctx)
 	db0, err := g.db.snapshot(ctx)
 	if err != nil {
@@ -255,6 +257,7 @@ func (g *generator) step(ctx context.Context, rate int, d, drain time.Duration, 
 	lags := make(chan []int64, 1)
 	go func() { lags <- g.sampleLag(lagCtx) }()
 	before := procs.snapshot()
+	m0, errM := readCPUTimes()
 	start := time.Now()
 	for i := 0; i < total && ctx.Err() == nil; i++ {
 		at := start.Add(time.Duration(i) * interval)
@@ -284,6 +287,11 @@ func (g *generator) step(ctx context.Context, rate int, d, drain time.Duration, 
 	wg.Wait()
 	stopLag()
 	after := procs.snapshot()
+	if m1, err := readCPUTimes(); err == nil && errM == nil {
+		res.Machine = machineUsage(m0, m1, speed)
+	} else {
+		res.Machine = MachineUsage{CoreMBps: speed}
+	}
 	res.Sent, res.Errors, res.Accepted = total, int(errs.Load()), int(accepted.Load())
 	if v := firstErr.Load(); v != nil {
 		res.FirstError = v.(string)

@@ -186,6 +186,7 @@ func printStep(s Step) {
 		fmt.Println()
 	}
 	fmt.Printf("  lag (consumers and read models, applied offsets)  max %d  first-third avg %.0f  last-third avg %.0f\n", s.Lag.Max, s.Lag.FirstThird, s.Lag.LastThird)
+	printMachine(s.Machine)
 	for _, name := range sortedKeys(s.Processes) {
 		p := s.Processes[name]
 		fmt.Printf("    %-10s cpu %5.2f cores  peak %6.1f MiB\n", name, p.CPUCores, p.PeakMiB)

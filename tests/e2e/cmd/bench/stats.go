@@ -24,6 +24,7 @@ type Step struct {
 	Hops          map[string]Dist      `json:"hops_ms"`
 	Lag           Lag                  `json:"consumer_lag"`
 	Processes     map[string]ProcUsage `json:"processes"`
+	Machine       MachineUsage         `json:"machine_usage"`
 	Cost          *Cost                `json:"cost_per_order,omitempty"`
 	Sustained     bool                 `json:"sustained"`
 	// PerSecond is POST to confirmed by the second the orders were scheduled in, so that a

@@ -1,0 +1,94 @@
+package main
+
+import (
+	"crypto/sha256"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// The machine as a whole over a step. Runs of the same code on this machine have differed
+// by a factor of three at one rate, every hop slower alike, with the same CPU per order:
+// the machine itself was slower or shared. Two readings tell such a run apart: how the
+// cores were spent over the step (/proc/stat, including time the hypervisor gave to other
+// guests, "stolen"), and how fast one core hashes a fixed buffer just before the step.
+
+// MachineUsage is how the machine's cores were spent over a step, in cores.
+type MachineUsage struct {
+	BusyCores   float64 `json:"busy_cores"`
+	IdleCores   float64 `json:"idle_cores"`
+	IOWaitCores float64 `json:"iowait_cores"`
+	StolenCores float64 `json:"stolen_cores"`
+	// CoreMBps is how many MB/s of SHA-256 one core computed just before the step, while
+	// the suite was idle: lower than usual means a slower or busier host.
+	CoreMBps float64 `json:"core_mb_per_s"`
+}
+
+// cpuTimes is the first line of /proc/stat, in seconds, at one moment.
+type cpuTimes struct {
+	at                        time.Time
+	busy, idle, iowait, steal float64
+}
+
+// parseCPUTimes reads the machine-wide "cpu" line of /proc/stat: user nice system idle
+// iowait irq softirq steal (guest time is already counted in user and nice).
+func parseCPUTimes(stat string, at time.Time) (cpuTimes, error) {
+	line, _, _ := strings.Cut(stat, "\n")
+	f := strings.Fields(line)
+	if len(f) < 9 || f[0] != "cpu" {
+		return cpuTimes{}, fmt.Errorf("/proc/stat: first line %q is not the machine's cpu line", line)
+	}
+	var v [8]float64
+	for i := range v {
+		n, err := strconv.ParseFloat(f[i+1], 64)
+		if err != nil {
+			return cpuTimes{}, fmt.Errorf("/proc/stat: field %d of the cpu line: %w", i+1, err)
+		}
+		v[i] = n / clockTicks
+	}
+	return cpuTimes{at: at, busy: v[0] + v[1] + v[2] + v[5] + v[6], idle: v[3], iowait: v[4], steal: v[7]}, nil
+}
+
+func readCPUTimes() (cpuTimes, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return cpuTimes{}, err
+	}
+	return parseCPUTimes(string(b), time.Now())
+}
+
+// machineUsage is how the cores were spent between a and b; zero when either reading
+// failed.
+func machineUsage(a, b cpuTimes, coreMBps float64) MachineUsage {
+	secs := b.at.Sub(a.at).Seconds()
+	if a.at.IsZero() || b.at.IsZero() || secs <= 0 {
+		return MachineUsage{CoreMBps: coreMBps}
+	}
+	per := func(x, y float64) float64 { return round2(max(0, y-x) / secs) }
+	return MachineUsage{
+		BusyCores:   per(a.busy, b.busy),
+		IdleCores:   per(a.idle, b.idle),
+		IOWaitCores: per(a.iowait, b.iowait),
+		StolenCores: per(a.steal, b.steal),
+		CoreMBps:    coreMBps,
+	}
+}
+
+// coreSpeed hashes a 1 MiB buffer for about d on the calling goroutine and returns MB/s.
+func coreSpeed(d time.Duration) float64 {
+	buf := make([]byte, 1<<20)
+	start := time.Now()
+	n := 0
+	for time.Since(start) < d {
+		sha256.Sum256(buf)
+		n++
+	}
+	return float64(int(float64(n) / time.Since(start).Seconds()))
+}
+
+func printMachine(m MachineUsage) {
+	fmt.Printf("  machine  busy %.2f cores  idle %.2f  iowait %.2f  stolen %.2f;  one core hashed %.0f MB/s just before the step\n",
+		m.BusyCores, m.IdleCores, m.IOWaitCores, m.StolenCores, m.CoreMBps)
+}

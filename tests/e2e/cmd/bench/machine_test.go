@@ -1,0 +1,44 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestMachineUsageFromProcStat(t *testing.T) {
+	t0 := time.Date(2026, 12, 6, 5, 0, 0, 0, time.UTC)
+	// user nice system idle iowait irq softirq steal guest guest_nice, in USER_HZ.
+	a, err := parseCPUTimes("cpu  1000 0 500 4000 100 0 100 50 0 0\ncpu0 1 2 3 4 5 6 7 8 9 10\n", t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Ten seconds later: 1500 ticks busy (user 1000, system 300, softirq 200), idle 300,
+	// iowait 100, steal 100.
+	b, err := parseCPUTimes("cpu  2000 0 800 4300 200 0 300 150 0 0\n", t0.Add(10*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := machineUsage(a, b, 1372)
+	want := MachineUsage{BusyCores: 1.5, IdleCores: 0.3, IOWaitCores: 0.1, StolenCores: 0.1, CoreMBps: 1372}
+	if m != want {
+		t.Errorf("machine usage %+v, want %+v", m, want)
+	}
+	if m := machineUsage(cpuTimes{}, b, 900); m != (MachineUsage{CoreMBps: 900}) {
+		t.Errorf("usage without a first reading = %+v, want only the core speed", m)
+	}
+}
+
+func TestProcStatThatIsNotTheMachinesLineIsRefused(t *testing.T) {
+	for _, stat := range []string{"", "cpu0 1 2 3 4 5 6 7 8\n", "cpu 1 2 3\n", "cpu 1 2 x 4 5 6 7 8 9 10\n"} {
+		if _, err := parseCPUTimes(stat, time.Now()); err == nil || !strings.Contains(err.Error(), "/proc/stat") {
+			t.Errorf("parseCPUTimes(%q) error = %v, want one naming /proc/stat", stat, err)
+		}
+	}
+}
+
+func TestCoreSpeedHashes(t *testing.T) {
+	if s := coreSpeed(20 * time.Millisecond); s <= 0 {
+		t.Errorf("core speed %v MB/s, want above zero", s)
+	}
+}
