@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -287,10 +288,10 @@ func (g *generator) step(ctx context.Context, rate int, d, drain time.Duration, 
 	wg.Wait()
 	stopLag()
 	after := procs.snapshot()
-	if m1, err := readCPUTimes(); err == nil && errM == nil {
-		res.Machine = machineUsage(m0, m1, speed)
-	} else {
-		res.Machine = MachineUsage{CoreMBps: speed}
+	m1, err := readCPUTimes()
+	res.Machine = machineUsage(m0, m1, speed)
+	if err = cmp.Or(errM, err); err != nil {
+		res.Machine = MachineUsage{CoreMBps: speed, Error: err.Error()}
 	}
 	res.Sent, res.Errors, res.Accepted = total, int(errs.Load()), int(accepted.Load())
 	if v := firstErr.Load(); v != nil {

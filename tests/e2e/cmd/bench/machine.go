@@ -24,6 +24,8 @@ type MachineUsage struct {
 	// CoreMBps is how many MB/s of SHA-256 one core computed just before the step, while
 	// the suite was idle: lower than usual means a slower or busier host.
 	CoreMBps float64 `json:"core_mb_per_s"`
+	// Error is why the cores could not be read; the core speed is kept.
+	Error string `json:"error,omitempty"`
 }
 
 // cpuTimes is the first line of /proc/stat, in seconds, at one moment.
@@ -59,12 +61,11 @@ func readCPUTimes() (cpuTimes, error) {
 	return parseCPUTimes(string(b), time.Now())
 }
 
-// machineUsage is how the cores were spent between a and b; zero when either reading
-// failed.
+// machineUsage is how the cores were spent between a and b.
 func machineUsage(a, b cpuTimes, coreMBps float64) MachineUsage {
 	secs := b.at.Sub(a.at).Seconds()
 	if a.at.IsZero() || b.at.IsZero() || secs <= 0 {
-		return MachineUsage{CoreMBps: coreMBps}
+		return MachineUsage{CoreMBps: coreMBps, Error: "no two readings of /proc/stat over the step"}
 	}
 	per := func(x, y float64) float64 { return round2(max(0, y-x) / secs) }
 	return MachineUsage{
@@ -89,6 +90,10 @@ func coreSpeed(d time.Duration) float64 {
 }
 
 func printMachine(m MachineUsage) {
+	if m.Error != "" {
+		fmt.Printf("  machine  cores not read: %s;  one core hashed %.0f MB/s just before the step\n", m.Error, m.CoreMBps)
+		return
+	}
 	fmt.Printf("  machine  busy %.2f cores  idle %.2f  iowait %.2f  stolen %.2f;  one core hashed %.0f MB/s just before the step\n",
 		m.BusyCores, m.IdleCores, m.IOWaitCores, m.StolenCores, m.CoreMBps)
 }

@@ -24,8 +24,8 @@ func TestMachineUsageFromProcStat(t *testing.T) {
 	if m != want {
 		t.Errorf("machine usage %+v, want %+v", m, want)
 	}
-	if m := machineUsage(cpuTimes{}, b, 900); m != (MachineUsage{CoreMBps: 900}) {
-		t.Errorf("usage without a first reading = %+v, want only the core speed", m)
+	if m := machineUsage(cpuTimes{}, b, 900); m.CoreMBps != 900 || m.BusyCores != 0 || m.Error == "" {
+		t.Errorf("usage without a first reading = %+v, want the core speed and an error, no cores", m)
 	}
 }
 
