@@ -14,8 +14,8 @@ func chart(r Report) []byte {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%.0f" height="%.0f" font-family="sans-serif" font-size="12">`+"\n", w, h)
 	fmt.Fprintf(&b, `<rect width="100%%" height="100%%" fill="white"/>`+"\n")
-	fmt.Fprintf(&b, `<text x="%.0f" y="22" font-size="14">orderflow: POST /v1/orders to OrderConfirmed, open loop (%d cores, %s)</text>`+"\n",
-		left, r.Machine.Cores, r.Started.Format("2006-01-02"))
+	fmt.Fprintf(&b, `<text x="%.0f" y="22" font-size="14">orderflow: POST /v1/orders to OrderConfirmed, open loop (%s, %s)</text>`+"\n",
+		left, r.Machine.coresText(), r.Started.Format("2006-01-02"))
 	if len(r.Steps) == 0 {
 		b.WriteString("</svg>\n")
 		return b.Bytes()

@@ -42,3 +42,29 @@ func TestCoreSpeedHashes(t *testing.T) {
 		t.Errorf("core speed %v MB/s, want above zero", s)
 	}
 }
+
+func TestOnlineCoresCountsThePerCoreLines(t *testing.T) {
+	stat := "cpu  1 2 3 4 5 6 7 8 0 0\ncpu0 1 2 3 4 5 6 7 8 0 0\ncpu1 1 2 3 4 5 6 7 8 0 0\nintr 1 2\nctxt 5\ncpufreq 3\n"
+	if n := onlineCores(stat); n != 2 {
+		t.Errorf("onlineCores = %d, want 2", n)
+	}
+	if n := onlineCores(""); n != 0 {
+		t.Errorf("onlineCores of nothing = %d, want 0", n)
+	}
+}
+
+func TestCoresTextSaysWhenTheBenchmarkWasPinned(t *testing.T) {
+	for _, c := range []struct {
+		m    Machine
+		want string
+	}{
+		{Machine{Cores: 2, OnlineCores: 2}, "2 cores"},
+		{Machine{Cores: 1, OnlineCores: 2}, "2 cores, the benchmark pinned to 1"},
+		{Machine{Cores: 1, OnlineCores: 1}, "1 core"},
+		{Machine{Cores: 2}, "2 cores"}, // a bench.json from before online_cores was written
+	} {
+		if got := c.m.coresText(); got != c.want {
+			t.Errorf("%+v: %q, want %q", c.m, got, c.want)
+		}
+	}
+}

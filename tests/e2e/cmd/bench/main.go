@@ -131,16 +131,25 @@ type Report struct {
 
 // Machine describes where the numbers were measured.
 type Machine struct {
-	Cores    int    `json:"cores"`
-	MemGiB   int    `json:"mem_gib"`
-	CPU      string `json:"cpu"`
-	Go       string `json:"go"`
-	Hostname string `json:"hostname"`
+	// Cores is how many cores the benchmark could use: all of the machine's, or those it
+	// was pinned to (taskset -c 0 make bench), which every process of the stack inherits.
+	Cores int `json:"cores"`
+	// OnlineCores is how many the machine has.
+	OnlineCores int    `json:"online_cores"`
+	MemGiB      int    `json:"mem_gib"`
+	CPU         string `json:"cpu"`
+	Go          string `json:"go"`
+	Hostname    string `json:"hostname"`
 }
 
 func machine() Machine {
-	m := Machine{Cores: runtime.NumCPU(), Go: runtime.Version()}
+	m := Machine{Cores: runtime.NumCPU(), OnlineCores: runtime.NumCPU(), Go: runtime.Version()}
 	m.Hostname, _ = os.Hostname()
+	if b, err := os.ReadFile("/proc/stat"); err == nil {
+		if n := onlineCores(string(b)); n > 0 {
+			m.OnlineCores = n
+		}
+	}
 	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
 		for _, l := range strings.Split(string(b), "\n") {
 			if k, v, ok := strings.Cut(l, ":"); ok && strings.TrimSpace(k) == "model name" {
@@ -155,6 +164,32 @@ func machine() Machine {
 		m.MemGiB = (kb + 512*1024) / (1024 * 1024)
 	}
 	return m
+}
+
+// onlineCores counts the per-core lines ("cpu0", "cpu1", ...) of /proc/stat.
+func onlineCores(stat string) int {
+	n := 0
+	for _, l := range strings.Split(stat, "\n") {
+		if len(l) > 3 && strings.HasPrefix(l, "cpu") && l[3] >= '0' && l[3] <= '9' {
+			n++
+		}
+	}
+	return n
+}
+
+// coresText says how many cores the numbers were measured on, and whether the benchmark
+// was pinned to fewer than the machine has.
+func (m Machine) coresText() string {
+	plural := func(n int) string {
+		if n == 1 {
+			return "1 core"
+		}
+		return fmt.Sprintf("%d cores", n)
+	}
+	if m.OnlineCores > m.Cores {
+		return fmt.Sprintf("%s, the benchmark pinned to %d", plural(m.OnlineCores), m.Cores)
+	}
+	return plural(m.Cores)
 }
 
 // maxSustained is the highest offered rate of a step that kept up: every order
@@ -195,7 +230,7 @@ func printStep(s Step) {
 }
 
 func printSummary(r Report) {
-	fmt.Printf("\nmachine: %d cores, %d GiB, %s\n", r.Machine.Cores, r.Machine.MemGiB, r.Machine.CPU)
+	fmt.Printf("\nmachine: %s, %d GiB, %s\n", r.Machine.coresText(), r.Machine.MemGiB, r.Machine.CPU)
 	fmt.Printf("%8s %10s %8s %8s %8s %8s %8s %10s\n", "offered", "completed", "p50 ms", "p95 ms", "p99 ms", "max ms", "errors", "sustained")
 	for _, s := range r.Steps {
 		fmt.Printf("%8d %10.1f %8.1f %8.1f %8.1f %8.1f %8d %10v\n", s.Offered, s.CompletedPerS, s.Latency.P50, s.Latency.P95, s.Latency.P99, s.Latency.Max, s.Errors, s.Sustained)
