@@ -53,6 +53,17 @@ func parseCPUTimes(stat string, at time.Time) (cpuTimes, error) {
 	return cpuTimes{at: at, busy: v[0] + v[1] + v[2] + v[5] + v[6], idle: v[3], iowait: v[4], steal: v[7]}, nil
 }
 
+// onlineCores counts the per-core lines ("cpu0", "cpu1", ...) of /proc/stat.
+func onlineCores(stat string) int {
+	n := 0
+	for _, l := range strings.Split(stat, "\n") {
+		if len(l) > 3 && strings.HasPrefix(l, "cpu") && l[3] >= '0' && l[3] <= '9' {
+			n++
+		}
+	}
+	return n
+}
+
 func readCPUTimes() (cpuTimes, error) {
 	b, err := os.ReadFile("/proc/stat")
 	if err != nil {

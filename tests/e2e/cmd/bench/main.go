@@ -134,8 +134,9 @@ type Machine struct {
 	// Cores is how many cores the benchmark could use: all of the machine's, or those it
 	// was pinned to (taskset -c 0 make bench), which every process of the stack inherits.
 	Cores int `json:"cores"`
-	// OnlineCores is how many the machine has.
-	OnlineCores int    `json:"online_cores"`
+	// OnlineCores is how many the machine has (from /proc/stat; 0 when it could not be
+	// read, and then nothing is said about pinning).
+	OnlineCores int    `json:"online_cores,omitempty"`
 	MemGiB      int    `json:"mem_gib"`
 	CPU         string `json:"cpu"`
 	Go          string `json:"go"`
@@ -143,12 +144,10 @@ type Machine struct {
 }
 
 func machine() Machine {
-	m := Machine{Cores: runtime.NumCPU(), OnlineCores: runtime.NumCPU(), Go: runtime.Version()}
+	m := Machine{Cores: runtime.NumCPU(), Go: runtime.Version()}
 	m.Hostname, _ = os.Hostname()
 	if b, err := os.ReadFile("/proc/stat"); err == nil {
-		if n := onlineCores(string(b)); n > 0 {
-			m.OnlineCores = n
-		}
+		m.OnlineCores = onlineCores(string(b))
 	}
 	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
 		for _, l := range strings.Split(string(b), "\n") {
@@ -164,17 +163,6 @@ func machine() Machine {
 		m.MemGiB = (kb + 512*1024) / (1024 * 1024)
 	}
 	return m
-}
-
-// onlineCores counts the per-core lines ("cpu0", "cpu1", ...) of /proc/stat.
-func onlineCores(stat string) int {
-	n := 0
-	for _, l := range strings.Split(stat, "\n") {
-		if len(l) > 3 && strings.HasPrefix(l, "cpu") && l[3] >= '0' && l[3] <= '9' {
-			n++
-		}
-	}
-	return n
 }
 
 // coresText says how many cores the numbers were measured on, and whether the benchmark
