@@ -53,6 +53,18 @@ func parseCPUTimes(stat string, at time.Time) (cpuTimes, error) {
 	return cpuTimes{at: at, busy: v[0] + v[1] + v[2] + v[5] + v[6], idle: v[3], iowait: v[4], steal: v[7]}, nil
 }
 
+// autogroup reads /proc/sys/kernel/sched_autogroup_enabled: "on", "off", or empty for
+// anything else.
+func autogroup(setting string) string {
+	switch strings.TrimSpace(setting) {
+	case "1":
+		return "on"
+	case "0":
+		return "off"
+	}
+	return ""
+}
+
 // onlineCores counts the per-core lines ("cpu0", "cpu1", ...) of /proc/stat.
 func onlineCores(stat string) int {
 	n := 0

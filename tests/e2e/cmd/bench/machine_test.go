@@ -53,6 +53,14 @@ func TestOnlineCoresCountsThePerCoreLines(t *testing.T) {
 	}
 }
 
+func TestAutogroupReadsTheKernelSetting(t *testing.T) {
+	for in, want := range map[string]string{"1\n": "on", "0\n": "off", "": "", "2\n": ""} {
+		if got := autogroup(in); got != want {
+			t.Errorf("autogroup(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
 func TestCoresTextSaysWhenTheBenchmarkWasPinned(t *testing.T) {
 	for _, c := range []struct {
 		m    Machine

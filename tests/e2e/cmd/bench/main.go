@@ -143,6 +143,11 @@ type Machine struct {
 	CPU         string `json:"cpu"`
 	Go          string `json:"go"`
 	Hostname    string `json:"hostname"`
+	// Autogroup is "on" when the kernel schedules each session as a group of its own: every
+	// process of the stack, and every PostgreSQL backend, starts its own session, so each
+	// gets an equal share of a busy machine however many threads it runs, and nice changes
+	// nothing between them (ADR 0017). "off", or empty when the kernel has no such setting.
+	Autogroup string `json:"autogroup,omitempty"`
 }
 
 func machine() Machine {
@@ -150,6 +155,9 @@ func machine() Machine {
 	m.Hostname, _ = os.Hostname()
 	if b, err := os.ReadFile("/proc/stat"); err == nil {
 		m.OnlineCores = onlineCores(string(b))
+	}
+	if b, err := os.ReadFile("/proc/sys/kernel/sched_autogroup_enabled"); err == nil {
+		m.Autogroup = autogroup(string(b))
 	}
 	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
 		for _, l := range strings.Split(string(b), "\n") {
@@ -220,7 +228,11 @@ func printStep(s Step) {
 }
 
 func printSummary(r Report) {
-	fmt.Printf("\nmachine: %s, %d GiB, %s\n", r.Machine.coresText(), r.Machine.MemGiB, r.Machine.CPU)
+	fmt.Printf("\nmachine: %s, %d GiB, %s", r.Machine.coresText(), r.Machine.MemGiB, r.Machine.CPU)
+	if r.Machine.Autogroup != "" {
+		fmt.Printf(", autogroup scheduling %s", r.Machine.Autogroup)
+	}
+	fmt.Println()
 	fmt.Printf("%8s %10s %8s %8s %8s %8s %8s %10s\n", "offered", "completed", "p50 ms", "p95 ms", "p99 ms", "max ms", "errors", "sustained")
 	for _, s := range r.Steps {
 		fmt.Printf("%8d %10.1f %8.1f %8.1f %8.1f %8.1f %8d %10v\n", s.Offered, s.CompletedPerS, s.Latency.P50, s.Latency.P95, s.Latency.P99, s.Latency.Max, s.Errors, s.Sustained)
