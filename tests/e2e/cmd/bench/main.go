@@ -40,7 +40,7 @@ func run(ctx context.Context) error {
 	rates := flag.String("rates", "50,100,150,200,300", "offered rates in orders/s, one step each")
 	stepDur := flag.Duration("step", 20*time.Second, "how long each rate is offered")
 	// A minute: the broker's JIT needs about that long at these rates. After a 10 s warm-up
-	// it took 3.6-4.0 ms of CPU per order at 100/s, after 60 s 2.7-3.0 (session 19).
+	// it took 3.4-4.0 ms of CPU per order at 100/s, after 60 s 2.7-3.0 (session 19).
 	warmup := flag.Duration("warmup", 60*time.Second, "a first step at the lowest rate, not reported")
 	drain := flag.Duration("drain", 30*time.Second, "how long to wait after a step for its orders to complete")
 	settle := flag.Duration("settle", 60*time.Second, "how long to wait before a step for the lag the previous one left to clear")
