@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -74,5 +75,41 @@ func TestCoresTextSaysWhenTheBenchmarkWasPinned(t *testing.T) {
 		if got := c.m.coresText(); got != c.want {
 			t.Errorf("%+v: %q, want %q", c.m, got, c.want)
 		}
+	}
+}
+
+func TestComponentNamesTheStacksProcesses(t *testing.T) {
+	for _, c := range []struct {
+		cmd  string
+		want string
+	}{
+		{"java -Xms256m -cp /x/libs/* kafka.Kafka /tmp/ts/kafka/server.properties", "kafka"},
+		{"/usr/lib/postgresql/15/bin/postgres -D /tmp/ts/pg/data", "postgres"},
+		{"postgres: shop shop [local] idle", ""}, // a backend: its postmaster is counted
+		{"/work/.cache/bin/mailpit-4b3d --listen 127.0.0.1:19825", "mailpit"},
+		{"/work/.cache/bin/registry-1a2b -config /tmp/ts/registry.yaml", "registry"},
+		{"/tmp/ts/bin/shop serve", "shop"},
+		{"/tmp/ts/bin/shop version", ""},
+		{"/usr/bin/vim notes.txt", ""},
+	} {
+		if got := component(strings.Fields(c.cmd)); got != c.want {
+			t.Errorf("component(%q) = %q, want %q", c.cmd, got, c.want)
+		}
+	}
+}
+
+func TestOtherStacksLeavesOutOurOwnProcesses(t *testing.T) {
+	all := otherStacks(nil)
+	mine := map[int]bool{}
+	for _, o := range all {
+		var name string
+		var pid int
+		if _, err := fmt.Sscanf(o, "%s (pid %d)", &name, &pid); err != nil {
+			t.Fatalf("%q: %v", o, err)
+		}
+		mine[pid] = true
+	}
+	if left := otherStacks(mine); len(left) != 0 {
+		t.Errorf("otherStacks with every listed pid ours = %v, want none", left)
 	}
 }

@@ -82,6 +82,16 @@ func run(ctx context.Context) error {
 	go procs.run(ctx, 500*time.Millisecond)
 
 	report := Report{Machine: machine(), Started: time.Now().UTC(), StepSeconds: stepDur.Seconds()}
+	ours := map[int]bool{}
+	for _, pids := range procs.pids() {
+		for _, pid := range pids {
+			ours[pid] = true
+		}
+	}
+	if report.Machine.OtherStacks = otherStacks(ours); len(report.Machine.OtherStacks) > 0 {
+		fmt.Printf("warning: other stacks share this machine and its cores, so these results are not comparable to a run alone: %s\n",
+			strings.Join(report.Machine.OtherStacks, ", "))
+	}
 	if *warmup > 0 {
 		fmt.Printf("warm-up: %d orders/s for %v\n", steps[0], *warmup)
 		if _, err := g.step(ctx, steps[0], *warmup, *drain, procs); err != nil {
@@ -148,6 +158,9 @@ type Machine struct {
 	// gets an equal share of a busy machine however many threads it runs, and nice changes
 	// nothing between them (ADR 0017). "off", or empty when the kernel has no such setting.
 	Autogroup string `json:"autogroup,omitempty"`
+	// OtherStacks are processes of other stacks that were running when the benchmark
+	// started (otherStacks): their CPU is in no column but takes the same cores.
+	OtherStacks []string `json:"other_stacks,omitempty"`
 }
 
 func machine() Machine {
@@ -233,6 +246,9 @@ func printSummary(r Report) {
 		fmt.Printf(", autogroup scheduling %s", r.Machine.Autogroup)
 	}
 	fmt.Println()
+	if len(r.Machine.OtherStacks) > 0 {
+		fmt.Printf("other stacks running beside it: %s\n", strings.Join(r.Machine.OtherStacks, ", "))
+	}
 	fmt.Printf("%8s %10s %8s %8s %8s %8s %8s %10s\n", "offered", "completed", "p50 ms", "p95 ms", "p99 ms", "max ms", "errors", "sustained")
 	for _, s := range r.Steps {
 		fmt.Printf("%8d %10.1f %8.1f %8.1f %8.1f %8.1f %8d %10v\n", s.Offered, s.CompletedPerS, s.Latency.P50, s.Latency.P95, s.Latency.P99, s.Latency.Max, s.Errors, s.Sustained)
