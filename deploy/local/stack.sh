@@ -17,9 +17,9 @@
 #   ORDERFLOW_PORT_BASE   ports are this base plus a fixed offset (default: 15000)
 #   ORDERFLOW_CACHE_DIR   downloaded jars and built tools         (default: <repo>/.cache)
 #   ORDERFLOW_KAFKA_JVM_OPTS  the broker's heap and collector options
+#                         (default: -Xms256m -Xmx512m -XX:+UseG1GC -XX:MaxGCPauseMillis=20)
 #   ORDERFLOW_PG_PREALLOCATE_WAL  16 MiB WAL segments to create at `up` (default: 0;
 #                         make bench: 64), see pg_preallocate_wal
-#                         (default: -Xms256m -Xmx512m -XX:+UseG1GC -XX:MaxGCPauseMillis=20)
 #
 # Every command is idempotent: `up` on a running stack only starts what is missing and
 # waits for health; `down` on a stopped stack does nothing.
@@ -243,7 +243,7 @@ SQL
 # time its WAL crosses into a new 16 MiB segment the backend that gets there creates the
 # file, writes it full of zeros and syncs it, holding the WAL write lock: every commit of
 # every database waits. In a make bench at 100 orders/s that was a 100-215 ms stall of
-# 20-30 commits every 5 s (the WAL grows 3.3 MB/s), the largest single part of the tail. A
+# 20-30 commits every 5 s (the WAL grows 3.3 MB/s), the slowest seconds of the step. A
 # cluster in service recycles segments at each checkpoint and never pays it. This creates
 # $1 segments ahead and keeps them (min_wal_size): they are switched to at once, then
 # recycled by the checkpoint into files for the WAL to come.
