@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -98,18 +100,20 @@ func TestComponentNamesTheStacksProcesses(t *testing.T) {
 	}
 }
 
-func TestOtherStacksLeavesOutOurOwnProcesses(t *testing.T) {
-	all := otherStacks(nil)
-	mine := map[int]bool{}
-	for _, o := range all {
-		var name string
-		var pid int
-		if _, err := fmt.Sscanf(o, "%s (pid %d)", &name, &pid); err != nil {
-			t.Fatalf("%q: %v", o, err)
-		}
-		mine[pid] = true
+// A process that looks like another stack's Mailpit is listed, and left out once it is
+// one of ours.
+func TestOtherStacksListsOthersAndLeavesOutOurs(t *testing.T) {
+	cmd := exec.Command("sleep", "30")
+	cmd.Args[0] = "/tmp/other-stack/bin/mailpit-test" // what /proc/<pid>/cmdline shows
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
 	}
-	if left := otherStacks(mine); len(left) != 0 {
-		t.Errorf("otherStacks with every listed pid ours = %v, want none", left)
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	want := fmt.Sprintf("mailpit (pid %d)", cmd.Process.Pid)
+	if got := otherStacks(nil); !slices.Contains(got, want) {
+		t.Errorf("otherStacks(nil) = %v, want it to hold %q", got, want)
+	}
+	if got := otherStacks(map[int]bool{cmd.Process.Pid: true}); slices.Contains(got, want) {
+		t.Errorf("otherStacks with the pid ours = %v, want it without %q", got, want)
 	}
 }
