@@ -1,10 +1,13 @@
 package e2e
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -138,6 +141,70 @@ func TestIdempotencyKey(t *testing.T) {
 	}
 	if n := s.scalar(t, "shop", `SELECT count(*) FROM orders WHERE customer_id = $1`, body["customer"].(map[string]any)["id"]); n != int64(1) {
 		t.Fatalf("%v orders for one key, want 1", n)
+	}
+}
+
+// Requests with one Idempotency-Key that arrive together place one order: the first to
+// claim the key places it, and the others wait for its commit and answer with its order.
+// A key whose request was refused (an unknown SKU) is not kept.
+func TestIdempotencyKeyConcurrentAndRefused(t *testing.T) {
+	t.Parallel()
+	s := stack(t)
+	sku := s.product(t, 100, 40, 0)
+	key := map[string]string{"Idempotency-Key": "key-" + sku}
+	refused := orderBody("tok_visa", line{"NO-SUCH-" + sku, 1})
+	if code := s.call(t, "POST", s.shop+"/v1/orders", refused, key, nil); code != 422 {
+		t.Fatalf("unknown SKU: %d, want 422", code)
+	}
+	body, err := jsonMarshal(orderBody("tok_visa", line{sku, 1}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 16
+	type answer struct {
+		code int
+		id   string
+		err  error
+	}
+	answers := make([]answer, n)
+	var wg sync.WaitGroup
+	for i := range answers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			req, err := http.NewRequest("POST", s.shop+"/v1/orders", bytes.NewReader(body))
+			if err != nil {
+				answers[i].err = err
+				return
+			}
+			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("Idempotency-Key", key["Idempotency-Key"])
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				answers[i].err = err
+				return
+			}
+			defer resp.Body.Close()
+			var out struct {
+				OrderID string `json:"order_id"`
+			}
+			answers[i].code = resp.StatusCode
+			answers[i].err = json.NewDecoder(resp.Body).Decode(&out)
+			answers[i].id = out.OrderID
+		}()
+	}
+	wg.Wait()
+	for i, a := range answers {
+		if a.err != nil || a.code != 202 || a.id == "" || a.id != answers[0].id {
+			t.Fatalf("request %d: %d %q %v; want 202 and the order %q every request got", i, a.code, a.id, a.err, answers[0].id)
+		}
+	}
+	if got := s.scalar(t, "shop", `SELECT count(*) FROM orders o JOIN idempotency_keys k ON k.order_id = o.id WHERE k.key = $1`,
+		key["Idempotency-Key"]); got != int64(1) {
+		t.Fatalf("%v orders for the key, want 1", got)
+	}
+	if got := s.scalar(t, "shop", `SELECT count(*) FROM orders WHERE lines @> jsonb_build_array(jsonb_build_object('sku', $1::text))`, sku); got != int64(1) {
+		t.Fatalf("%v orders of %s, want 1", got, sku)
 	}
 }
 

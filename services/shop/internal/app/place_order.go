@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
+	"github.com/orderflow/orderflow/platform/pg"
 	"github.com/orderflow/orderflow/services/shop/internal/adapters/postgres"
 	"github.com/orderflow/orderflow/services/shop/internal/domain/order"
 )
@@ -41,29 +42,23 @@ var ErrIdempotencyKeyReused = errors.New("this Idempotency-Key was used with a d
 func (a *App) PlaceOrder(ctx context.Context, cmd PlaceOrder) (Placed, error) {
 	var out Placed
 	hash := requestHash(cmd)
+	id := uuid.NewString()
 	skus := make([]string, len(cmd.Lines))
 	for i, l := range cmd.Lines {
 		skus[i] = l.SKU
 	}
-	// Priced from the catalog as it is now; a price change committing meanwhile applies to
-	// the next order (reading inside the transaction would not lock the rows either).
-	catalog, err := postgres.Products(ctx, a.pool, skus)
-	if err != nil {
-		return out, err
-	}
-	o, err := order.Place(uuid.NewString(), cmd.Customer, cmd.Address, cmd.Lines, cmd.PaymentToken, cmd.Currency,
-		func(sku string) (order.Product, bool) { p, ok := catalog[sku]; return p, ok }, a.now())
-	if err != nil {
-		return out, err
-	}
-	// Three round trips: the order's rows with BEGIN, the key's owner if it was taken,
-	// OrderPlaced with COMMIT.
+	// Two round trips: BEGIN with the catalog's prices and the key's claim, then the order
+	// and OrderPlaced with COMMIT (a third reads the key's owner if it was taken). Priced
+	// from the catalog as it is when the transaction begins; a price change committing
+	// meanwhile applies to the next order (the read does not lock the products).
 	first := &pgx.Batch{}
-	var claimed bool
-	if err := postgres.QueueInsertOrder(first, o, cmd.IdempotencyKey, hash, &claimed); err != nil {
-		return out, err
+	var catalog map[string]order.Product
+	postgres.QueueProducts(first, skus, &catalog)
+	claimed := true
+	if cmd.IdempotencyKey != "" {
+		postgres.QueueClaimIdempotencyKey(first, cmd.IdempotencyKey, hash, id, &claimed)
 	}
-	err = a.txWith(ctx, first, func(tx pgx.Tx) error {
+	err := pg.Run(ctx, a.pool, first, func(tx *pg.Tx) error {
 		if !claimed {
 			existing, existingHash, err := postgres.ExistingIdempotencyKey(ctx, tx, cmd.IdempotencyKey)
 			if err != nil {
@@ -73,7 +68,15 @@ func (a *App) PlaceOrder(ctx context.Context, cmd PlaceOrder) (Placed, error) {
 				return ErrIdempotencyKeyReused
 			}
 			out = Placed{OrderID: existing, Status: order.Pending, Replayed: true}
-			return errReplay // roll back this attempt's order
+			return errReplay // roll back this attempt's claim
+		}
+		o, err := order.Place(id, cmd.Customer, cmd.Address, cmd.Lines, cmd.PaymentToken, cmd.Currency,
+			func(sku string) (order.Product, bool) { p, ok := catalog[sku]; return p, ok }, a.now())
+		if err != nil {
+			return err
+		}
+		if err := postgres.DeferInsertOrder(tx, o); err != nil {
+			return err
 		}
 		out = Placed{OrderID: o.ID, Status: o.Status}
 		return a.outbox.Append(ctx, tx, orderPlaced(ctx, o))
@@ -81,7 +84,11 @@ func (a *App) PlaceOrder(ctx context.Context, cmd PlaceOrder) (Placed, error) {
 	if errors.Is(err, errReplay) {
 		return out, nil
 	}
-	return out, err
+	if err != nil {
+		return Placed{}, err
+	}
+	a.outbox.Committed(ctx)
+	return out, nil
 }
 
 var errReplay = errors.New("replayed placement")

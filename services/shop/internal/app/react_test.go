@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 
 	"github.com/orderflow/orderflow/avro/billing"
 	"github.com/orderflow/orderflow/avro/contract"
@@ -19,6 +18,7 @@ import (
 	"github.com/orderflow/orderflow/platform/kafka/kafkatest"
 	"github.com/orderflow/orderflow/platform/outbox"
 	"github.com/orderflow/orderflow/platform/outbox/outboxtest"
+	"github.com/orderflow/orderflow/platform/pg"
 	"github.com/orderflow/orderflow/platform/pg/pgtest"
 	"github.com/orderflow/orderflow/platform/serde"
 	"github.com/orderflow/orderflow/services/shop/internal/adapters/postgres"
@@ -49,14 +49,7 @@ func TestOneBatchConfirmsAnOrderFromBothEvents(t *testing.T) {
 		Lines: []order.Line{{SKU: "SKU-1", Name: "Thing", Quantity: 2, UnitPriceMinor: 500}}, Currency: "EUR",
 		TotalMinor: 1000, Address: order.Address{Name: "C", Line1: "1 Street", City: "Town", PostalCode: "1", Country: "DE"},
 		Status: order.Pending, PlacedAt: now, UpdatedAt: now}
-	if err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		b := &pgx.Batch{}
-		var claimed bool
-		if err := postgres.QueueInsertOrder(b, o, "", nil, &claimed); err != nil {
-			return err
-		}
-		return tx.SendBatch(ctx, b).Close()
-	}); err != nil {
+	if err := pg.Run(ctx, pool, nil, func(tx *pg.Tx) error { return postgres.DeferInsertOrder(tx, o) }); err != nil {
 		t.Fatal(err)
 	}
 

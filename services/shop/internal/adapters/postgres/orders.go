@@ -11,30 +11,9 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/orderflow/orderflow/platform/pg"
 	"github.com/orderflow/orderflow/services/shop/internal/domain/order"
 )
-
-// Querier is what reads need: a pool or a transaction.
-type Querier interface {
-	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
-}
-
-// Products returns the catalog entries of skus.
-func Products(ctx context.Context, q Querier, skus []string) (map[string]order.Product, error) {
-	rows, err := q.Query(ctx, `SELECT sku, name, unit_price_minor, currency FROM products WHERE sku = ANY($1)`, skus)
-	if err != nil {
-		return nil, fmt.Errorf("read catalog: %w", err)
-	}
-	out := map[string]order.Product{}
-	for rows.Next() {
-		var p order.Product
-		if err := rows.Scan(&p.SKU, &p.Name, &p.UnitPriceMinor, &p.Currency); err != nil {
-			return nil, fmt.Errorf("read catalog: %w", err)
-		}
-		out[p.SKU] = p
-	}
-	return out, rows.Err()
-}
 
 // UpsertProduct creates or replaces a catalog entry.
 func UpsertProduct(ctx context.Context, q pgx.Tx, p order.Product) error {
@@ -60,29 +39,49 @@ func ListProducts(ctx context.Context, q pgx.Tx) ([]order.Product, error) {
 	})
 }
 
-// QueueInsertOrder queues in b the statements that store a new order and, with an
-// idempotency key, claim the key for it. claimed reports, once b ran, whether the key was
-// free; when it was not, ExistingIdempotencyKey tells whose it is (and the transaction
-// must roll back: the order it inserted is not wanted).
-func QueueInsertOrder(b *pgx.Batch, o *order.Order, key string, hash []byte, claimed *bool) error {
+// QueueProducts queues in b the read of the catalog entries of skus into catalog, which
+// holds them once b ran.
+func QueueProducts(b *pgx.Batch, skus []string, catalog *map[string]order.Product) {
+	b.Queue(`SELECT sku, name, unit_price_minor, currency FROM products WHERE sku = ANY($1)`, skus).Query(func(rows pgx.Rows) error {
+		out := make(map[string]order.Product, len(skus))
+		for rows.Next() {
+			var p order.Product
+			if err := rows.Scan(&p.SKU, &p.Name, &p.UnitPriceMinor, &p.Currency); err != nil {
+				return fmt.Errorf("read catalog: %w", err)
+			}
+			out[p.SKU] = p
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("read catalog: %w", err)
+		}
+		*catalog = out
+		return nil
+	})
+}
+
+// QueueClaimIdempotencyKey queues in b the claim of key for the order orderID, which the
+// same transaction inserts afterwards (the key's reference to the order is checked at
+// COMMIT). claimed reports, once b ran, whether the key was free; when it was not,
+// ExistingIdempotencyKey tells whose it is, and the transaction must roll back. A
+// transaction claiming a key that another one holds uncommitted waits for it.
+func QueueClaimIdempotencyKey(b *pgx.Batch, key string, hash []byte, orderID string, claimed *bool) {
+	b.Queue(`INSERT INTO idempotency_keys (key, request_hash, order_id) VALUES ($1, $2, $3)
+	         ON CONFLICT (key) DO NOTHING`, key, hash, orderID).Exec(func(tag pgconn.CommandTag) error {
+		*claimed = tag.RowsAffected() == 1
+		return nil
+	})
+}
+
+// DeferInsertOrder queues the statement that stores a new order to run with tx's COMMIT.
+func DeferInsertOrder(tx *pg.Tx, o *order.Order) error {
 	lines, addr, err := toJSON(o)
 	if err != nil {
 		return err
 	}
-	b.Queue(`INSERT INTO orders (id, customer_id, customer_email, customer_name, status, currency, total_minor,
+	tx.Defer(`INSERT INTO orders (id, customer_id, customer_email, customer_name, status, currency, total_minor,
 	                             lines, shipping_address, placed_at, updated_at)
-	         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+	          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
 		o.ID, o.Customer.ID, o.Customer.Email, o.Customer.Name, o.Status, o.Currency, o.TotalMinor, lines, addr, o.PlacedAt, o.UpdatedAt)
-	*claimed = true
-	if key == "" {
-		return nil
-	}
-	// After the order: the key refers to it.
-	b.Queue(`INSERT INTO idempotency_keys (key, request_hash, order_id) VALUES ($1, $2, $3)
-	         ON CONFLICT (key) DO NOTHING`, key, hash, o.ID).Exec(func(tag pgconn.CommandTag) error {
-		*claimed = tag.RowsAffected() == 1
-		return nil
-	})
 	return nil
 }
 
