@@ -126,6 +126,11 @@ type Options struct {
 	// under load they grow, so one commit covers many events. Without it such a group
 	// needs BatchSize 1.
 	Serial bool
+	// GenericPlans runs the statements of the group's transactions, the handlers' and the
+	// Preload's included, on their generic plans (pg.QueueGenericPlans): for groups that
+	// look their aggregates up by key, in batches (id = ANY($1)), which PostgreSQL would
+	// otherwise plan afresh for every batch.
+	GenericPlans bool
 	// InboxRetention is how long inbox rows are kept before they are purged (default
 	// DefaultInboxRetention, 7 days); see PurgeInbox for why purged rows leave every
 	// event applied once. A relay that published rows and crashed before marking them

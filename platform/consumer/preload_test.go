@@ -148,3 +148,69 @@ func TestUUIDKeysKeepsTheCanonicalFormOnly(t *testing.T) {
 		t.Fatalf("UUIDKeys = %q, want only %q", got, id)
 	}
 }
+
+// A group with GenericPlans runs its handlers' statements on their generic plans: an
+// array lookup is never planned for its values. Without the option the handlers run in
+// the connection's own mode, where PostgreSQL plans at least the first five executions
+// of a statement for their values.
+func TestGenericPlansHoldForTheGroupsTransactions(t *testing.T) {
+	t.Parallel()
+	for _, generic := range []bool{true, false} {
+		t.Run(fmt.Sprintf("generic=%v", generic), func(t *testing.T) {
+			t.Parallel()
+			h := newHarness(t, 1)
+			ctx := context.Background()
+			h.runRelay(outbox.RelayOptions{})
+			const lookup = `SELECT count(*) FROM effects WHERE n = ANY($1::bigint[])`
+			var (
+				mu       sync.Mutex
+				modes    = map[string]int{}
+				replans  int64
+				problems []string
+			)
+			handler := func(ctx context.Context, tx pgx.Tx, m consumer.Message, e testevent.Thing) error {
+				var mode string
+				var n int
+				if err := tx.QueryRow(ctx, `SELECT current_setting('plan_cache_mode')`).Scan(&mode); err != nil {
+					return err
+				}
+				for i := range 6 { // PostgreSQL plans the first five executions for their values in any case
+					if err := tx.QueryRow(ctx, lookup, []int64{e.Seq, int64(i)}).Scan(&n); err != nil {
+						return err
+					}
+				}
+				var custom int64
+				if err := tx.QueryRow(ctx, `SELECT custom_plans FROM pg_prepared_statements WHERE statement = $1`, lookup).Scan(&custom); err != nil {
+					return err
+				}
+				mu.Lock()
+				modes[mode]++
+				replans = max(replans, custom)
+				if mode != "force_generic_plan" && mode != "auto" {
+					problems = append(problems, "plan_cache_mode "+mode)
+				}
+				mu.Unlock()
+				return record(ctx, tx, m, e)
+			}
+			c := h.newConsumer(kafkatest.Name("g"), handler, consumer.Options{GenericPlans: generic, BatchSize: 1})
+			stop := h.run(c.Run)
+			defer stop()
+			const events = 12
+			h.appendMany(ctx, events, "plans", 3)
+			waitFor(t, 30*time.Second, "every event applied", func() bool {
+				return h.count(`SELECT count(*) FROM effects`) == events
+			})
+			mu.Lock()
+			defer mu.Unlock()
+			if len(problems) > 0 {
+				t.Fatal(problems[0])
+			}
+			if generic && (modes["force_generic_plan"] != events || replans != 0) {
+				t.Fatalf("modes %v, the lookup planned for its values up to %d times on a connection; want every transaction generic and none", modes, replans)
+			}
+			if !generic && (modes["auto"] != events || replans < 5) {
+				t.Fatalf("modes %v, the lookup planned for its values up to %d times on a connection; want every transaction in auto mode and at least 5", modes, replans)
+			}
+		})
+	}
+}

@@ -508,6 +508,9 @@ func (w *worker) apply(ps []*pending) (int, error) {
 	// One round trip opens the transaction, takes the batch's key locks and records every
 	// routed record in the inbox; the handlers then run only for events new to the inbox.
 	first := &pgx.Batch{}
+	if w.c.opts.GenericPlans {
+		pg.QueueGenericPlans(first)
+	}
 	if w.c.opts.Serial {
 		first.Queue(`SELECT pg_advisory_xact_lock(hashtextextended('consumer/' || $1, 0))`, w.c.group)
 	} else {

@@ -52,7 +52,7 @@ func Spec(version string, cfg *Config) boot.Spec {
 			// The group locks stock rows by SKU, which many orders share, and a batch cannot
 			// know all its SKUs up front (a release finds them in the reservation): batches
 			// apply one at a time, so they cannot deadlock, and grow with the load.
-			serial := consumer.Options{Serial: true, Preload: a.PreloadReservations}
+			serial := consumer.Options{Serial: true, Preload: a.PreloadReservations, GenericPlans: true}
 			reservations, err := d.NewConsumerWith(events.ReservationsGroup, serial, events.ReservationTopics...)
 			if err != nil {
 				return nil, err

@@ -49,7 +49,7 @@ func Spec(version string, cfg *Config) boot.Spec {
 			if err := loghttp.Register(ctx, d.API, a, d.Pool, d.Log, cfg.AdminToken); err != nil {
 				return nil, err
 			}
-			c, err := d.NewConsumerWith(events.ShipmentsGroup, consumer.Options{Linger: cfg.ConsumerLinger, Preload: a.PreloadShipments}, events.Topics...)
+			c, err := d.NewConsumerWith(events.ShipmentsGroup, consumer.Options{Linger: cfg.ConsumerLinger, Preload: a.PreloadShipments, GenericPlans: true}, events.Topics...)
 			if err != nil {
 				return nil, err
 			}

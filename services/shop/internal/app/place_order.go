@@ -52,6 +52,7 @@ func (a *App) PlaceOrder(ctx context.Context, cmd PlaceOrder) (Placed, error) {
 	// from the catalog as it is when the transaction begins; a price change committing
 	// meanwhile applies to the next order (the read does not lock the products).
 	first := &pgx.Batch{}
+	pg.QueueGenericPlans(first) // every statement finds its rows by key
 	var catalog map[string]order.Product
 	postgres.QueueProducts(first, skus, &catalog)
 	claimed := true

@@ -44,7 +44,7 @@ func Spec(version string, cfg *Config) boot.Spec {
 			if err := shophttp.Register(ctx, d.API, a, d.Pool, d.Log, cfg.AdminToken); err != nil {
 				return nil, err
 			}
-			workflow, err := d.NewConsumerWith(events.WorkflowGroup, consumer.Options{Preload: a.PreloadOrders}, events.WorkflowTopics...)
+			workflow, err := d.NewConsumerWith(events.WorkflowGroup, consumer.Options{Preload: a.PreloadOrders, GenericPlans: true}, events.WorkflowTopics...)
 			if err != nil {
 				return nil, err
 			}
