@@ -5,6 +5,8 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/orderflow/orderflow/platform/events"
 	"github.com/orderflow/orderflow/platform/pg"
 )
@@ -42,13 +44,9 @@ func TestOutboxAppendToPgTxGoesWithCommit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var ids []string
-	for got.Next() {
-		var id string
-		if err := got.Scan(&id); err != nil {
-			t.Fatal(err)
-		}
-		ids = append(ids, id)
+	ids, err := pgx.CollectRows(got, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
 	}
 	want := []string{first.Metadata.ID, second.Metadata.ID, third.Metadata.ID}
 	if len(ids) != 3 || ids[0] != want[0] || ids[1] != want[1] || ids[2] != want[2] {

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/orderflow/orderflow/platform/pg/pgtest"
 )
 
@@ -27,15 +29,8 @@ func TestOutboxAnalyzeKeepsStatisticsOnlyForFilteredColumns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var got []string
-	for rows.Next() {
-		var a string
-		if err := rows.Scan(&a); err != nil {
-			t.Fatal(err)
-		}
-		got = append(got, a)
-	}
-	if err := rows.Err(); err != nil {
+	got, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
 		t.Fatal(err)
 	}
 	if want := []string{"id", "published_at"}; !slices.Equal(got, want) {

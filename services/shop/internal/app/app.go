@@ -35,13 +35,13 @@ func New(pool *pgxpool.Pool, ob *outbox.Outbox) *App {
 
 // tx runs fn in a transaction and, once it committed, wakes the outbox relay.
 func (a *App) tx(ctx context.Context, fn func(pgx.Tx) error) error {
-	return a.txWith(ctx, nil, fn)
+	return a.txWith(ctx, nil, func(tx *pg.Tx) error { return fn(tx) })
 }
 
 // txWith runs fn in a transaction that sends first with BEGIN and the outbox rows with
 // COMMIT, then wakes the relay.
-func (a *App) txWith(ctx context.Context, first *pgx.Batch, fn func(pgx.Tx) error) error {
-	if err := pg.Run(ctx, a.pool, first, func(tx *pg.Tx) error { return fn(tx) }); err != nil {
+func (a *App) txWith(ctx context.Context, first *pgx.Batch, fn func(*pg.Tx) error) error {
+	if err := pg.Run(ctx, a.pool, first, fn); err != nil {
 		return err
 	}
 	a.outbox.Committed(ctx)

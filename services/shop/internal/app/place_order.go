@@ -59,7 +59,7 @@ func (a *App) PlaceOrder(ctx context.Context, cmd PlaceOrder) (Placed, error) {
 	if cmd.IdempotencyKey != "" {
 		postgres.QueueClaimIdempotencyKey(first, cmd.IdempotencyKey, hash, id, &claimed)
 	}
-	err := pg.Run(ctx, a.pool, first, func(tx *pg.Tx) error {
+	err := a.txWith(ctx, first, func(tx *pg.Tx) error {
 		if !claimed {
 			existing, existingHash, err := postgres.ExistingIdempotencyKey(ctx, tx, cmd.IdempotencyKey)
 			if err != nil {
@@ -85,11 +85,7 @@ func (a *App) PlaceOrder(ctx context.Context, cmd PlaceOrder) (Placed, error) {
 	if errors.Is(err, errReplay) {
 		return out, nil
 	}
-	if err != nil {
-		return Placed{}, err
-	}
-	a.outbox.Committed(ctx)
-	return out, nil
+	return out, err
 }
 
 var errReplay = errors.New("replayed placement")
