@@ -24,6 +24,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -285,6 +286,17 @@ func goMemoryLimit() string {
 	return fmt.Sprintf("%dMiB", n>>20)
 }
 
+// goGCPercent is the Go runtime's collection target (GOGC) as the start log shows it:
+// the deployment sets it, not the service's configuration.
+func goGCPercent() string {
+	p := debug.SetGCPercent(100)
+	debug.SetGCPercent(p)
+	if p < 0 {
+		return "off"
+	}
+	return strconv.Itoa(p)
+}
+
 func level(s string) slog.Level {
 	var l slog.Level
 	_ = l.UnmarshalText([]byte(s))
@@ -301,7 +313,7 @@ func kafkaConfig(spec Spec, b *config.Base, log *slog.Logger) kafka.Config {
 
 func serve(ctx context.Context, spec Spec, cfg Configurable, log *slog.Logger) error {
 	base := cfg.BaseConfig()
-	log.InfoContext(ctx, "starting", "version", spec.Version, "config", config.Masked(cfg), "go_memory_limit", goMemoryLimit(), "go_max_procs", runtime.GOMAXPROCS(0))
+	log.InfoContext(ctx, "starting", "version", spec.Version, "config", config.Masked(cfg), "go_memory_limit", goMemoryLimit(), "go_gc_percent", goGCPercent(), "go_max_procs", runtime.GOMAXPROCS(0))
 
 	// OpenTelemetry reports its own failures (an export, a gauge's query) through this.
 	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) { log.Warn("telemetry failed", "err", err) }))
