@@ -23,13 +23,11 @@ package outbox
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"sync/atomic"
 
 	"github.com/hamba/avro/v2"
 	"github.com/jackc/pgx/v5"
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/orderflow/orderflow/platform/events"
 )
@@ -76,12 +74,6 @@ func New(enc Encoder) *Outbox {
 	return &Outbox{enc: enc}
 }
 
-// header is one Kafka header as stored in the outbox row, kept in order.
-type header struct {
-	Key   string `json:"k"`
-	Value string `json:"v"`
-}
-
 // Append stores evs in the outbox as part of tx. The events become visible to the relay
 // when tx commits and vanish if it rolls back. Encoding happens here, so the schema id in
 // each record is the one the writing code was built with.
@@ -103,12 +95,7 @@ func (o *Outbox) Append(ctx context.Context, tx pgx.Tx, evs ...events.Event) err
 		if err != nil {
 			return fmt.Errorf("append %s: %w", e.Type.Name, err)
 		}
-		hs := e.Metadata.Headers()
-		stored := make([]header, len(hs))
-		for j, h := range hs {
-			stored[j] = header{Key: h.Key, Value: string(h.Value)}
-		}
-		hj, err := json.Marshal(stored)
+		hj, err := encodeHeaders(e.Metadata.Headers())
 		if err != nil {
 			return fmt.Errorf("append %s: %w", e.Type.Name, err)
 		}
@@ -166,16 +153,4 @@ func jsonStrings(bs [][]byte) []string {
 		out[i] = string(b)
 	}
 	return out
-}
-
-func decodeHeaders(raw []byte) ([]kgo.RecordHeader, error) {
-	var stored []header
-	if err := json.Unmarshal(raw, &stored); err != nil {
-		return nil, err
-	}
-	hs := make([]kgo.RecordHeader, len(stored))
-	for i, h := range stored {
-		hs[i] = kgo.RecordHeader{Key: h.Key, Value: []byte(h.Value)}
-	}
-	return hs, nil
 }
