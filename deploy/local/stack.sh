@@ -412,7 +412,7 @@ mailpit_ready() { curl -fsS "http://127.0.0.1:$MAILPIT_HTTP_PORT/livez" >/dev/nu
 # only spins looking for work and wakes threads the other processes need. At 100 orders/s
 # p99 was 82-109 ms in four of six make bench runs with it, 120-187 in all five without,
 # and lower with it in four of five comparisons of neighbouring runs (ADR 0016). GOGC=400:
-# a service keeps 5-20 MiB live and allocates 10-15 MiB a second at 100 orders/s, so at the
+# a service keeps about 5 MiB live and allocates 15-16 MiB a second at 100 orders/s, so at the
 # runtime's default (100) it collected several times a second; at 400, with GOMEMLIMIT
 # capping the heap, it collects a quarter as often (ADR 0019).
 service_env() { # the environment service $1 runs with
