@@ -27,7 +27,7 @@ func encodeHeaders(hs []kgo.RecordHeader) ([]byte, error) {
 	plain := true
 	n := 2
 	for _, h := range hs {
-		plain = plain && plainJSON(h.Key) && plainJSON(string(h.Value))
+		plain = plain && plainJSON(h.Key) && plainJSON(h.Value)
 		n += len(h.Key) + len(h.Value) + len(`{"k":"","v":""},`)
 	}
 	if !plain {
@@ -54,7 +54,7 @@ func encodeHeaders(hs []kgo.RecordHeader) ([]byte, error) {
 
 // plainJSON tells whether s is printable ASCII that JSON writes as it is: no quote, no
 // backslash, nothing encoding/json would escape for HTML (<, >, &).
-func plainJSON(s string) bool {
+func plainJSON[T string | []byte](s T) bool {
 	for i := 0; i < len(s); i++ {
 		switch c := s[i]; {
 		case c < 0x20 || c > 0x7e, c == '"', c == '\\', c == '<', c == '>', c == '&':
