@@ -3,7 +3,6 @@ module github.com/orderflow/orderflow/services/logistics
 go 1.26.0
 
 require (
-	github.com/go-pdf/fpdf v0.9.0
 	github.com/google/uuid v1.6.0
 	github.com/jackc/pgx/v5 v5.12.0
 	github.com/orderflow/orderflow/avro v0.0.0-00010101000000-000000000000

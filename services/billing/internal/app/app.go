@@ -185,9 +185,5 @@ func (a *App) creditNote(ctx context.Context, tx pgx.Tx, inv postgres.Invoice, r
 	if inv.IssuedAt != nil {
 		note.InvoiceIssuedAt = *inv.IssuedAt
 	}
-	doc, err := pdf.RenderCreditNote(note)
-	if err != nil {
-		return "", err
-	}
-	return number, postgres.SetCreditNote(ctx, tx, inv.OrderID, number, doc)
+	return number, postgres.SetCreditNote(ctx, tx, inv.OrderID, number, pdf.RenderCreditNote(note))
 }

@@ -42,7 +42,9 @@ type Issuer struct {
 	// issues at once.
 	Linger time.Duration
 
-	// Render draws an invoice's PDF (pdf.Render; tests replace it to make it fail).
+	// Render draws an invoice's PDF (pdf.Render, which cannot fail; tests replace it with
+	// one that does, to show that an invoice that cannot be drawn does not hold up the
+	// queue).
 	Render func(pdf.Invoice) ([]byte, error)
 
 	renderFailures metric.Int64Counter
@@ -54,7 +56,7 @@ type Issuer struct {
 // invoices are issued) and billing_invoices_pending.
 func NewIssuer(pool *pgxpool.Pool, a *App, log *slog.Logger) (*Issuer, error) {
 	is := &Issuer{pool: pool, app: a, log: log, wake: make(chan struct{}, 1), BatchSize: 200, Fallback: time.Second,
-		Linger: 100 * time.Millisecond, Render: pdf.Render}
+		Linger: 100 * time.Millisecond, Render: func(inv pdf.Invoice) ([]byte, error) { return pdf.Render(inv), nil }}
 	meter := otel.Meter("github.com/orderflow/orderflow/services/billing/internal/app")
 	var err error
 	if is.renderFailures, err = meter.Int64Counter("billing_invoice_render_failures_total",

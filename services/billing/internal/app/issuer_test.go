@@ -218,7 +218,7 @@ func TestUnrenderableInvoiceDoesNotBlockTheQueue(t *testing.T) {
 		if inv.OrderID == ids[0] {
 			return nil, errors.New("font table corrupt")
 		}
-		return pdf.Render(inv)
+		return pdf.Render(inv), nil
 	}
 	for range 3 {
 		if _, err := is.IssueBatch(ctx); err != nil {
@@ -243,7 +243,7 @@ func TestUnrenderableInvoiceDoesNotBlockTheQueue(t *testing.T) {
 	if n, err := postgres.CountPending(ctx, pool); err != nil || n != 1 {
 		t.Fatalf("%d pending, %v; want the unrenderable one", n, err)
 	}
-	is.Render = pdf.Render // fixed; and its next attempt is due
+	is.Render = func(inv pdf.Invoice) ([]byte, error) { return pdf.Render(inv), nil } // fixed; and its next attempt is due
 	if _, err := pool.Exec(ctx, `UPDATE invoices SET next_render_at = now() WHERE order_id = $1`, ids[0]); err != nil {
 		t.Fatal(err)
 	}

@@ -75,11 +75,8 @@ func (a *App) Learn(ctx context.Context, tx pgx.Tx, cause events.Cause, orderID 
 	}
 	now := a.now()
 	s.Status, s.ShipmentID, s.Carrier, s.TrackingNumber, s.PreparedAt = postgres.Prepared, uuid.NewString(), Carrier, tracking(orderID), &now
-	pdf, err := label.Render(label.Label{ShipmentID: s.ShipmentID, OrderID: orderID, Carrier: s.Carrier, TrackingNumber: s.TrackingNumber,
+	pdf := label.Render(label.Label{ShipmentID: s.ShipmentID, OrderID: orderID, Carrier: s.Carrier, TrackingNumber: s.TrackingNumber,
 		Name: s.Recipient.Name, Lines: s.Recipient.Lines, PreparedAt: now})
-	if err != nil {
-		return consumer.Permanent(err)
-	}
 	if err := save(ctx, tx, s, pdf); err != nil {
 		return err
 	}

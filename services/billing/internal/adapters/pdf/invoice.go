@@ -1,17 +1,17 @@
-// Package pdf renders billing's invoices as PDF documents with go-pdf/fpdf. The text is
-// real text (core fonts), so tools such as pdftotext extract it.
+// Package pdf renders billing's invoices and credit notes as PDF documents
+// (platform/pdfdoc). The text is real text in the standard fonts, so tools such as
+// pdftotext extract it.
 package pdf
 
 import (
-	"bytes"
 	"fmt"
 	"math"
+	"strconv"
 	"time"
 
-	"github.com/go-pdf/fpdf"
-
-	"github.com/orderflow/orderflow/platform/cp1252"
 	"golang.org/x/text/currency"
+
+	"github.com/orderflow/orderflow/platform/pdfdoc"
 )
 
 // Invoice is what an invoice shows.
@@ -35,53 +35,43 @@ type Line struct {
 }
 
 // Render returns the invoice as a PDF.
-func Render(inv Invoice) ([]byte, error) {
-	doc := fpdf.New("P", "mm", "A4", "")
-	// Uncompressed: the page is a few lines of text, and a zlib writer per document (about
-	// a megabyte to allocate and clear) cost more CPU than the rest of the document.
-	doc.SetCompression(false)
-	doc.SetTitle("Invoice "+inv.Number, true)
-	doc.SetCreator("orderflow billing", true)
-	doc.SetCreationDate(inv.IssuedAt)
-	doc.SetModificationDate(inv.IssuedAt)
-	doc.AddPage()
-	tr := cp1252.Encode
-	doc.SetFont("Helvetica", "B", 18)
+func Render(inv Invoice) []byte {
+	doc := pdfdoc.New(pdfdoc.A4, pdfdoc.Info{Title: "Invoice " + inv.Number, Creator: "orderflow billing", Created: inv.IssuedAt})
+	doc.SetFont(pdfdoc.HelveticaBold, 18)
 	doc.Cell(0, 10, "Invoice "+inv.Number)
 	doc.Ln(12)
-	doc.SetFont("Helvetica", "", 11)
+	doc.SetFont(pdfdoc.Helvetica, 11)
 	for _, s := range []string{
 		"Order: " + inv.OrderID,
 		"Issued: " + inv.IssuedAt.UTC().Format("2006-01-02"),
-		"Customer: " + tr(inv.CustomerName) + " <" + inv.CustomerEmail + ">",
+		"Customer: " + inv.CustomerName + " <" + inv.CustomerEmail + ">",
 	} {
 		doc.Cell(0, 7, s)
 		doc.Ln(7)
 	}
 	doc.Ln(4)
-	doc.SetFont("Helvetica", "B", 11)
+	doc.SetFont(pdfdoc.HelveticaBold, 11)
 	widths := []float64{35, 75, 20, 30, 30}
 	for i, h := range []string{"SKU", "Product", "Qty", "Unit price", "Amount"} {
-		doc.CellFormat(widths[i], 8, h, "B", 0, "L", false, 0, "")
+		doc.CellBorder(widths[i], 8, h, pdfdoc.Bottom)
 	}
 	doc.Ln(-1)
-	doc.SetFont("Helvetica", "", 11)
+	doc.SetFont(pdfdoc.Helvetica, 11)
 	for _, l := range inv.Lines {
-		cells := []string{l.SKU, tr(l.Name), fmt.Sprint(l.Quantity), Money(l.UnitPriceMinor, inv.Currency), Money(int64(l.Quantity)*l.UnitPriceMinor, inv.Currency)}
+		cells := []string{l.SKU, l.Name, strconv.Itoa(l.Quantity), Money(l.UnitPriceMinor, inv.Currency), Money(int64(l.Quantity)*l.UnitPriceMinor, inv.Currency)}
 		for i, c := range cells {
-			doc.CellFormat(widths[i], 7, c, "", 0, "L", false, 0, "")
+			doc.Cell(widths[i], 7, c)
 		}
 		doc.Ln(-1)
 	}
 	doc.Ln(3)
-	doc.SetFont("Helvetica", "B", 12)
-	doc.CellFormat(160, 8, "Total", "T", 0, "R", false, 0, "")
-	doc.CellFormat(30, 8, Money(inv.TotalMinor, inv.Currency), "T", 0, "L", false, 0, "")
-	var buf bytes.Buffer
-	if err := doc.Output(&buf); err != nil {
-		return nil, fmt.Errorf("render invoice %s: %w", inv.Number, err)
-	}
-	return buf.Bytes(), nil
+	// The total under the amounts, labelled in the unit price's column (the text is
+	// left-aligned: the standard fonts are not measured).
+	doc.SetFont(pdfdoc.HelveticaBold, 12)
+	doc.CellBorder(130, 8, "", pdfdoc.Top)
+	doc.CellBorder(30, 8, "Total", pdfdoc.Top)
+	doc.CellBorder(30, 8, Money(inv.TotalMinor, inv.Currency), pdfdoc.Top)
+	return doc.PDF()
 }
 
 // Money formats minor units with the currency's decimals: 1999 EUR -> "19.99 EUR".

@@ -1,14 +1,10 @@
-// Package label renders shipping labels as PDF documents with go-pdf/fpdf.
+// Package label renders shipping labels as PDF documents (platform/pdfdoc).
 package label
 
 import (
-	"bytes"
-	"fmt"
 	"time"
 
-	"github.com/go-pdf/fpdf"
-
-	"github.com/orderflow/orderflow/platform/cp1252"
+	"github.com/orderflow/orderflow/platform/pdfdoc"
 )
 
 // Label is what a shipping label shows.
@@ -23,38 +19,26 @@ type Label struct {
 }
 
 // Render returns the label as an A6 PDF.
-func Render(l Label) ([]byte, error) {
-	doc := fpdf.New("P", "mm", "A6", "")
-	// Uncompressed: the page is a few lines of text, and a zlib writer per document (about
-	// a megabyte to allocate and clear) cost more CPU than the rest of the document.
-	doc.SetCompression(false)
-	doc.SetTitle("Shipping label "+l.TrackingNumber, true)
-	doc.SetCreationDate(l.PreparedAt)
-	doc.SetModificationDate(l.PreparedAt)
-	doc.AddPage()
-	tr := cp1252.Encode
-	doc.SetFont("Helvetica", "B", 14)
+func Render(l Label) []byte {
+	doc := pdfdoc.New(pdfdoc.A6, pdfdoc.Info{Title: "Shipping label " + l.TrackingNumber, Creator: "orderflow logistics", Created: l.PreparedAt})
+	doc.SetFont(pdfdoc.HelveticaBold, 14)
 	doc.Cell(0, 8, l.Carrier)
 	doc.Ln(10)
-	doc.SetFont("Courier", "B", 16)
+	doc.SetFont(pdfdoc.CourierBold, 16)
 	doc.Cell(0, 8, l.TrackingNumber)
 	doc.Ln(12)
-	doc.SetFont("Helvetica", "", 11)
+	doc.SetFont(pdfdoc.Helvetica, 11)
 	doc.Cell(0, 6, "Ship to:")
 	doc.Ln(6)
-	doc.SetFont("Helvetica", "B", 12)
+	doc.SetFont(pdfdoc.HelveticaBold, 12)
 	for _, s := range append([]string{l.Name}, l.Lines...) {
-		doc.Cell(0, 6, tr(s))
+		doc.Cell(0, 6, s)
 		doc.Ln(6)
 	}
 	doc.Ln(4)
-	doc.SetFont("Helvetica", "", 8)
+	doc.SetFont(pdfdoc.Helvetica, 8)
 	doc.Cell(0, 5, "Order "+l.OrderID)
 	doc.Ln(4)
 	doc.Cell(0, 5, "Shipment "+l.ShipmentID)
-	var buf bytes.Buffer
-	if err := doc.Output(&buf); err != nil {
-		return nil, fmt.Errorf("render label %s: %w", l.TrackingNumber, err)
-	}
-	return buf.Bytes(), nil
+	return doc.PDF()
 }
