@@ -154,23 +154,3 @@ func AwaitCount(t testing.TB, pool *pgxpool.Pool, timeout time.Duration, want in
 		time.Sleep(20 * time.Millisecond)
 	}
 }
-
-// AnalyzedColumns runs ANALYZE on table, which must have rows, and returns the columns
-// it kept statistics for, in name order: a column whose statistics target is 0 is
-// skipped.
-func AnalyzedColumns(t testing.TB, pool *pgxpool.Pool, table string) []string {
-	t.Helper()
-	ctx := context.Background()
-	if _, err := pool.Exec(ctx, "ANALYZE "+pgx.Identifier{table}.Sanitize()); err != nil {
-		t.Fatal(err)
-	}
-	rows, err := pool.Query(ctx, `SELECT attname::text FROM pg_stats WHERE schemaname = current_schema() AND tablename = $1 ORDER BY attname`, table)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cols, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cols
-}

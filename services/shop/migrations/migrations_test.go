@@ -1,8 +1,6 @@
 package migrations_test
 
 import (
-	"context"
-	"slices"
 	"testing"
 
 	"github.com/orderflow/orderflow/platform/pg/pgtest"
@@ -19,19 +17,4 @@ func TestMigrationsApply(t *testing.T) {
 func TestRoleIsolation(t *testing.T) {
 	t.Parallel()
 	pgtest.AssertIsolated(t, "shop", "inventory", "billing", "logistics", "crm")
-}
-
-// ANALYZE keeps statistics of the order timeline for order_id alone.
-func TestTimelineIsAnalyzedByOrderOnly(t *testing.T) {
-	t.Parallel()
-	pool := pgtest.NewPool(t, migrations.FS)
-	if _, err := pool.Exec(context.Background(), `INSERT INTO order_timeline (event_id, order_id, at, service, event, detail)
-		SELECT gen_random_uuid(), ('00000000-0000-0000-0000-' || lpad((i / 8)::text, 12, '0'))::uuid,
-		       now() + i * interval '1 ms', 'shop', 'OrderPlaced', 'x'
-		FROM generate_series(1, 400) AS i`); err != nil {
-		t.Fatal(err)
-	}
-	if got := pgtest.AnalyzedColumns(t, pool, "order_timeline"); !slices.Equal(got, []string{"order_id"}) {
-		t.Fatalf("columns with statistics after ANALYZE = %v, want [order_id]", got)
-	}
 }
