@@ -53,7 +53,10 @@ func newFixture(t *testing.T) *fixture {
 		CREATE INDEX totals_by_total ON totals (total, key);
 		CREATE TABLE totals_seen (event_id uuid PRIMARY KEY);
 		CREATE TABLE totals_log (event_id uuid PRIMARY KEY, key text NOT NULL, amount bigint NOT NULL, at timestamptz NOT NULL);
-		CREATE INDEX totals_log_key ON totals_log (key, at)`)
+		CREATE INDEX totals_log_key ON totals_log (key, at);
+		ALTER TABLE totals_log SET (autovacuum_analyze_scale_factor = 1.0, fillfactor = 90);
+		ALTER TABLE totals_log ALTER COLUMN amount SET STATISTICS 0, ALTER COLUMN at SET STATISTICS 0;
+		ALTER TABLE totals ALTER COLUMN note SET STATISTICS 10`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,6 +103,33 @@ func applyTotals(ctx context.Context, tx pgx.Tx, t Tables, batch []Event) error 
 		    note = GREATEST(o.note, excluded.note),
 		    last_at = GREATEST(o.last_at, excluded.last_at)`, t.Of("totals")), keys, amounts, notes, ats)
 	return err
+}
+
+// checkSettings fails the test unless the model's tables have the storage parameters
+// and statistics targets the fixture gave them, which a rebuild's swap must keep.
+func (f *fixture) checkSettings() {
+	f.t.Helper()
+	ctx := context.Background()
+	var opts []string
+	if err := f.pool.QueryRow(ctx, `SELECT coalesce(reloptions, '{}') FROM pg_class WHERE oid = 'totals_log'::regclass`).Scan(&opts); err != nil {
+		f.t.Fatal(err)
+	}
+	if want := "[autovacuum_analyze_scale_factor=1.0 fillfactor=90]"; fmt.Sprint(opts) != want {
+		f.t.Errorf("totals_log storage parameters %v, want %s", opts, want)
+	}
+	rows, err := f.pool.Query(ctx, `SELECT attrelid::regclass::text || '.' || attname || '=' || attstattarget FROM pg_attribute
+	                                 WHERE attrelid IN ('totals'::regclass, 'totals_log'::regclass) AND attnum > 0 AND attstattarget >= 0
+	                                 ORDER BY 1`)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	targets, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	if want := "[totals.note=10 totals_log.amount=0 totals_log.at=0]"; fmt.Sprint(targets) != want {
+		f.t.Errorf("statistics targets %v, want %s", targets, want)
+	}
 }
 
 // send produces one event per amount for key on topic, with schema typ.
@@ -255,6 +285,7 @@ func TestLiveRunnerBuildsFromHistoryThenFollows(t *testing.T) {
 	if n != 300 { // every partition starts at 0: the offsets sum to the records read
 		t.Fatalf("stored offsets sum to %d, want 300", n)
 	}
+	f.checkSettings() // the first build swapped in tables of its own
 }
 
 // A lingering model (the broker holds its fetches to gather records) still applies
@@ -418,6 +449,7 @@ func TestRebuildVerifySwap(t *testing.T) {
 	if err := f.pool.QueryRow(ctx, `SELECT relpersistence::text FROM pg_class WHERE relname = 'totals'`).Scan(&logged); err != nil || logged != "p" {
 		t.Fatalf("swapped table persistence %q (%v), want p (logged)", logged, err)
 	}
+	f.checkSettings()
 }
 
 func TestSecondRebuildIsRefused(t *testing.T) {

@@ -238,6 +238,9 @@ func (b *builder) createShadow(ctx context.Context) error {
 		if _, err := b.d.Pool.Exec(ctx, fmt.Sprintf(`CREATE TABLE %s (LIKE %s INCLUDING ALL)`, shadow, live)); err != nil {
 			return fmt.Errorf("create shadow of %s: %w", t.Name, err)
 		}
+		if err := copySettings(ctx, b.d.Pool, live, shadow); err != nil {
+			return fmt.Errorf("shadow of %s: %w", t.Name, err)
+		}
 		// Secondary indexes are built once at the end, which is several times faster than
 		// maintaining them row by row. Unique ones stay for the upserts that need them,
 		// except on append-only tables, which are written with COPY.
@@ -278,6 +281,54 @@ func (b *builder) createShadow(ctx context.Context) error {
 	}
 	return nil
 }
+
+// copySettings gives shadow the storage parameters of live (autovacuum's thresholds,
+// fillfactor) and its columns' statistics targets, which the migrations set and LIKE
+// ... INCLUDING ALL does not copy. Without them every rebuilt model, and so every model
+// of a new deployment (the first start builds it from the topics' history), lost what
+// its migrations had set: session 22 found the order timeline analyzed by autovacuum
+// every 10 s as it grew, and its detail column analyzed again.
+func copySettings(ctx context.Context, pool *pgxpool.Pool, live, shadow string) error {
+	var opts []string
+	if err := pool.QueryRow(ctx, `SELECT coalesce(reloptions, '{}') FROM pg_class WHERE oid = $1::regclass`, live).Scan(&opts); err != nil {
+		return fmt.Errorf("storage parameters: %w", err)
+	}
+	// attstattarget is -1 (before PostgreSQL 17) or NULL (since) where no target was set.
+	rows, err := pool.Query(ctx, `SELECT attname::text, attstattarget::int FROM pg_attribute
+	                               WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped AND attstattarget >= 0
+	                               ORDER BY attnum`, live)
+	if err != nil {
+		return fmt.Errorf("statistics targets: %w", err)
+	}
+	targets, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (string, error) {
+		var col string
+		var target int
+		err := r.Scan(&col, &target)
+		return fmt.Sprintf("ALTER COLUMN %s SET STATISTICS %d", ident(col), target), err
+	})
+	if err != nil {
+		return fmt.Errorf("statistics targets: %w", err)
+	}
+	var alter []string
+	if len(opts) > 0 {
+		params := make([]string, len(opts))
+		for i, o := range opts { // name=value, as PostgreSQL lists them
+			name, value, _ := strings.Cut(o, "=")
+			params[i] = ident(name) + " = " + quoteLiteral(value)
+		}
+		alter = append(alter, "SET ("+strings.Join(params, ", ")+")")
+	}
+	alter = append(alter, targets...)
+	if len(alter) == 0 {
+		return nil
+	}
+	if _, err := pool.Exec(ctx, fmt.Sprintf("ALTER TABLE %s %s", shadow, strings.Join(alter, ", "))); err != nil {
+		return fmt.Errorf("copy settings: %w", err)
+	}
+	return nil
+}
+
+func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
 func scanPair(r pgx.CollectableRow) ([2]string, error) {
 	var p [2]string
