@@ -37,15 +37,3 @@ func TestOutboxAnalyzeKeepsStatisticsOnlyForFilteredColumns(t *testing.T) {
 		t.Fatalf("columns with statistics after ANALYZE = %v, want %v", got, want)
 	}
 }
-
-// Autovacuum analyzes the outbox and the inbox after as many changed rows as they hold,
-// not after a tenth: an analysis reads the whole table.
-func TestOutboxAndInboxAreAnalyzedWhenTheyHaveChangedWhole(t *testing.T) {
-	t.Parallel()
-	pool := pgtest.NewPool(t, nil)
-	for _, table := range []string{"platform_outbox", "platform_inbox"} {
-		if got := pgtest.RelOptions(t, pool, table); !slices.Contains(got, "autovacuum_analyze_scale_factor=1.0") {
-			t.Errorf("%s storage parameters %v, want autovacuum_analyze_scale_factor=1.0", table, got)
-		}
-	}
-}

@@ -154,15 +154,3 @@ func AwaitCount(t testing.TB, pool *pgxpool.Pool, timeout time.Duration, want in
 		time.Sleep(20 * time.Millisecond)
 	}
 }
-
-// RelOptions returns a table's storage parameters as PostgreSQL lists them
-// ("autovacuum_analyze_scale_factor=1.0", ...); none is an empty list.
-func RelOptions(t testing.TB, pool *pgxpool.Pool, table string) []string {
-	t.Helper()
-	var opts []string
-	if err := pool.QueryRow(context.Background(), `SELECT coalesce(reloptions, '{}') FROM pg_class WHERE oid = $1::regclass`,
-		table).Scan(&opts); err != nil {
-		t.Fatalf("storage parameters of %s: %v", table, err)
-	}
-	return opts
-}

@@ -1,7 +1,6 @@
 package migrations_test
 
 import (
-	"slices"
 	"testing"
 
 	"github.com/orderflow/orderflow/platform/pg/pgtest"
@@ -18,14 +17,4 @@ func TestMigrationsApply(t *testing.T) {
 func TestRoleIsolation(t *testing.T) {
 	t.Parallel()
 	pgtest.AssertIsolated(t, "crm", "shop", "inventory", "billing", "logistics")
-}
-
-// Autovacuum analyzes the timeline after as many added rows as it holds, not after a
-// tenth: an analysis reads the whole table.
-func TestTimelineIsAnalyzedWhenItHasDoubled(t *testing.T) {
-	t.Parallel()
-	pool := pgtest.NewPool(t, migrations.FS)
-	if got := pgtest.RelOptions(t, pool, "timeline"); !slices.Contains(got, "autovacuum_analyze_scale_factor=1.0") {
-		t.Fatalf("timeline storage parameters %v, want autovacuum_analyze_scale_factor=1.0", got)
-	}
 }
