@@ -4,11 +4,10 @@
 //
 // The layout is a cursor, as in go-pdf/fpdf, which the services used before: a cell of a
 // given width and height holds left-aligned text, the cursor moves right past it, and Ln
-// starts a new line at the left margin. A page is written in one pass into one buffer. A
-// library that loads font metrics (fpdf parses a JSON file of them for every font of every
-// document) cost billing and logistics more CPU than the rest of their work on an order
-// combined with the document; left alignment needs no metrics, and the standard fonts need
-// no embedding.
+// starts a new line at the left margin. A page is written in one pass into one buffer.
+// fpdf parsed a JSON file of font metrics for every font of every document, 80 of the 130
+// µs an invoice took and 2.15% of the machine's CPU at 100 orders/s (ADR 0020); left
+// alignment needs no metrics, and the standard fonts need no embedding.
 //
 // Text is UTF-8 and is written in the standard fonts' WinAnsiEncoding (Windows-1252); a
 // character the code page lacks is written as '?'.
