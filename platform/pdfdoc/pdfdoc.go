@@ -93,7 +93,8 @@ func New(size Size, info Info) *Page {
 	return p
 }
 
-// SetFont selects the font and size (in points) of the cells that follow.
+// SetFont selects the font and size (in points) of the cells that follow. A Font that is
+// none of the constants above (only a conversion can make one) is drawn as Helvetica.
 func (p *Page) SetFont(f Font, sizePt float64) {
 	if f < 0 || f >= fontCount {
 		f = Helvetica
