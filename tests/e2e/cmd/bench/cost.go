@@ -37,8 +37,15 @@ type Cost struct {
 	// read. Near zero when every statement finds its rows through an index; a plan cached
 	// while a table was nearly empty shows here as thousands of rows per order.
 	SeqRowsRead map[string]float64 `json:"seq_rows_read"`
-	// WALKiB is the write-ahead log the cluster wrote per order.
-	WALKiB float64 `json:"wal_kib"`
+	// WALKiB is the write-ahead log the cluster wrote per order, and WALFullPageKiB at
+	// most how much of it was images of whole pages (see fullPage): the first change to a
+	// page after a checkpoint logs the page (full_page_writes), so this part grows with
+	// how often checkpoints come.
+	WALKiB         float64 `json:"wal_kib"`
+	WALFullPageKiB float64 `json:"wal_full_page_kib"`
+	// Checkpoints is how many checkpoints began in the window, by what asked for them:
+	// "timed" (checkpoint_timeout) or "requested" (mostly max_wal_size reached).
+	Checkpoints map[string]int64 `json:"checkpoints"`
 	// CPUMillis is the CPU time per order, per process, over the window.
 	CPUMillis map[string]float64 `json:"cpu_ms"`
 	// KafkaRequests per order that the five services wrote to the broker, by kind (Fetch,
@@ -62,8 +69,15 @@ var kafkaKinds = []string{"Fetch", "Produce", "other"}
 // dbSnap is the statistics of the service databases at one moment.
 type dbSnap struct {
 	xacts, rows, seqRead map[string]int64
-	wal                  int64
+	wal, fpi             int64 // WAL bytes and full-page images written
+	checkpoints          map[string]int64
 }
+
+// fullPage is the most WAL one full-page image takes: a block of PostgreSQL's default
+// size. An image leaves out the free space in the middle of its page (and
+// wal_compression would shrink it), so images times fullPage is an upper bound of their
+// bytes; pg_stat_wal counts images, not their bytes.
+const fullPage = 8192
 
 // dbStats reads PostgreSQL's statistics through the stack's admin role: the cluster's
 // from its own database, each table's from the service's database (pg_stat_user_tables
@@ -71,6 +85,9 @@ type dbSnap struct {
 type dbStats struct {
 	conn *pgx.Conn
 	dbs  map[string]*pgx.Conn
+	// checkpointsSQL reads the checkpoint counters: from pg_stat_checkpointer since
+	// PostgreSQL 17, from pg_stat_bgwriter before.
+	checkpointsSQL string
 }
 
 func openDBStats(ctx context.Context, url string) (*dbStats, error) {
@@ -81,6 +98,15 @@ func openDBStats(ctx context.Context, url string) (*dbStats, error) {
 	d := &dbStats{dbs: map[string]*pgx.Conn{}}
 	if d.conn, err = pgx.ConnectConfig(ctx, cfg); err != nil {
 		return nil, fmt.Errorf("ORDERFLOW_PG_ADMIN_URL: %w", err)
+	}
+	var version int
+	if err := d.conn.QueryRow(ctx, `SELECT current_setting('server_version_num')::int`).Scan(&version); err != nil {
+		d.close()
+		return nil, fmt.Errorf("read PostgreSQL's version: %w", err)
+	}
+	d.checkpointsSQL = `SELECT checkpoints_timed, checkpoints_req FROM pg_stat_bgwriter`
+	if version >= 170000 {
+		d.checkpointsSQL = `SELECT num_timed, num_requested FROM pg_stat_checkpointer`
 	}
 	for _, name := range serviceDBs {
 		c := cfg.Copy()
@@ -102,7 +128,7 @@ func (d *dbStats) close() {
 }
 
 func (d *dbStats) snapshot(ctx context.Context) (dbSnap, error) {
-	s := dbSnap{xacts: map[string]int64{}, rows: map[string]int64{}, seqRead: map[string]int64{}}
+	s := dbSnap{xacts: map[string]int64{}, rows: map[string]int64{}, seqRead: map[string]int64{}, checkpoints: map[string]int64{}}
 	for name, c := range d.dbs {
 		var n int64
 		if err := c.QueryRow(ctx, `SELECT coalesce(sum(seq_tup_read), 0)::bigint FROM pg_stat_user_tables`).Scan(&n); err != nil {
@@ -127,9 +153,14 @@ func (d *dbStats) snapshot(ctx context.Context) (dbSnap, error) {
 	if err := rows.Err(); err != nil {
 		return s, fmt.Errorf("read pg_stat_database: %w", err)
 	}
-	if err := d.conn.QueryRow(ctx, `SELECT wal_bytes::bigint FROM pg_stat_wal`).Scan(&s.wal); err != nil {
+	if err := d.conn.QueryRow(ctx, `SELECT wal_bytes::bigint, wal_fpi FROM pg_stat_wal`).Scan(&s.wal, &s.fpi); err != nil {
 		return s, fmt.Errorf("read pg_stat_wal: %w", err)
 	}
+	var timed, requested int64
+	if err := d.conn.QueryRow(ctx, d.checkpointsSQL).Scan(&timed, &requested); err != nil {
+		return s, fmt.Errorf("read the checkpoint counters: %w", err)
+	}
+	s.checkpoints["timed"], s.checkpoints["requested"] = timed, requested
 	return s, nil
 }
 
@@ -148,6 +179,11 @@ func cost(orders int, db0, db1 dbSnap, p0, p1 procSnap, k0, k1 *reqSnap) *Cost {
 		c.SeqRowsRead[name] = round2(float64(db1.seqRead[name]-db0.seqRead[name]) / n)
 	}
 	c.WALKiB = round2(float64(db1.wal-db0.wal) / 1024 / n)
+	c.WALFullPageKiB = round2(float64((db1.fpi-db0.fpi)*fullPage) / 1024 / n)
+	c.Checkpoints = map[string]int64{}
+	for kind, v := range db1.checkpoints {
+		c.Checkpoints[kind] = v - db0.checkpoints[kind]
+	}
 	for name, cpu := range p1.cpu {
 		c.CPUMillis[name] = round2(max(0, cpu-p0.cpu[name]) * 1000 / n)
 	}
@@ -199,7 +235,8 @@ func printCost(c *Cost) {
 	}
 	fmt.Printf("  cost per order (over %.0f s: the step, its drain and %v for PostgreSQL's counters)\n", c.WindowSeconds, statsFlush)
 	fmt.Printf("    postgres transactions %s\n", line(c.Transactions, serviceDBs))
-	fmt.Printf("    postgres rows written %s  WAL %.1f KiB\n", line(c.RowsWritten, serviceDBs), c.WALKiB)
+	fmt.Printf("    postgres rows written %s  WAL %.1f KiB (page images at most %.1f; checkpoints begun %d timed, %d requested)\n",
+		line(c.RowsWritten, serviceDBs), c.WALKiB, c.WALFullPageKiB, c.Checkpoints["timed"], c.Checkpoints["requested"])
 	fmt.Printf("    postgres rows read by sequential scans %s\n", line(c.SeqRowsRead, serviceDBs))
 	fmt.Printf("    cpu ms %s\n", line(c.CPUMillis, nil))
 	if c.KafkaRequests != nil {

@@ -7,8 +7,10 @@ import (
 
 func TestCostDividesByOrders(t *testing.T) {
 	t0 := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
-	db0 := dbSnap{xacts: map[string]int64{"shop": 100, "crm": 50}, rows: map[string]int64{"shop": 1000}, seqRead: map[string]int64{"billing": 7}, wal: 1 << 20}
-	db1 := dbSnap{xacts: map[string]int64{"shop": 600, "crm": 350}, rows: map[string]int64{"shop": 3500}, seqRead: map[string]int64{"billing": 400007}, wal: 3 << 20}
+	db0 := dbSnap{xacts: map[string]int64{"shop": 100, "crm": 50}, rows: map[string]int64{"shop": 1000}, seqRead: map[string]int64{"billing": 7}, wal: 1 << 20, fpi: 10,
+		checkpoints: map[string]int64{"timed": 3, "requested": 1}}
+	db1 := dbSnap{xacts: map[string]int64{"shop": 600, "crm": 350}, rows: map[string]int64{"shop": 3500}, seqRead: map[string]int64{"billing": 400007}, wal: 3 << 20, fpi: 135,
+		checkpoints: map[string]int64{"timed": 3, "requested": 3}}
 	p0 := procSnap{at: t0, cpu: map[string]float64{"shop": 10, "kafka": 5}}
 	p1 := procSnap{at: t0.Add(30 * time.Second), cpu: map[string]float64{"shop": 12, "kafka": 4, "crm": 1}}
 
@@ -29,6 +31,12 @@ func TestCostDividesByOrders(t *testing.T) {
 	}
 	if c.WALKiB != 20.48 {
 		t.Errorf("WAL %v KiB per order, want 20.48", c.WALKiB)
+	}
+	if c.WALFullPageKiB != 10 {
+		t.Errorf("full-page images %v KiB per order, want 10 (125 images of 8 KiB over 100 orders)", c.WALFullPageKiB)
+	}
+	if c.Checkpoints["timed"] != 0 || c.Checkpoints["requested"] != 2 {
+		t.Errorf("checkpoints %v, want 0 timed and 2 requested", c.Checkpoints)
 	}
 	// A process that started during the window counts from zero; a counter that went
 	// backwards (a restarted process) counts nothing rather than a negative cost.
