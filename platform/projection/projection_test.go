@@ -3,11 +3,14 @@ package projection
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -645,5 +648,80 @@ func TestBar(t *testing.T) {
 	Printer(&buf)(p)
 	if !strings.HasPrefix(buf.String(), `{"model":"order-view","phase":"done"`) {
 		t.Fatalf("json line: %s", buf.String())
+	}
+}
+
+// A rebuild runs inside the service that serves the model and shares its memory limit
+// (64 MiB in the local stack), so what it holds at once must not grow with the history:
+// a few batches of records and a fetch, whatever the topics hold. This history is 80 MiB
+// of payloads that do not compress; what the rebuild adds to the live heap, sampled
+// after forced collections while it runs, must stay under half of that. (With
+// 64 MiB fetches and batches of 20,000 records it added 420 MiB.)
+func TestRebuildHoldsBatchesNotTheHistory(t *testing.T) {
+	f := newFixture(t)
+	const count, noteSize = 40_000, 2 << 10
+	noise := make([]byte, count*noteSize/2)
+	if _, err := rand.Read(noise); err != nil {
+		t.Fatal(err)
+	}
+	recs := make([]*kgo.Record, 0, 1000)
+	flush := func() {
+		if err := f.prod.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		recs = recs[:0]
+	}
+	for i := range count {
+		note := hex.EncodeToString(noise[i*noteSize/2 : (i+1)*noteSize/2]) // 2 KiB of text, random
+		key, topic := fmt.Sprintf("k%02d", i%17), f.topics[i%2]
+		th := testevent.ThingV2{ID: key, Seq: int64(i), Amount: 1, Note: &note}
+		ev := events.New(context.Background(), "test", topic, key, testevent.V2, th, events.Cause{})
+		val, err := f.serde.Encode(topic, testevent.V2.Schema, th)
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs = append(recs, &kgo.Record{Topic: topic, Key: []byte(key), Value: val, Headers: ev.Metadata.Headers()})
+		if len(recs) == cap(recs) {
+			flush()
+		}
+	}
+	flush()
+	noise, recs = nil, nil
+	var ms runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	before := ms.HeapAlloc
+
+	done := make(chan struct{})
+	peak := make(chan uint64)
+	go func() {
+		var most uint64
+		var ms runtime.MemStats
+		for {
+			runtime.GC()
+			runtime.ReadMemStats(&ms)
+			most = max(most, ms.HeapAlloc)
+			select {
+			case <-done:
+				peak <- most
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}()
+	res, err := Rebuild(context.Background(), f.deps, f.model, Options{})
+	close(done)
+	most := <-peak
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Records != count || !res.Swapped {
+		t.Fatalf("rebuild: %+v, want %d records swapped in", res, count)
+	}
+	held := float64(most-min(most, before)) / (1 << 20)
+	t.Logf("the rebuild held at most %.1f MiB of live heap while it read %d MiB of history", held, count*noteSize>>20)
+	if limit := float64(count*noteSize>>20) / 2; held > limit {
+		t.Fatalf("the rebuild held %.1f MiB of live heap, more than half the %d MiB of history it read",
+			held, count*noteSize>>20)
 	}
 }
