@@ -12,6 +12,10 @@ cd "$ROOT"
 export ORDERFLOW_STACK_DIR=$ROOT/.local/bench-replay
 export ORDERFLOW_PORT_BASE=17500
 ORDERS=${ORDERS:-200000}
+# As make bench: a fresh cluster creates each 16 MiB WAL segment while commits wait
+# (ADR 0017), which a cluster in service does not. A rebuild of the order view writes
+# about 250 MB of WAL per million events; 64 segments cover the three runs.
+export ORDERFLOW_PG_PREALLOCATE_WAL=${ORDERFLOW_PG_PREALLOCATE_WAL:-64}
 STACK=deploy/local/stack.sh
 if ! command -v jq >/dev/null; then
   if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
