@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -15,6 +17,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/orderflow/orderflow/platform/boot"
 	"github.com/orderflow/orderflow/platform/config"
@@ -175,14 +178,20 @@ func TestWaitsForUnreachableDependencies(t *testing.T) {
 	}
 }
 
-func TestBecomesReadyWithEverythingUp(t *testing.T) {
-	dbURL := pgtest.NewDatabase(t, nil)
+// serveEnv points a service at the test stack, a database of its own and a free address,
+// which it returns, with token as its admin token.
+func serveEnv(t *testing.T, token string) string {
 	addr := freeAddr(t)
 	t.Setenv("ORDERFLOW_SERVICE_HTTP_ADDR", addr)
 	t.Setenv("ORDERFLOW_KAFKA_BROKERS", strings.Join(kafkatest.Config(t).Brokers, ","))
 	t.Setenv("ORDERFLOW_REGISTRY_URL", kafkatest.RegistryURL(t))
-	t.Setenv("ORDERFLOW_DATABASE_URL", dbURL)
-	t.Setenv("ORDERFLOW_ADMIN_TOKEN", "0123456789abcdef")
+	t.Setenv("ORDERFLOW_DATABASE_URL", pgtest.NewDatabase(t, nil))
+	t.Setenv("ORDERFLOW_ADMIN_TOKEN", token)
+	return addr
+}
+
+func TestBecomesReadyWithEverythingUp(t *testing.T) {
+	addr := serveEnv(t, "0123456789abcdef")
 	var logs syncBuffer
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int)
@@ -378,5 +387,101 @@ func TestEventsFlowWhileRequestsHoldEveryConnection(t *testing.T) {
 	cancel()
 	if code := <-done; code != 0 {
 		t.Fatalf("exit %d, want 0\n%s", code, logs.String())
+	}
+}
+
+// The dead-letter endpoints answer a page at a time behind the admin token, and name the
+// query parameter that is wrong.
+func TestDeadLetterEndpoints(t *testing.T) {
+	const token = "0123456789abcdef"
+	addr := serveEnv(t, token)
+	sp := spec(t)
+	group := kafkatest.Name("g")
+	sp.ConsumerGroups = []string{group}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int)
+	go func() { done <- boot.Run(ctx, sp, &testConfig{}, nil, &bytes.Buffer{}, io.Discard) }()
+	defer func() { cancel(); <-done }()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if status, _ := readyz(addr); status == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("never ready")
+		}
+	}
+
+	cl := kafkatest.Client(t)
+	if err := kafka.EnsureTopics(ctx, cl, kafka.DeadLetterTopic(group)); err != nil {
+		t.Fatal(err)
+	}
+	source := kafkatest.Topic(t, 1)
+	for i := range 3 {
+		src := &kgo.Record{Topic: source, Key: []byte(fmt.Sprintf("k%d", i)), Value: []byte("v")}
+		if err := cl.ProduceSync(ctx, consumer.DeadLetterRecord(group, src, errors.New("bug"), 1)).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// The subcommand lists them page by page, as text or as one JSON array.
+	var printed bytes.Buffer
+	if code := boot.Run(ctx, sp, &testConfig{}, []string{"dlq", "list", "--group", group, "--json"}, &printed, io.Discard); code != 0 {
+		t.Fatalf("dlq list --json: exit %d", code)
+	}
+	var listed []map[string]any
+	if err := json.Unmarshal(printed.Bytes(), &listed); err != nil || len(listed) != 3 || listed[2]["key"] != "k2" {
+		t.Fatalf("dlq list --json: %s (%v), want an array of 3", printed.String(), err)
+	}
+	printed.Reset()
+	if code := boot.Run(ctx, sp, &testConfig{}, []string{"dlq", "list", "--group", group}, &printed, io.Discard); code != 0 ||
+		!strings.HasSuffix(printed.String(), fmt.Sprintf("3 dead letters in %s\n", kafka.DeadLetterTopicName(group))) {
+		t.Fatalf("dlq list: exit %d, %q", code, printed.String())
+	}
+
+	call := func(method, path, auth string, body string) (int, map[string]any) {
+		t.Helper()
+		req, _ := http.NewRequest(method, "http://"+addr+path, strings.NewReader(body))
+		if auth != "" {
+			req.Header.Set("Authorization", "Bearer "+auth)
+		}
+		if body != "" {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&out)
+		return resp.StatusCode, out
+	}
+	list := "/admin/dlq/" + group
+	if status, _ := call("GET", list, "", ""); status != http.StatusUnauthorized {
+		t.Fatalf("without the token: %d, want 401", status)
+	}
+	if status, _ := call("GET", "/admin/dlq/nobody", token, ""); status != http.StatusNotFound {
+		t.Fatalf("unknown group: %d, want 404", status)
+	}
+	for query, field := range map[string]string{"?limit=0": "limit", "?limit=1001": "limit", "?limit=x": "limit", "?from=-1": "from", "?from=1.5": "from"} {
+		status, out := call("GET", list+query, token, "")
+		e, _ := out["error"].(map[string]any)
+		if status != http.StatusBadRequest || e["field"] != field {
+			t.Fatalf("GET %s: %d %v, want 400 naming %s", query, status, out, field)
+		}
+	}
+	status, out := call("GET", list+"?limit=2", token, "")
+	if dl, _ := out["dead_letters"].([]any); status != http.StatusOK || len(dl) != 2 || out["next"] != 2.0 || out["end"] != 3.0 {
+		t.Fatalf("first page: %d %v, want 2 dead letters, next 2, end 3", status, out)
+	}
+	status, out = call("GET", list+"?from=2&limit=2", token, "")
+	if dl, _ := out["dead_letters"].([]any); status != http.StatusOK || len(dl) != 1 || out["next"] != nil {
+		t.Fatalf("last page: %d %v, want 1 dead letter and no next", status, out)
+	}
+	if status, out := call("POST", list+"/redrive", token, `{"all": true}`); status != http.StatusOK || out["redriven"] != 3.0 {
+		t.Fatalf("redrive: %d %v, want 3 re-driven", status, out)
+	}
+	if status, out := call("POST", list+"/redrive", token, `{"offsets": [7]}`); status != http.StatusUnprocessableEntity {
+		t.Fatalf("redrive of a missing offset: %d %v, want 422", status, out)
 	}
 }

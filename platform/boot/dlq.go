@@ -19,7 +19,7 @@ import (
 )
 
 const dlqUsage = `usage:
-  dlq list    [--group G] [--json]        every dead letter of the group
+  dlq list    [--group G] [--json]        every dead letter of the group, oldest first
   dlq show    [--group G] OFFSET          one dead letter with all its headers
   dlq redrive [--group G] (--all | OFFSET...)  send dead letters back to their source topic`
 
@@ -48,47 +48,76 @@ func dlqCommand(ctx context.Context, spec Spec, base *config.Base, args []string
 		return err
 	}
 	switch sub {
-	case "list":
-		recs, err := dlq.Read(ctx, kcfg, g)
+	case "list": // page by page: a dead-letter topic can be far larger than memory
+		if *asJSON {
+			return listJSON(ctx, kcfg, g, stdout)
+		}
+		n := 0
+		err := dlq.Each(ctx, kcfg, g, dlq.MaxPageLimit, func(recs []dlq.Record) error {
+			for _, r := range recs {
+				fmt.Fprintln(stdout, r.Summary())
+			}
+			n += len(recs)
+			return nil
+		})
 		if err != nil {
 			return err
 		}
-		if *asJSON {
-			return json.NewEncoder(stdout).Encode(recs)
-		}
-		fmt.Fprintf(stdout, "%d dead letters in %s\n", len(recs), kafka.DeadLetterTopicName(g))
-		for _, r := range recs {
-			fmt.Fprintln(stdout, r.Summary())
-		}
+		fmt.Fprintf(stdout, "%d dead letters in %s\n", n, kafka.DeadLetterTopicName(g))
 		return nil
 	case "show":
 		if len(offsets) != 1 {
 			return &UsageError{Msg: "dlq show takes one OFFSET\n" + dlqUsage}
 		}
-		recs, err := dlq.Read(ctx, kcfg, g)
+		rec, err := dlq.Get(ctx, kcfg, g, offsets[0])
 		if err != nil {
 			return err
 		}
-		i := slices.IndexFunc(recs, func(r dlq.Record) bool { return r.Offset == offsets[0] })
-		if i < 0 {
-			return fmt.Errorf("no dead letter at offset %d of %s", offsets[0], kafka.DeadLetterTopicName(g))
-		}
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		return enc.Encode(recs[i])
+		return enc.Encode(rec)
 	case "redrive":
 		if *all == (len(offsets) > 0) {
 			return &UsageError{Msg: "dlq redrive takes --all or OFFSETs, not both or neither\n" + dlqUsage}
 		}
-		recs, err := dlq.Redrive(ctx, kcfg, g, offsets)
-		if err != nil {
+		n, err := dlq.Redrive(ctx, kcfg, g, offsets)
+		if err != nil && n > 0 {
+			return fmt.Errorf("re-drove %d dead letters of %s, then: %w (re-driving them again is harmless)", n, kafka.DeadLetterTopicName(g), err)
+		} else if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "re-drove %d dead letters of %s\n", len(recs), kafka.DeadLetterTopicName(g))
+		fmt.Fprintf(stdout, "re-drove %d dead letters of %s\n", n, kafka.DeadLetterTopicName(g))
 		return nil
 	default:
 		return &UsageError{Msg: fmt.Sprintf("unknown dlq command %q\n%s", sub, dlqUsage)}
 	}
+}
+
+// listJSON writes every dead letter of group as one JSON array, a page at a time.
+func listJSON(ctx context.Context, kcfg kafka.Config, g string, w io.Writer) error {
+	sep := "["
+	err := dlq.Each(ctx, kcfg, g, dlq.MaxPageLimit, func(recs []dlq.Record) error {
+		for _, r := range recs {
+			b, err := json.Marshal(r)
+			if err != nil {
+				return err
+			}
+			if _, err := fmt.Fprintf(w, "%s%s", sep, b); err != nil {
+				return err
+			}
+			sep = ","
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	if sep == "[" {
+		_, err = fmt.Fprintln(w, "[]")
+	} else {
+		_, err = fmt.Fprintln(w, "]")
+	}
+	return err
 }
 
 // deadLetterGroups names every dead-letter topic of the service: its consumer groups',
@@ -130,8 +159,8 @@ func parseOffsets(args []string) ([]int64, error) {
 
 // dlqRoutes serves the dead letters over HTTP behind the admin token:
 //
-//	GET  /admin/dlq/{group}          list
-//	POST /admin/dlq/{group}/redrive  {"all": true} or {"offsets": [3, 4]}
+//	GET  /admin/dlq/{group}?from=OFFSET&limit=N  a page of dead letters (limit 1-1000, default 100)
+//	POST /admin/dlq/{group}/redrive              {"all": true} or {"offsets": [3, 4]}
 func dlqRoutes(srv *httpserver.Server, spec Spec, kcfg kafka.Config, token string) {
 	srv.Handle("GET /admin/dlq/{group}", httpserver.RequireToken(token, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		g, err := pickGroup(spec, r.PathValue("group"))
@@ -139,12 +168,20 @@ func dlqRoutes(srv *httpserver.Server, spec Spec, kcfg kafka.Config, token strin
 			httpserver.WriteError(w, http.StatusNotFound, "unknown_group", "group", err.Error())
 			return
 		}
-		recs, err := dlq.Read(r.Context(), kcfg, g)
+		from, limit, field, msg := pageParams(r)
+		if field != "" {
+			httpserver.WriteError(w, http.StatusBadRequest, "invalid_field", field, msg)
+			return
+		}
+		page, err := dlq.List(r.Context(), kcfg, g, from, limit)
 		if err != nil {
 			httpserver.WriteError(w, http.StatusServiceUnavailable, "kafka_unavailable", "", err.Error())
 			return
 		}
-		httpserver.WriteJSON(w, http.StatusOK, map[string]any{"group": g, "dead_letters": recs})
+		httpserver.WriteJSON(w, http.StatusOK, struct {
+			Group string `json:"group"`
+			dlq.Page
+		}{g, page})
 	})))
 	srv.Handle("POST /admin/dlq/{group}/redrive", httpserver.RequireToken(token, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		g, err := pickGroup(spec, r.PathValue("group"))
@@ -165,11 +202,37 @@ func dlqRoutes(srv *httpserver.Server, spec Spec, kcfg kafka.Config, token strin
 			httpserver.WriteError(w, http.StatusBadRequest, "invalid_body", "offsets", "give either \"all\": true or a non-empty \"offsets\"")
 			return
 		}
-		recs, err := dlq.Redrive(r.Context(), kcfg, g, body.Offsets)
+		n, err := dlq.Redrive(r.Context(), kcfg, g, body.Offsets)
 		if err != nil {
-			httpserver.WriteError(w, http.StatusUnprocessableEntity, "redrive_failed", "offsets", err.Error())
+			msg := err.Error()
+			if n > 0 {
+				msg = fmt.Sprintf("re-drove %d, then: %v (re-driving them again is harmless)", n, err)
+			}
+			httpserver.WriteError(w, http.StatusUnprocessableEntity, "redrive_failed", "offsets", msg)
 			return
 		}
-		httpserver.WriteJSON(w, http.StatusOK, map[string]any{"group": g, "redriven": len(recs)})
+		httpserver.WriteJSON(w, http.StatusOK, map[string]any{"group": g, "redriven": n})
 	})))
+}
+
+// pageParams reads ?from= and ?limit= of a dead-letter listing; field names the one
+// that is wrong, and msg says why.
+func pageParams(r *http.Request) (from int64, limit int, field, msg string) {
+	q := r.URL.Query()
+	limit = dlq.DefaultPageLimit
+	if v := q.Get("from"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			return 0, 0, "from", fmt.Sprintf("from %q is not a non-negative offset", v)
+		}
+		from = n
+	}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > dlq.MaxPageLimit {
+			return 0, 0, "limit", fmt.Sprintf("limit %q is not a whole number from 1 to %d", v, dlq.MaxPageLimit)
+		}
+		limit = n
+	}
+	return from, limit, "", ""
 }

@@ -48,63 +48,176 @@ type Record struct {
 	raw *kgo.Record
 }
 
-// Read returns every dead letter of group, oldest first. A group whose dead-letter topic
-// does not exist (yet) has none.
-func Read(ctx context.Context, kcfg kafka.Config, group string) ([]Record, error) {
+// Pages hold at most MaxPageLimit dead letters, DefaultPageLimit when the caller does not
+// say. A dead-letter topic can hold millions of records (a producer's bug, a schema gone
+// wrong): nothing here holds more than a page, or a batch of a re-drive, in memory.
+const (
+	DefaultPageLimit = 100
+	MaxPageLimit     = 1000
+)
+
+// redriveBatch is how many dead letters a re-drive reads before it produces them.
+const redriveBatch = 500
+
+// readFetchBytes bounds each fetch of a dead-letter topic; readStall is how long a read
+// waits for records the topic's end offset says are there before it gives up.
+const (
+	readFetchBytes = 1 << 20
+	readStall      = 10 * time.Second
+)
+
+// Page is a stretch of a group's dead letters, oldest first.
+type Page struct {
+	DeadLetters []Record `json:"dead_letters"`
+	// Next is the offset the following page starts at; nil when this page reached the end.
+	Next *int64 `json:"next"`
+	// Start is the offset of the oldest dead letter kept and End the offset the next one
+	// will take: End-Start dead letters when the page was read.
+	Start int64 `json:"start"`
+	End   int64 `json:"end"`
+}
+
+// List reads up to limit dead letters of group (1 to MaxPageLimit) from offset from on,
+// or from the oldest one kept when from is older. A group whose dead-letter topic does not
+// exist (yet) has none.
+func List(ctx context.Context, kcfg kafka.Config, group string, from int64, limit int) (Page, error) {
+	if limit < 1 || limit > MaxPageLimit {
+		return Page{}, fmt.Errorf("limit %d is not between 1 and %d", limit, MaxPageLimit)
+	}
+	if from < 0 {
+		return Page{}, fmt.Errorf("offset %d is negative", from)
+	}
 	topic := kafka.DeadLetterTopicName(group)
+	start, end, err := bounds(ctx, kcfg, topic)
+	if err != nil {
+		return Page{}, err
+	}
+	p := Page{DeadLetters: []Record{}, Start: start, End: end}
+	from = max(from, start)
+	if from >= end {
+		return p, nil
+	}
+	last := min(end, from+int64(limit))
+	if err := scan(ctx, kcfg, topic, from, last, func(r Record) error {
+		p.DeadLetters = append(p.DeadLetters, r)
+		return nil
+	}); err != nil {
+		return Page{}, err
+	}
+	if last < end {
+		p.Next = &last
+	}
+	return p, nil
+}
+
+// Each calls fn with every dead letter of group that is in the topic when it starts,
+// oldest first, at most batch of them at a time.
+func Each(ctx context.Context, kcfg kafka.Config, group string, batch int, fn func([]Record) error) error {
+	topic := kafka.DeadLetterTopicName(group)
+	start, end, err := bounds(ctx, kcfg, topic)
+	if err != nil || start >= end {
+		return err
+	}
+	recs := make([]Record, 0, batch)
+	err = scan(ctx, kcfg, topic, start, end, func(r Record) error {
+		if recs = append(recs, r); len(recs) < batch {
+			return nil
+		}
+		err := fn(recs)
+		recs = recs[:0]
+		return err
+	})
+	if err == nil && len(recs) > 0 {
+		err = fn(recs)
+	}
+	return err
+}
+
+// Get returns the dead letter of group at offset.
+func Get(ctx context.Context, kcfg kafka.Config, group string, offset int64) (Record, error) {
+	topic := kafka.DeadLetterTopicName(group)
+	start, end, err := bounds(ctx, kcfg, topic)
+	if err != nil {
+		return Record{}, err
+	}
+	if start >= end {
+		return Record{}, fmt.Errorf("no dead letter at offset %d of %s: it holds none", offset, topic)
+	}
+	if offset < start || offset >= end {
+		return Record{}, fmt.Errorf("no dead letter at offset %d of %s: it holds offsets %d to %d", offset, topic, start, end-1)
+	}
+	var rec Record
+	err = scan(ctx, kcfg, topic, offset, offset+1, func(r Record) error { rec = r; return nil })
+	return rec, err
+}
+
+// bounds returns the first offset and the end offset of a dead-letter topic, which has one
+// partition; both 0 when the topic does not exist.
+func bounds(ctx context.Context, kcfg kafka.Config, topic string) (start, end int64, err error) {
 	admin, err := kafka.NewClient(kcfg)
 	if err != nil {
-		return nil, err
+		return 0, 0, err
 	}
 	defer admin.Close()
-	ends, err := kadm.NewClient(admin).ListEndOffsets(ctx, topic)
-	if err != nil {
-		return nil, fmt.Errorf("end offsets of %s: %w", topic, err)
+	adm := kadm.NewClient(admin)
+	ends, err := adm.ListEndOffsets(ctx, topic)
+	if err == nil {
+		err = ends.Error()
 	}
-	if err := ends.Error(); errors.Is(err, kerr.UnknownTopicOrPartition) {
-		return nil, nil
+	if errors.Is(err, kerr.UnknownTopicOrPartition) {
+		return 0, 0, nil
 	} else if err != nil {
-		return nil, fmt.Errorf("end offsets of %s: %w", topic, err)
+		return 0, 0, fmt.Errorf("end offsets of %s: %w", topic, err)
 	}
-	want := map[int32]int64{}
-	ends.Each(func(o kadm.ListedOffset) {
-		if o.Offset > 0 {
-			want[o.Partition] = o.Offset
-		}
-	})
-	if len(want) == 0 {
-		return nil, nil
+	starts, err := adm.ListStartOffsets(ctx, topic)
+	if err == nil {
+		err = starts.Error()
 	}
-	cl, err := kafka.NewClient(kcfg, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
-		return nil, err
+		return 0, 0, fmt.Errorf("start offsets of %s: %w", topic, err)
+	}
+	e, _ := ends.Lookup(topic, 0)
+	s, _ := starts.Lookup(topic, 0)
+	return s.Offset, e.Offset, nil
+}
+
+// scan reads the dead letters at offsets from up to (not including) to, in order, and
+// hands each to fn; it stops at fn's first error.
+func scan(ctx context.Context, kcfg kafka.Config, topic string, from, to int64, fn func(Record) error) error {
+	cl, err := kafka.NewClient(kcfg,
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: {0: kgo.NewOffset().At(from)}}),
+		kgo.FetchMaxBytes(readFetchBytes), kgo.FetchMaxPartitionBytes(readFetchBytes))
+	if err != nil {
+		return err
 	}
 	defer cl.Close()
-	var out []Record
-	for len(want) > 0 {
-		fs := cl.PollFetches(ctx)
+	for next := from; next < to; {
+		pctx, cancel := context.WithTimeout(ctx, readStall)
+		fs := cl.PollRecords(pctx, redriveBatch)
+		cancel()
 		if err := ctx.Err(); err != nil {
-			return nil, err
+			return err
+		}
+		if pctx.Err() != nil && fs.NumRecords() == 0 {
+			return fmt.Errorf("read %s: no record at offset %d or after it within %v, though the topic ends at %d", topic, next, readStall, to)
 		}
 		for _, e := range fs.Errors() {
-			return nil, fmt.Errorf("read %s: %w", topic, e.Err)
-		}
-		fs.EachRecord(func(r *kgo.Record) {
-			if end, ok := want[r.Partition]; ok && r.Offset < end {
-				out = append(out, toRecord(r))
-				if r.Offset+1 >= end {
-					delete(want, r.Partition)
-				}
+			if errors.Is(e.Err, context.DeadlineExceeded) {
+				continue
 			}
-		})
-	}
-	slices.SortFunc(out, func(a, b Record) int {
-		if a.Partition != b.Partition {
-			return int(a.Partition - b.Partition)
+			return fmt.Errorf("read %s: %w", topic, e.Err)
 		}
-		return int(a.Offset - b.Offset)
-	})
-	return out, nil
+		for _, r := range fs.Records() {
+			if r.Offset < next || r.Offset >= to {
+				continue
+			}
+			if err := fn(toRecord(r)); err != nil {
+				return err
+			}
+			next = r.Offset + 1
+		}
+	}
+	return nil
 }
 
 func toRecord(r *kgo.Record) Record {
@@ -121,63 +234,93 @@ func toRecord(r *kgo.Record) Record {
 	return rec
 }
 
-// Redrive sends the dead letters of group at the given offsets (of partition 0, where
-// every dead-letter topic lives; all of them when offsets is empty) back to their source
-// topics, and returns the records it re-drove. An offset that is not in the topic is an
-// error and nothing is sent.
-func Redrive(ctx context.Context, kcfg kafka.Config, group string, offsets []int64) ([]Record, error) {
-	all, err := Read(ctx, kcfg, group)
-	if err != nil {
-		return nil, err
-	}
-	selected := all
-	if len(offsets) > 0 {
-		byOffset := map[int64]Record{}
-		for _, r := range all {
-			byOffset[r.Offset] = r
-		}
-		selected = nil
-		var missing []string
-		for _, o := range offsets {
-			r, ok := byOffset[o]
-			if !ok {
-				missing = append(missing, strconv.FormatInt(o, 10))
-				continue
-			}
-			selected = append(selected, r)
-		}
-		if len(missing) > 0 {
-			return nil, fmt.Errorf("no dead letter at offset %s of %s", strings.Join(missing, ", "), kafka.DeadLetterTopicName(group))
-		}
-	}
-	if len(selected) == 0 {
-		return nil, nil
-	}
+// Redrive sends the dead letters of group at the given offsets (all of those in the topic
+// when it starts, when offsets is empty) back to their source topics, redriveBatch at a
+// time, and returns how many it sent. An offset that is not in the topic is an error, and
+// then nothing is sent. An error after that (Kafka unavailable, a dead letter without its
+// source topic) stops the re-drive with what was sent so far; sending those again is
+// harmless, so the same re-drive can simply be repeated.
+func Redrive(ctx context.Context, kcfg kafka.Config, group string, offsets []int64) (int, error) {
+	topic := kafka.DeadLetterTopicName(group)
 	cl, err := kafka.NewClient(kcfg)
 	if err != nil {
-		return nil, err
+		return 0, err
 	}
 	defer cl.Close()
-	recs := make([]*kgo.Record, 0, len(selected))
-	for _, r := range selected {
-		if r.SourceTopic == "" {
-			return nil, fmt.Errorf("dead letter at offset %d has no %s header", r.Offset, consumer.HeaderDLQTopic)
-		}
-		var hs []kgo.RecordHeader
-		for _, h := range r.raw.Headers {
-			if !strings.HasPrefix(h.Key, "dlq_") {
-				hs = append(hs, h)
+	sent := 0
+	send := func(batch []Record) error {
+		recs := make([]*kgo.Record, 0, len(batch))
+		for _, r := range batch {
+			rec, err := redriven(group, r)
+			if err != nil {
+				return err
 			}
+			recs = append(recs, rec)
 		}
-		hs = append(hs, kgo.RecordHeader{Key: HeaderRedrivenFrom,
-			Value: fmt.Appendf(nil, "%s/%d/%d", r.raw.Topic, r.Partition, r.Offset)},
-			kgo.RecordHeader{Key: consumer.HeaderRedriveFor, Value: []byte(group)})
-		recs = append(recs, &kgo.Record{Topic: r.SourceTopic, Key: r.raw.Key, Value: r.raw.Value, Headers: hs})
+		if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+			return fmt.Errorf("redrive: %w", err)
+		}
+		sent += len(recs)
+		return nil
 	}
-	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
-		return nil, fmt.Errorf("redrive: %w", err)
+	if len(offsets) == 0 {
+		return sent, Each(ctx, kcfg, group, redriveBatch, send)
 	}
-	return selected, nil
+	offsets = slices.Clone(offsets)
+	slices.Sort(offsets)
+	offsets = slices.Compact(offsets)
+	start, end, err := bounds(ctx, kcfg, topic)
+	if err != nil {
+		return 0, err
+	}
+	var missing []string
+	for _, o := range offsets {
+		if o < start || o >= end {
+			missing = append(missing, strconv.FormatInt(o, 10))
+		}
+	}
+	if len(missing) > 0 {
+		return 0, fmt.Errorf("no dead letter at offset %s of %s", strings.Join(missing, ", "), topic)
+	}
+	// Offsets close together are read in one pass; a gap of more than redriveBatch starts
+	// a new one, so that a few offsets far apart do not read everything between them.
+	for len(offsets) > 0 {
+		run := 1
+		for run < len(offsets) && run < redriveBatch && offsets[run]-offsets[run-1] <= redriveBatch {
+			run++
+		}
+		want, batch := offsets[:run], make([]Record, 0, run)
+		if err := scan(ctx, kcfg, topic, want[0], want[run-1]+1, func(r Record) error {
+			if _, ok := slices.BinarySearch(want, r.Offset); ok {
+				batch = append(batch, r)
+			}
+			return nil
+		}); err != nil {
+			return sent, err
+		}
+		if err := send(batch); err != nil {
+			return sent, err
+		}
+		offsets = offsets[run:]
+	}
+	return sent, nil
+}
+
+// redriven is the record that sends dead letter r back to its source topic for group.
+func redriven(group string, r Record) (*kgo.Record, error) {
+	if r.SourceTopic == "" {
+		return nil, fmt.Errorf("dead letter at offset %d has no %s header", r.Offset, consumer.HeaderDLQTopic)
+	}
+	var hs []kgo.RecordHeader
+	for _, h := range r.raw.Headers {
+		if !strings.HasPrefix(h.Key, "dlq_") {
+			hs = append(hs, h)
+		}
+	}
+	hs = append(hs, kgo.RecordHeader{Key: HeaderRedrivenFrom,
+		Value: fmt.Appendf(nil, "%s/%d/%d", r.raw.Topic, r.Partition, r.Offset)},
+		kgo.RecordHeader{Key: consumer.HeaderRedriveFor, Value: []byte(group)})
+	return &kgo.Record{Topic: r.SourceTopic, Key: r.raw.Key, Value: r.raw.Value, Headers: hs}, nil
 }
 
 // Summary is a one-line description of a dead letter for terminals.

@@ -3,19 +3,24 @@ package dlq_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/orderflow/orderflow/platform/consumer"
 	"github.com/orderflow/orderflow/platform/dlq"
 	"github.com/orderflow/orderflow/platform/events"
 	"github.com/orderflow/orderflow/platform/internal/testevent"
+	"github.com/orderflow/orderflow/platform/kafka"
 	"github.com/orderflow/orderflow/platform/kafka/kafkatest"
 	"github.com/orderflow/orderflow/platform/pg/pgtest"
 	"github.com/orderflow/orderflow/platform/serde"
@@ -69,9 +74,11 @@ func TestListAndRedrive(t *testing.T) {
 			t.Fatal("no dead letter appeared")
 		}
 		time.Sleep(100 * time.Millisecond)
-		if recs, err = dlq.Read(ctx, kcfg, group); err != nil {
+		page, err := dlq.List(ctx, kcfg, group, 0, dlq.DefaultPageLimit)
+		if err != nil {
 			t.Fatal(err)
 		}
+		recs = page.DeadLetters
 	}
 	r := recs[0]
 	if r.Key != "order-9" || r.SourceTopic != topic || r.Attempts != 1 || r.Headers[events.HeaderID] != ev.Metadata.ID ||
@@ -84,8 +91,8 @@ func TestListAndRedrive(t *testing.T) {
 	}
 	fixed.Store(true)
 	for range 2 { // twice: the inbox makes the second redrive harmless
-		if got, err := dlq.Redrive(ctx, kcfg, group, nil); err != nil || len(got) != 1 {
-			t.Fatalf("redrive: %d, %v", len(got), err)
+		if got, err := dlq.Redrive(ctx, kcfg, group, nil); err != nil || got != 1 {
+			t.Fatalf("redrive: %d, %v", got, err)
 		}
 	}
 	deadline = time.Now().Add(20 * time.Second)
@@ -110,9 +117,9 @@ func TestListAndRedrive(t *testing.T) {
 }
 
 func TestGroupWithoutDeadLetterTopicHasNone(t *testing.T) {
-	recs, err := dlq.Read(context.Background(), kafkatest.Config(t), kafkatest.Name("never-used"))
-	if err != nil || len(recs) != 0 {
-		t.Fatalf("got %v, %v; want no dead letters and no error", recs, err)
+	page, err := dlq.List(context.Background(), kafkatest.Config(t), kafkatest.Name("never-used"), 0, dlq.DefaultPageLimit)
+	if err != nil || len(page.DeadLetters) != 0 || page.Next != nil {
+		t.Fatalf("got %+v, %v; want no dead letters and no error", page, err)
 	}
 }
 
@@ -201,15 +208,15 @@ func TestRedriveReachesOnlyItsGroupAcrossInboxPurges(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	for {
-		recs, err := dlq.Read(ctx, kcfg, buggy)
+		page, err := dlq.List(ctx, kcfg, buggy, 0, dlq.DefaultPageLimit)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(recs) == 1 {
+		if len(page.DeadLetters) == 1 {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%d dead letters, want 1", len(recs))
+			t.Fatalf("%d dead letters, want 1", len(page.DeadLetters))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -230,5 +237,94 @@ func TestRedriveReachesOnlyItsGroupAcrossInboxPurges(t *testing.T) {
 	waitMarker(3)
 	if b, h := count(buggy, 1), count(healthy, 1); b != 1 || h != 1 {
 		t.Fatalf("after a second re-drive past a purge: buggy applied event 1 %d times, healthy %d; want once each", b, h)
+	}
+}
+
+// A dead-letter topic can hold more than anyone wants in memory: it is listed a page at a
+// time, and re-driven in batches, by offsets or whole.
+func TestPagesAndBatchesOfManyDeadLetters(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	kcfg := kafkatest.Config(t)
+	group, source := kafkatest.Name("g"), kafkatest.Topic(t, 1)
+	cl := kafkatest.Client(t)
+	if err := kafka.EnsureTopics(ctx, cl, kafka.DeadLetterTopic(group)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_, _ = kadm.NewClient(kafkatest.Client(t)).DeleteTopics(context.Background(), kafka.DeadLetterTopicName(group))
+	})
+	const n = 2500
+	dead := make([]*kgo.Record, n)
+	for i := range dead {
+		src := &kgo.Record{Topic: source, Partition: 0, Offset: int64(i), Key: []byte(fmt.Sprintf("order-%d", i)), Value: []byte{byte(i)}}
+		dead[i] = consumer.DeadLetterRecord(group, src, errors.New("bug"), 1)
+	}
+	if err := cl.ProduceSync(ctx, dead...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+
+	var offsets []int64
+	for from := int64(0); ; {
+		page, err := dlq.List(ctx, kcfg, group, from, dlq.MaxPageLimit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if page.Start != 0 || page.End != n || len(page.DeadLetters) > dlq.MaxPageLimit {
+			t.Fatalf("page from %d: start %d, end %d, %d dead letters", from, page.Start, page.End, len(page.DeadLetters))
+		}
+		for _, r := range page.DeadLetters {
+			if want := fmt.Sprintf("order-%d", r.Offset); r.Key != want || r.SourceTopic != source || r.SourceOffset != r.Offset {
+				t.Fatalf("dead letter at %d: key %q, source %s/%d; want %q from %s/%d", r.Offset, r.Key, r.SourceTopic, r.SourceOffset, want, source, r.Offset)
+			}
+			offsets = append(offsets, r.Offset)
+		}
+		if page.Next == nil {
+			break
+		}
+		from = *page.Next
+	}
+	if len(offsets) != n || offsets[0] != 0 || offsets[n-1] != n-1 {
+		t.Fatalf("pages listed %d dead letters, want %d in order", len(offsets), n)
+	}
+	if page, err := dlq.List(ctx, kcfg, group, n-3, dlq.MaxPageLimit); err != nil || len(page.DeadLetters) != 3 || page.Next != nil {
+		t.Fatalf("the last page: %d dead letters, next %v, %v; want 3 and no next", len(page.DeadLetters), page.Next, err)
+	}
+	if page, err := dlq.List(ctx, kcfg, group, n+10, 1); err != nil || len(page.DeadLetters) != 0 || page.Next != nil {
+		t.Fatalf("past the end: %+v, %v; want an empty page", page, err)
+	}
+	if _, err := dlq.List(ctx, kcfg, group, 0, dlq.MaxPageLimit+1); err == nil {
+		t.Fatal("a page larger than the limit was read")
+	}
+	if r, err := dlq.Get(ctx, kcfg, group, 1234); err != nil || r.Key != "order-1234" {
+		t.Fatalf("get 1234: %+v, %v", r, err)
+	}
+	if _, err := dlq.Get(ctx, kcfg, group, n); err == nil {
+		t.Fatalf("get of offset %d, past the end, succeeded", n)
+	}
+
+	// A missing offset among them: nothing is sent.
+	if sent, err := dlq.Redrive(ctx, kcfg, group, []int64{1, n + 5}); err == nil || sent != 0 ||
+		!strings.Contains(err.Error(), strconv.Itoa(n+5)) {
+		t.Fatalf("redrive with a missing offset: %d sent, %v; want none and an error naming %d", sent, err, n+5)
+	}
+	// Offsets far apart, one given twice: three records, each naming its dead letter.
+	if sent, err := dlq.Redrive(ctx, kcfg, group, []int64{2499, 5, 1800, 5}); err != nil || sent != 3 {
+		t.Fatalf("redrive of three offsets: %d sent, %v", sent, err)
+	}
+	got := kafkatest.Consume(t, source, 3, 20*time.Second)
+	var from []string
+	for _, r := range got {
+		from = append(from, kafka.Headers(r)[dlq.HeaderRedrivenFrom])
+	}
+	dlqTopic := kafka.DeadLetterTopicName(group)
+	if want := []string{dlqTopic + "/0/5", dlqTopic + "/0/1800", dlqTopic + "/0/2499"}; fmt.Sprint(from) != fmt.Sprint(want) {
+		t.Fatalf("re-driven records came from %v, want %v", from, want)
+	}
+	if sent, err := dlq.Redrive(ctx, kcfg, group, nil); err != nil || sent != n {
+		t.Fatalf("redrive of all: %d sent, %v; want %d", sent, err, n)
+	}
+	if got := kafkatest.Consume(t, source, 3+n, 30*time.Second); len(got) != 3+n {
+		t.Fatalf("the source topic holds %d records after the re-drives, want %d", len(got), 3+n)
 	}
 }
