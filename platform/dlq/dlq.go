@@ -176,8 +176,11 @@ func bounds(ctx context.Context, kcfg kafka.Config, topic string) (start, end in
 	if err != nil {
 		return 0, 0, fmt.Errorf("start offsets of %s: %w", topic, err)
 	}
-	e, _ := ends.Lookup(topic, 0)
-	s, _ := starts.Lookup(topic, 0)
+	e, okEnd := ends.Lookup(topic, 0)
+	s, okStart := starts.Lookup(topic, 0)
+	if !okEnd || !okStart { // a dead-letter topic has one partition, 0 (kafka.DeadLetterTopic)
+		return 0, 0, fmt.Errorf("%s has no partition 0: it was not created as a dead-letter topic", topic)
+	}
 	return s.Offset, e.Offset, nil
 }
 
