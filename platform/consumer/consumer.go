@@ -430,14 +430,24 @@ func (c *Consumer) stopWorkers(ps map[string][]int32, graceful bool) {
 	for _, w := range releasing {
 		wg.Go(func() { w.release(byWorker[w]) })
 	}
-	deadline := time.After(c.opts.ShutdownGrace)
+	// Past ShutdownGrace every batch still in flight is cancelled, not only the first
+	// one found running: the grace is the whole shutdown's, not each worker's.
+	grace := time.NewTimer(c.opts.ShutdownGrace)
+	defer grace.Stop()
+	expired := false
 	for _, w := range stopping {
-		select {
-		case <-w.done:
-		case <-deadline:
-			w.stop(true)
-			<-w.done
+		if !expired {
+			select {
+			case <-w.done:
+				continue
+			case <-grace.C:
+				expired = true
+				for _, s := range stopping {
+					s.stop(true)
+				}
+			}
 		}
+		<-w.done
 	}
 	wg.Wait()
 }
