@@ -21,8 +21,12 @@
 //   - Retries: a transient error (Transient, or a database connection or serialization
 //     error) is retried with capped exponential backoff and jitter for as long as it
 //     takes. Meanwhile the failing record's partition is held back (its later records
-//     wait behind it, and it is paused at the broker once Options.QueueHigh of them
-//     wait), and every other partition keeps flowing. An error of unknown kind is retried
+//     wait behind it, and it is paused at the broker once its queue is full), and every
+//     other partition keeps flowing.
+//   - Memory: fetched records wait in the workers' queues, at most Options.QueueHigh of
+//     a partition and Options.QueueBytes of the whole group, shared among its
+//     partitions; a partition that holds its share is paused at the broker until it
+//     drains. An error of unknown kind is retried
 //     up to Options.MaxAttempts times.
 //   - Dead letters: a record that can never succeed (undecodable, unknown schema, failed
 //     validation, a Permanent error, a panic, or an unknown error past MaxAttempts) is
@@ -47,6 +51,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hamba/avro/v2"
@@ -54,6 +59,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/orderflow/orderflow/platform/backoff"
@@ -112,9 +119,17 @@ type Options struct {
 	// BackoffBase and BackoffMax shape the retry delays (defaults 50 ms and 10 s).
 	BackoffBase, BackoffMax time.Duration
 	// QueueHigh is how many fetched records of a partition may wait before it is paused at
-	// the broker (default 1000); it resumes below half of that. With the fetch sizes it
-	// bounds what a lagging consumer holds in memory.
+	// the broker (default 1000); it resumes below half of that.
 	QueueHigh int
+	// QueueBytes bounds the fetched records waiting for the group's workers, all its
+	// partitions together (default 8 MiB), so that what a lagging service holds does not
+	// grow with the number of partitions it reads: each assigned topic-partition may hold
+	// an equal share (at least 64 KiB) before it is paused at the broker, and resumes
+	// below half of its share and of QueueHigh. A record counts its key, value and
+	// headers and what the client keeps beside them (queuedSize). A partition holds at
+	// most one fetch (LiveFetchMaxPartitionBytes, compressed) beyond its share: the one
+	// that took it over, or one already in flight when it was paused.
+	QueueBytes int
 	// ShutdownGrace is how long in-flight batches may run on shutdown or revocation
 	// before they are abandoned (default 10 s).
 	ShutdownGrace time.Duration
@@ -174,6 +189,9 @@ func (o *Options) defaults() {
 	if o.QueueHigh <= 0 {
 		o.QueueHigh = 1000
 	}
+	if o.QueueBytes <= 0 {
+		o.QueueBytes = 8 << 20
+	}
 	if o.ShutdownGrace <= 0 {
 		o.ShutdownGrace = 10 * time.Second
 	}
@@ -198,13 +216,17 @@ type Consumer struct {
 	mu      sync.Mutex
 	workers map[int32]*worker // by slot
 
+	held   atomic.Int64 // topic-partitions the workers hold: QueueBytes is shared among them
+	queued atomic.Int64 // bytes of records waiting in the workers' queues (queuedSize)
+
 	// Partition numbers, not partitions, go to members; cooperative-sticky stays listed so
 	// that members of a release before CopartitionedBalancer and newer ones agree on a
 	// protocol during a rolling deploy.
 	balancers []kgo.GroupBalancer
 
-	tracer  trace.Tracer
-	metrics *metrics
+	tracer    trace.Tracer
+	metrics   *metrics
+	groupAttr metric.MeasurementOption
 }
 
 // New returns a consumer for group reading topics. group is part of the contract with
@@ -227,6 +249,7 @@ func New(group string, topics []string, kcfg kafka.Config, pool *pgxpool.Pool, d
 		balancers: []kgo.GroupBalancer{CopartitionedBalancer(), kgo.CooperativeStickyBalancer()},
 		tracer:    otel.Tracer("github.com/orderflow/orderflow/platform/consumer"),
 		metrics:   m,
+		groupAttr: metric.WithAttributes(attribute.String("consumer_group", group)),
 	}, nil
 }
 

@@ -10,3 +10,20 @@ func (c *Consumer) Assignment() map[string][]int32 { return c.allPartitions() }
 func (c *Consumer) AsBeforeCopartitioned() {
 	c.balancers = []kgo.GroupBalancer{kgo.CooperativeStickyBalancer()}
 }
+
+// QueuedBytes returns the bytes the group's accounting says wait in its workers' queues,
+// and the same summed over the records that are there.
+func (c *Consumer) QueuedBytes() (counted, present int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, w := range c.workers {
+		w.mu.Lock()
+		for _, r := range w.queue {
+			if w.parts[tpOf(r)] != nil {
+				present += queuedSize(r)
+			}
+		}
+		w.mu.Unlock()
+	}
+	return c.queued.Load(), present
+}

@@ -12,6 +12,7 @@ type metrics struct {
 	retries         metric.Int64Counter
 	deadLetters     metric.Int64Counter
 	lag             metric.Int64Gauge
+	queuedBytes     metric.Int64Gauge
 	eventAge        metric.Float64Histogram
 	handlerDuration metric.Float64Histogram
 	purged          metric.Int64Counter
@@ -42,6 +43,10 @@ func newMetrics() (*metrics, error) {
 	}
 	if m.lag, err = meter.Int64Gauge("consumer_lag",
 		metric.WithDescription("Records between the last applied offset and the partition's high watermark.")); err != nil {
+		return nil, err
+	}
+	if m.queuedBytes, err = meter.Int64Gauge("consumer_queued_bytes",
+		metric.WithDescription("Bytes of fetched records waiting for the group's workers (bounded by its QueueBytes plus a fetch per partition).")); err != nil {
 		return nil, err
 	}
 	if m.eventAge, err = meter.Float64Histogram("consumer_event_age_seconds",

@@ -75,8 +75,9 @@ func tpOf(r *kgo.Record) tp { return tp{r.Topic, r.Partition} }
 type partState struct {
 	highWater    int64
 	lastEnqueued int64
-	queued       int  // its records in the worker's queue
-	paused       bool // at the broker, until its queued records drain
+	queued       int   // its records in the worker's queue
+	queuedBytes  int64 // and their queuedSize
+	paused       bool  // at the broker, until its queued records drain
 	attrs        metric.MeasurementOption
 
 	// A head record that failed transiently waits until retryAt, and its partition's
@@ -111,6 +112,43 @@ func (w *worker) add(topic string, partition int32) {
 	}
 	w.partsGen++
 	w.parts[k] = &partState{lastEnqueued: -1, retryOffset: -1, attrs: partAttrs(w.c.group, k)}
+	w.c.held.Add(1)
+}
+
+// queuedSize is what a fetched record costs the service while it waits in a queue: its
+// key, value and headers, and the client's structures around them (a kgo.Record is about
+// 160 bytes, a header 40 plus its key's string header). The decompressed batch that key,
+// value and header values point into is shared by the batch's records and counted
+// through them.
+func queuedSize(r *kgo.Record) int64 {
+	n := 200 + len(r.Key) + len(r.Value)
+	for _, h := range r.Headers {
+		n += 56 + len(h.Key) + len(h.Value)
+	}
+	return int64(n)
+}
+
+// overQueue reports whether st holds as many records as its partition may queue: QueueHigh
+// of them, or its share of the group's QueueBytes.
+func (w *worker) overQueue(st *partState) bool {
+	return st.queued >= w.c.opts.QueueHigh || st.queuedBytes >= w.c.share()
+}
+
+// underQueue reports whether a paused partition has drained enough to fetch again.
+func (w *worker) underQueue(st *partState) bool {
+	return st.queued < w.c.opts.QueueHigh/2 && st.queuedBytes < w.c.share()/2
+}
+
+// share is the bytes of records each topic-partition the group holds may queue.
+func (c *Consumer) share() int64 {
+	return max(int64(c.opts.QueueBytes)/max(c.held.Load(), 1), 64<<10)
+}
+
+// addQueued counts n more (or, negative, fewer) bytes waiting in the group's queues.
+func (c *Consumer) addQueued(ctx context.Context, n int64) {
+	if n != 0 {
+		c.metrics.queuedBytes.Record(ctx, c.queued.Add(n), c.groupAttr)
+	}
 }
 
 func partAttrs(group string, k tp) metric.MeasurementOption {
@@ -132,7 +170,7 @@ func (w *worker) assigned() []tp {
 // enqueue hands fetched records of one topic-partition to the worker without blocking
 // the poll loop. Records at or below the last enqueued offset of their partition
 // (refetched after a pause), or of a partition no longer assigned, are dropped. A
-// partition with QueueHigh records waiting is paused at the broker.
+// partition holding as much as it may queue (overQueue) is paused at the broker.
 func (w *worker) enqueue(topic string, partition int32, recs []*kgo.Record, highWater int64) {
 	w.mu.Lock()
 	k := tp{topic, partition}
@@ -141,19 +179,23 @@ func (w *worker) enqueue(topic string, partition int32, recs []*kgo.Record, high
 		w.mu.Unlock()
 		return
 	}
+	var size int64
 	for _, r := range recs {
 		if r.Offset > st.lastEnqueued {
 			w.queue = append(w.queue, r)
 			st.lastEnqueued = r.Offset
 			st.queued++
+			size += queuedSize(r)
 		}
 	}
+	st.queuedBytes += size
 	st.highWater = highWater
-	if !st.paused && st.queued >= w.c.opts.QueueHigh {
+	if !st.paused && w.overQueue(st) {
 		st.paused = true
 		w.c.client.PauseFetchPartitions(map[string][]int32{topic: {partition}})
 	}
 	w.mu.Unlock()
+	w.c.addQueued(w.base, size)
 	w.poke()
 }
 
@@ -166,14 +208,15 @@ func (w *worker) poke() {
 }
 
 // take removes up to n records from the queue, skipping the partitions held back for a
-// retry, and resumes paused partitions once fewer than half of QueueHigh of their
-// records wait. It makes the batch context that abort cancels, and returns when the
-// earliest held partition is due (zero when none is held).
+// retry, and resumes paused partitions that have drained (underQueue). It makes the
+// batch context that abort cancels, and returns when the earliest held partition is due
+// (zero when none is held).
 func (w *worker) take(n int) (batch []*kgo.Record, due time.Time) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	now := time.Now()
 	kept := w.queue[:0]
+	var size int64
 	for _, r := range w.queue {
 		st := w.parts[tpOf(r)]
 		if st == nil { // released meanwhile
@@ -182,6 +225,9 @@ func (w *worker) take(n int) (batch []*kgo.Record, due time.Time) {
 		if len(batch) < n && !st.retryAt.After(now) {
 			batch = append(batch, r)
 			st.queued--
+			sz := queuedSize(r)
+			st.queuedBytes -= sz
+			size += sz
 			continue
 		}
 		if st.retryAt.After(now) && (due.IsZero() || st.retryAt.Before(due)) {
@@ -191,9 +237,10 @@ func (w *worker) take(n int) (batch []*kgo.Record, due time.Time) {
 	}
 	clear(w.queue[len(kept):])
 	w.queue = kept
+	w.c.addQueued(w.base, -size)
 	var resume map[string][]int32 // allocated only when a partition resumes
 	for k, st := range w.parts {
-		if st.paused && st.queued < w.c.opts.QueueHigh/2 {
+		if st.paused && w.underQueue(st) {
 			st.paused = false
 			if resume == nil {
 				resume = map[string][]int32{}
@@ -216,13 +263,18 @@ func (w *worker) requeue(recs []*kgo.Record) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	keep := make([]*kgo.Record, 0, len(recs)+len(w.queue))
+	var size int64
 	for _, r := range recs {
 		if st := w.parts[tpOf(r)]; st != nil {
 			keep = append(keep, r)
 			st.queued++
+			sz := queuedSize(r)
+			st.queuedBytes += sz
+			size += sz
 		}
 	}
 	w.queue = append(keep, w.queue...)
+	w.c.addQueued(w.base, size)
 }
 
 // holdBack makes p's partition wait until delay has passed: p and the records after it
@@ -255,10 +307,14 @@ func (w *worker) release(parts []tp) {
 	w.mu.Lock()
 	resume := map[string][]int32{}
 	for _, k := range parts {
-		if st := w.parts[k]; st != nil && st.paused {
+		st := w.parts[k]
+		if st == nil {
+			continue
+		}
+		if st.paused {
 			resume[k.topic] = append(resume[k.topic], k.partition)
 		}
-		delete(w.parts, k)
+		w.forget(k, st)
 	}
 	kept := w.queue[:0]
 	for _, r := range w.queue {
@@ -284,6 +340,15 @@ func (w *worker) release(parts []tp) {
 		<-acquired
 	}
 	w.busy.Unlock()
+}
+
+// forget drops topic-partition k from the worker, with its share of the group's
+// queue accounting. The caller holds w.mu; its queued records are left for the caller
+// or take to drop.
+func (w *worker) forget(k tp, st *partState) {
+	delete(w.parts, k)
+	w.c.held.Add(-1)
+	w.c.addQueued(w.base, -st.queuedBytes)
 }
 
 // stop asks the worker to finish its batch in flight and exit; abort cancels the batch.
@@ -313,7 +378,9 @@ func (w *worker) run() {
 			if st.paused {
 				resume[k.topic] = append(resume[k.topic], k.partition)
 			}
+			w.forget(k, st) // and a record enqueued after this finds no partition
 		}
+		w.queue = nil
 		w.mu.Unlock()
 		if len(resume) > 0 {
 			w.c.client.ResumeFetchPartitions(resume)
