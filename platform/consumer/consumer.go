@@ -22,12 +22,12 @@
 //     error) is retried with capped exponential backoff and jitter for as long as it
 //     takes. Meanwhile the failing record's partition is held back (its later records
 //     wait behind it, and it is paused at the broker once its queue is full), and every
-//     other partition keeps flowing.
+//     other partition keeps flowing. An error of unknown kind is retried up to
+//     Options.MaxAttempts times.
 //   - Memory: fetched records wait in the workers' queues, at most Options.QueueHigh of
 //     a partition and Options.QueueBytes of the whole group, shared among its
 //     partitions; a partition that holds its share is paused at the broker until it
-//     drains. An error of unknown kind is retried
-//     up to Options.MaxAttempts times.
+//     drains.
 //   - Dead letters: a record that can never succeed (undecodable, unknown schema, failed
 //     validation, a Permanent error, a panic, or an unknown error past MaxAttempts) is
 //     written to <group>.dlq with its original key, value and headers plus the error,
@@ -126,9 +126,9 @@ type Options struct {
 	// grow with the number of partitions it reads: each assigned topic-partition may hold
 	// an equal share (at least 64 KiB) before it is paused at the broker, and resumes
 	// below half of its share and of QueueHigh. A record counts its key, value and
-	// headers and what the client keeps beside them (queuedSize). A partition holds at
-	// most one fetch (LiveFetchMaxPartitionBytes, compressed) beyond its share: the one
-	// that took it over, or one already in flight when it was paused.
+	// headers and what the client keeps beside them (queuedSize). A partition can hold up
+	// to two fetches (LiveFetchMaxPartitionBytes each, compressed) beyond its share: the
+	// one that took it over and one already in flight when it was paused.
 	QueueBytes int
 	// ShutdownGrace is how long in-flight batches may run on shutdown or revocation
 	// before they are abandoned (default 10 s).

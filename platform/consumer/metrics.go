@@ -46,7 +46,7 @@ func newMetrics() (*metrics, error) {
 		return nil, err
 	}
 	if m.queuedBytes, err = meter.Int64Gauge("consumer_queued_bytes",
-		metric.WithDescription("Bytes of fetched records waiting for the group's workers (bounded by its QueueBytes plus a fetch per partition).")); err != nil {
+		metric.WithDescription("Bytes of fetched records waiting for the group's workers (bounded by its QueueBytes plus up to two fetches per partition).")); err != nil {
 		return nil, err
 	}
 	if m.eventAge, err = meter.Float64Histogram("consumer_event_age_seconds",
