@@ -127,8 +127,9 @@ type Options struct {
 	// an equal share (at least 64 KiB) before it is paused at the broker, and resumes
 	// below half of its share and of QueueHigh. A record counts its key, value and
 	// headers and what the client keeps beside them (queuedSize). A partition can hold up
-	// to two fetches (LiveFetchMaxPartitionBytes each, compressed) beyond its share: the
-	// one that took it over and one already in flight when it was paused.
+	// to two fetches beyond its share: the one that took it over and one already in
+	// flight when it was paused, each LiveFetchMaxPartitionBytes (compressed) or one whole
+	// record batch when its producer wrote a larger one (Kafka returns at least one).
 	QueueBytes int
 	// ShutdownGrace is how long in-flight batches may run on shutdown or revocation
 	// before they are abandoned (default 10 s).

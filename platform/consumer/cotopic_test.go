@@ -74,7 +74,7 @@ func testTwoTopicsAcrossRebalances(t *testing.T, serial bool) {
 		return record(ctx, tx, m, p)
 	}
 	group := kafkatest.Name("g")
-	member := func() func() {
+	member := func() (*consumer.Consumer, func()) {
 		c, err := consumer.New(group, []string{h.topic, other}, kafkatest.Config(t), h.pool, h.serde, h.log,
 			consumer.Options{ShutdownGrace: 5 * time.Second, Serial: serial,
 				BackoffBase: 20 * time.Millisecond, BackoffMax: 200 * time.Millisecond})
@@ -82,20 +82,37 @@ func testTwoTopicsAcrossRebalances(t *testing.T, serial bool) {
 			t.Fatal(err)
 		}
 		consumer.On(c, testevent.V1, flaky)
-		return h.run(c.Run)
+		return c, h.run(c.Run)
 	}
 	applied := func() int { return h.count(`SELECT count(*) FROM effects`) }
+	// Across assignments and releases, a member's queue accounting follows what it holds:
+	// the budget shared among the partitions it has, no bytes counted for records it
+	// dropped, and nothing left once it stopped.
+	accounted := func(c *consumer.Consumer, stopped bool) {
+		t.Helper()
+		waitFor(t, 10*time.Second, "the queue accounting to match the queues", func() bool {
+			counted, present := c.QueuedBytes()
+			a := c.Assignment()
+			held := int64(len(a[h.topic]) + len(a[other]))
+			return counted == present && c.Held() == held && (!stopped || counted == 0 && held == 0)
+		})
+	}
 
-	stopFirst := member()
+	first, stopFirst := member()
 	appendBoth(0, 150)
 	waitFor(t, 60*time.Second, "the first member to apply some events", func() bool { return applied() > 50 })
-	stopSecond := member() // joins: partitions move, some partition numbers split between members
+	second, stopSecond := member() // joins: partitions move, some partition numbers split between members
 	appendBoth(150, 300)
 	waitFor(t, 60*time.Second, "600 events", func() bool { return applied() >= 600 })
+	accounted(first, false)
+	accounted(second, false)
 	stopFirst() // leaves: the second takes everything
+	accounted(first, true)
 	appendBoth(300, 400)
 	waitFor(t, 60*time.Second, "800 events", func() bool { return applied() >= 800 })
+	accounted(second, false)
 	stopSecond()
+	accounted(second, true)
 
 	time.Sleep(300 * time.Millisecond) // room for a wrongly repeated effect to land
 	if n := applied(); n != 800 {

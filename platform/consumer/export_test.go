@@ -27,3 +27,6 @@ func (c *Consumer) QueuedBytes() (counted, present int64) {
 	}
 	return c.queued.Load(), present
 }
+
+// Held returns how many topic-partitions the group's queue budget is shared among.
+func (c *Consumer) Held() int64 { return c.held.Load() }

@@ -42,7 +42,9 @@ func TestALaggingGroupHoldsItsQueueBytes(t *testing.T) {
 		}
 		recs = append(recs, &kgo.Record{Topic: h.topic, Key: []byte(key), Value: v, Headers: e.Metadata.Headers()})
 	}
-	if err := kafkatest.Client(t).ProduceSync(ctx, recs...).FirstErr(); err != nil {
+	// Kafka returns at least one whole record batch of a partition, however large: batches
+	// of at most 64 KiB keep every fetch of a partition within LiveFetchMaxPartitionBytes.
+	if err := kafkatest.Client(t, kgo.ProducerBatchMaxBytes(64<<10)).ProduceSync(ctx, recs...).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
 
