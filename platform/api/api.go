@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/textproto"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -99,6 +100,10 @@ func (s *Server) Mount(srv *httpserver.Server) {
 			httpserver.WriteError(w, http.StatusServiceUnavailable, "starting", "", "the service is starting; retry shortly")
 			return
 		}
+		if err := checkRequestHeaders(r.Header); err != nil {
+			err.Write(w)
+			return
+		}
 		guarded.ServeHTTP(w, r)
 	}))
 	srv.Handle("GET /openapi.json", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -124,6 +129,29 @@ func (s *Server) Serving(ok bool) {
 
 // Stop ends every gRPC stream; HTTP shutdown drains unary calls.
 func (s *Server) Stop() { s.GRPC.Stop() }
+
+// requestHeaders are the request headers handlers read (Header), which the gateway passes
+// on as gRPC metadata.
+var requestHeaders = []string{"Idempotency-Key", "Authorization"}
+
+// checkRequestHeaders refuses a REST request whose requestHeaders the gateway would not
+// pass on as sent. It drops, without a word, a value gRPC metadata cannot carry (anything
+// but printable ASCII): an Idempotency-Key lost that way let a retry place a second order.
+// A header given twice would reach the handler as its first value only.
+func checkRequestHeaders(h http.Header) *httpserver.RequestError {
+	for _, name := range requestHeaders {
+		vals := h.Values(name)
+		if len(vals) > 1 {
+			return httpserver.Invalid(name, "is given %d times; send it once", len(vals))
+		}
+		for _, v := range vals {
+			if strings.ContainsFunc(v, func(c rune) bool { return c < 0x20 || c > 0x7e }) {
+				return httpserver.Invalid(name, "must be printable ASCII")
+			}
+		}
+	}
+	return nil
+}
 
 func incomingHeader(key string) (string, bool) {
 	switch k := strings.ToLower(key); k {
@@ -175,13 +203,22 @@ func setHeader(ctx context.Context, key, value string) {
 	}
 }
 
-// Header returns a request header (gRPC metadata) such as idempotency-key.
-func Header(ctx context.Context, key string) string {
+// Header returns a request header (gRPC metadata) such as idempotency-key, "" when it
+// is absent. One given twice with different values is refused with an InvalidArgument
+// error naming it: which of them counted would otherwise depend on the order of the
+// metadata. (The gateway itself passes a REST call's Authorization twice, unchanged.)
+func Header(ctx context.Context, key string) (string, error) {
 	md, _ := metadata.FromIncomingContext(ctx)
-	if v := md.Get(strings.ToLower(key)); len(v) > 0 {
-		return v[0]
+	v := md.Get(strings.ToLower(key))
+	if len(v) == 0 {
+		return "", nil
 	}
-	return ""
+	for _, other := range v[1:] {
+		if other != v[0] {
+			return "", Invalid(textproto.CanonicalMIMEHeaderKey(key), "is given %d times with different values; send it once", len(v))
+		}
+	}
+	return v[0], nil
 }
 
 // Error returns a status error: code for gRPC, reason as the stable machine-readable
@@ -231,7 +268,11 @@ func Unavailable(ctx context.Context, log *slog.Logger, what string, err error) 
 // RequireToken admits a call bearing "Authorization: Bearer <token>" (gRPC metadata
 // authorization), checked as every orderflow admin route checks it.
 func RequireToken(ctx context.Context, token string) error {
-	if err := httpserver.CheckBearer(Header(ctx, "authorization"), token); err != nil {
+	header, err := Header(ctx, "authorization")
+	if err != nil {
+		return err
+	}
+	if err := httpserver.CheckBearer(header, token); err != nil {
 		code := codes.PermissionDenied
 		if err.Status == http.StatusUnauthorized {
 			code = codes.Unauthenticated

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/utilities"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -42,6 +44,7 @@ func TestProblemOfCarriesReasonFieldAndHTTPStatus(t *testing.T) {
 		{statusErr(codes.InvalidArgument, `unknown query parameter "colour"`), 400, "unknown_field", "colour", ""},
 		{statusErr(codes.InvalidArgument, `parsing field "limit": strconv.ParseInt: parsing "x": invalid syntax`), 400, "invalid_field", "limit", ""},
 		{statusErr(codes.InvalidArgument, `proto: syntax error (line 1:1): unexpected token [`), 400, "malformed_json", "", ""},
+		{statusErr(codes.InvalidArgument, `invalid URL escape "%zz"`), 400, "malformed_query", "", ""},
 		{errors.New("plain"), 500, "internal", "", "plain"},
 	} {
 		p := ProblemOf(c.err)
@@ -119,28 +122,10 @@ func TestRequireToken(t *testing.T) {
 // gRPC and REST share the service's listener: a gRPC health check over h2c reaches the
 // gRPC server while /v1 routes and /healthz stay HTTP/1.1.
 func TestGRPCSharesTheHTTPListener(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	_ = ln.Close()
-	log := slog.New(slog.DiscardHandler)
-	srv := httpserver.New(addr, "test", "v0", nil, log)
 	a := New(1 << 10)
-	a.Mount(srv)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Run(ctx, time.Second) }()
-	defer func() { cancel(); <-done }()
+	addr := serve(t, a)
 
-	var resp *http.Response
-	for i := 0; i < 50; i++ {
-		if resp, err = http.Get("http://" + addr + "/v1/anything"); err == nil {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	resp, err := http.Get("http://" + addr + "/v1/anything")
 	if err != nil || resp.StatusCode != 503 {
 		t.Fatalf("REST before Serving: %v %v, want 503", resp, err)
 	}
@@ -156,5 +141,123 @@ func TestGRPCSharesTheHTTPListener(t *testing.T) {
 	hc, err := healthpb.NewHealthClient(conn).Check(context.Background(), &healthpb.HealthCheckRequest{})
 	if err != nil || hc.GetStatus() != healthpb.HealthCheckResponse_SERVING {
 		t.Fatalf("gRPC health over h2c: %v %v", hc, err)
+	}
+}
+
+// serve runs a on a listener of its own until the test ends and returns its address.
+func serve(t *testing.T, a *Server) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close()
+	srv := httpserver.New(addr, "test", "v0", nil, slog.New(slog.DiscardHandler))
+	a.Mount(srv)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx, time.Second) }()
+	t.Cleanup(func() { cancel(); <-done })
+	for i := 0; ; i++ {
+		resp, err := http.Get("http://" + addr + "/healthz")
+		if err == nil {
+			_ = resp.Body.Close()
+			return addr
+		}
+		if i == 100 {
+			t.Fatalf("the server did not start: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// The headers handlers read reach them through the gateway exactly as sent, or the
+// request is refused naming them. The gateway alone drops a value gRPC metadata cannot
+// carry, so a non-ASCII Idempotency-Key reached the shop as no key at all.
+func TestRequestHeadersReachHandlersAsSentOrAreRefused(t *testing.T) {
+	a := New(1 << 10)
+	err := a.Gateway.HandlePath("POST", "/v1/echo", func(w http.ResponseWriter, r *http.Request, _ map[string]string) {
+		ctx, err := runtime.AnnotateIncomingContext(r.Context(), a.Gateway, r, "/test.Echo/Echo")
+		if err != nil {
+			t.Errorf("annotate: %v", err)
+			return
+		}
+		key, err := Header(ctx, "idempotency-key")
+		if err != nil {
+			t.Errorf("idempotency-key: %v", err)
+		}
+		auth, err := Header(ctx, "authorization")
+		if err != nil {
+			t.Errorf("authorization: %v", err)
+		}
+		_, _ = io.WriteString(w, key+"|"+auth)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := serve(t, a)
+	a.Serving(true)
+
+	for _, c := range []struct {
+		name    string
+		headers [][2]string
+		status  int
+		body    string // the handler's answer, or the field the error names
+	}{
+		{"a key", [][2]string{{"Idempotency-Key", "k-1"}}, 200, "k-1|"},
+		{"a token", [][2]string{{"Authorization", "Bearer t"}}, 200, "|Bearer t"},
+		{"a non-ASCII key", [][2]string{{"Idempotency-Key", "cl\u00e9-1"}}, 400, "Idempotency-Key"},
+		{"a key with a tab", [][2]string{{"Idempotency-Key", "k\t3"}}, 400, "Idempotency-Key"},
+		{"a key twice", [][2]string{{"Idempotency-Key", "k-4"}, {"Idempotency-Key", "k-5"}}, 400, "Idempotency-Key"},
+		{"a non-ASCII token", [][2]string{{"Authorization", "Bearer \u00fc"}}, 400, "Authorization"},
+		{"two tokens", [][2]string{{"Authorization", "Bearer a"}, {"Authorization", "Bearer b"}}, 400, "Authorization"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			req, err := http.NewRequest("POST", "http://"+addr+"/v1/echo", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, h := range c.headers {
+				req.Header.Add(h[0], h[1])
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			_ = resp.Body.Close()
+			if c.status == 200 {
+				if resp.StatusCode != 200 || string(body) != c.body {
+					t.Fatalf("got %d %q, want 200 %q", resp.StatusCode, body, c.body)
+				}
+				return
+			}
+			var out struct{ Error httpserver.Error }
+			if resp.StatusCode != c.status || json.Unmarshal(body, &out) != nil || out.Error.Field != c.body {
+				t.Fatalf("got %d %s, want %d naming %s", resp.StatusCode, body, c.status, c.body)
+			}
+		})
+	}
+}
+
+// Over gRPC a header given twice with different values is refused; the same value twice
+// (as the gateway passes a REST call's Authorization) is that value.
+func TestHeaderRefusesTwoDifferentValues(t *testing.T) {
+	in := func(kv ...string) context.Context {
+		return metadata.NewIncomingContext(context.Background(), metadata.Pairs(kv...))
+	}
+	if v, err := Header(in("authorization", "Bearer a", "authorization", "Bearer a"), "authorization"); err != nil || v != "Bearer a" {
+		t.Fatalf("the same value twice: %q %v", v, err)
+	}
+	if v, err := Header(context.Background(), "idempotency-key"); err != nil || v != "" {
+		t.Fatalf("absent: %q %v", v, err)
+	}
+	_, err := Header(in("idempotency-key", "a", "idempotency-key", "b"), "idempotency-key")
+	if p := ProblemOf(err); statusCode(err) != codes.InvalidArgument || p.Field != "Idempotency-Key" {
+		t.Fatalf("two values: %v -> %+v", err, p)
+	}
+	if err := RequireToken(in("authorization", "Bearer s3cret", "authorization", "Bearer other"), "s3cret"); statusCode(err) != codes.InvalidArgument {
+		t.Fatalf("two tokens: %v", err)
 	}
 }

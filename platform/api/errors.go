@@ -55,6 +55,7 @@ var decodeErrors = []struct {
 	{regexp.MustCompile(`duplicate field "([^"]+)"`), "invalid_field"},
 	{regexp.MustCompile(`too many values for field "([^"]+)"`), "invalid_field"},
 	{regexp.MustCompile(`type mismatch for field "([^"]+)"`), "invalid_field"},
+	{regexp.MustCompile(`invalid URL escape|invalid semicolon separator in query`), "malformed_query"},
 }
 
 func classifyDecodeError(msg string) (code, field string) {

@@ -52,6 +52,8 @@ func TestBadInputIsRefusedWithoutEffect(t *testing.T) {
 		{"unknown currency", "POST", "/v1/orders", with(func(b map[string]any) { b["currency"] = "XYZ" }), nil, 400, "currency"},
 		{"too many lines", "POST", "/v1/orders", with(func(b map[string]any) { b["lines"] = manyLines }), nil, 400, "lines"},
 		{"bad token", "POST", "/v1/orders", with(func(b map[string]any) { b["payment_token"] = "4111111111111111" }), nil, 400, "payment_token"},
+		{"non-ASCII Idempotency-Key", "POST", "/v1/orders", valid(), map[string]string{"Idempotency-Key": "cl\u00e9-" + sku}, 400, "Idempotency-Key"},
+		{"Idempotency-Key with a tab", "POST", "/v1/orders", valid(), map[string]string{"Idempotency-Key": "k\t" + sku}, 400, "Idempotency-Key"},
 		{"bad country", "POST", "/v1/orders", with(func(b map[string]any) {
 			b["shipping_address"].(map[string]any)["country"] = "Germany"
 		}), nil, 400, "shipping_address.country"},
@@ -62,6 +64,7 @@ func TestBadInputIsRefusedWithoutEffect(t *testing.T) {
 		{"list bad limit", "GET", "/v1/orders?limit=0", nil, nil, 400, "limit"},
 		{"list unknown param", "GET", "/v1/orders?colour=red", nil, nil, 400, "colour"},
 		{"list bad cursor", "GET", "/v1/orders?cursor=xyz", nil, nil, 400, "cursor"},
+		{"list malformed query", "GET", "/v1/orders?cursor=%zz", nil, nil, 400, ""},
 		{"catalog without token", "PUT", "/v1/products/X-1", map[string]any{"name": "x", "unit_price_minor": 1, "currency": "EUR"}, nil, 401, "Authorization"},
 		{"catalog negative price", "PUT", "/v1/products/X-1", map[string]any{"name": "x", "unit_price_minor": -1, "currency": "EUR"}, s.admin(), 400, "unit_price_minor"},
 		{"catalog bad currency", "PUT", "/v1/products/X-1", map[string]any{"name": "x", "unit_price_minor": 1, "currency": "EURO"}, s.admin(), 400, "currency"},

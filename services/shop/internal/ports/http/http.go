@@ -45,7 +45,10 @@ func Register(ctx context.Context, srv *api.Server, a *app.App, pool *pgxpool.Po
 
 // PlaceOrder implements shopv1.ShopServiceServer.
 func (s *Server) PlaceOrder(ctx context.Context, req *shopv1.PlaceOrderRequest) (*shopv1.PlaceOrderResponse, error) {
-	key := api.Header(ctx, "idempotency-key")
+	key, err := api.Header(ctx, "idempotency-key")
+	if err != nil {
+		return nil, err
+	}
 	if len(key) > 200 || strings.ContainsFunc(key, func(c rune) bool { return c < 0x21 || c > 0x7e }) {
 		return nil, api.Invalid("Idempotency-Key", "must be at most 200 visible ASCII characters")
 	}
