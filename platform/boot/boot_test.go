@@ -463,7 +463,8 @@ func TestDeadLetterEndpoints(t *testing.T) {
 	if status, _ := call("GET", "/admin/dlq/nobody", token, ""); status != http.StatusNotFound {
 		t.Fatalf("unknown group: %d, want 404", status)
 	}
-	for query, field := range map[string]string{"?limit=0": "limit", "?limit=1001": "limit", "?limit=x": "limit", "?from=-1": "from", "?from=1.5": "from"} {
+	for query, field := range map[string]string{"?limit=0": "limit", "?limit=1001": "limit", "?limit=x": "limit", "?from=-1": "from", "?from=1.5": "from",
+		"?offset=2": "offset", "?limit=1&limit=2": "limit"} {
 		status, out := call("GET", list+query, token, "")
 		e, _ := out["error"].(map[string]any)
 		if status != http.StatusBadRequest || e["field"] != field {
@@ -477,6 +478,9 @@ func TestDeadLetterEndpoints(t *testing.T) {
 	status, out = call("GET", list+"?from=2&limit=2", token, "")
 	if dl, _ := out["dead_letters"].([]any); status != http.StatusOK || len(dl) != 1 || out["next"] != nil {
 		t.Fatalf("last page: %d %v, want 1 dead letter and no next", status, out)
+	}
+	if status, out := call("POST", list+"/redrive?all=true", token, `{"offsets": [0]}`); status != http.StatusBadRequest || out["error"].(map[string]any)["field"] != "all" {
+		t.Fatalf("redrive with an option in the query: %d %v, want 400 naming all", status, out)
 	}
 	if status, out := call("POST", list+"/redrive", token, `{"all": true}`); status != http.StatusOK || out["redriven"] != 3.0 {
 		t.Fatalf("redrive: %d %v, want 3 re-driven", status, out)

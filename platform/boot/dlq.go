@@ -168,9 +168,9 @@ func dlqRoutes(srv *httpserver.Server, spec Spec, kcfg kafka.Config, token strin
 			httpserver.WriteError(w, http.StatusNotFound, "unknown_group", "group", err.Error())
 			return
 		}
-		from, limit, field, msg := pageParams(r)
-		if field != "" {
-			httpserver.WriteError(w, http.StatusBadRequest, "invalid_field", field, msg)
+		from, limit, qerr := pageParams(r)
+		if qerr != nil {
+			qerr.Write(w)
 			return
 		}
 		page, err := dlq.List(r.Context(), kcfg, g, from, limit)
@@ -187,6 +187,10 @@ func dlqRoutes(srv *httpserver.Server, spec Spec, kcfg kafka.Config, token strin
 		g, err := pickGroup(spec, r.PathValue("group"))
 		if err != nil {
 			httpserver.WriteError(w, http.StatusNotFound, "unknown_group", "group", err.Error())
+			return
+		}
+		if _, err := httpserver.Query(r); err != nil {
+			err.Write(w)
 			return
 		}
 		var body struct {
@@ -215,24 +219,27 @@ func dlqRoutes(srv *httpserver.Server, spec Spec, kcfg kafka.Config, token strin
 	})))
 }
 
-// pageParams reads ?from= and ?limit= of a dead-letter listing; field names the one
-// that is wrong, and msg says why.
-func pageParams(r *http.Request) (from int64, limit int, field, msg string) {
-	q := r.URL.Query()
+// pageParams reads ?from= and ?limit= of a dead-letter listing, refusing any other
+// parameter.
+func pageParams(r *http.Request) (from int64, limit int, err *httpserver.RequestError) {
+	q, err := httpserver.Query(r, "from", "limit")
+	if err != nil {
+		return 0, 0, err
+	}
 	limit = dlq.DefaultPageLimit
 	if v := q.Get("from"); v != "" {
-		n, err := strconv.ParseInt(v, 10, 64)
-		if err != nil || n < 0 {
-			return 0, 0, "from", fmt.Sprintf("from %q is not a non-negative offset", v)
+		n, perr := strconv.ParseInt(v, 10, 64)
+		if perr != nil || n < 0 {
+			return 0, 0, httpserver.Invalid("from", "from %q is not a non-negative offset", v)
 		}
 		from = n
 	}
 	if v := q.Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > dlq.MaxPageLimit {
-			return 0, 0, "limit", fmt.Sprintf("limit %q is not a whole number from 1 to %d", v, dlq.MaxPageLimit)
+		n, perr := strconv.Atoi(v)
+		if perr != nil || n < 1 || n > dlq.MaxPageLimit {
+			return 0, 0, httpserver.Invalid("limit", "limit %q is not a whole number from 1 to %d", v, dlq.MaxPageLimit)
 		}
 		limit = n
 	}
-	return from, limit, "", ""
+	return from, limit, nil
 }

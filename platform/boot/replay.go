@@ -178,6 +178,10 @@ type replayJob struct {
 //	DELETE /admin/replay/{model}  cancel the running one; the live model stays as it was
 func replayRoutes(srv *httpserver.Server, rp *replays, token string) {
 	find := func(w http.ResponseWriter, r *http.Request) *projection.Model {
+		if _, err := httpserver.Query(r); err != nil { // the options are in the body
+			err.Write(w)
+			return nil
+		}
 		m, err := projection.Find(rp.spec.Models, r.PathValue("model"))
 		if err != nil {
 			httpserver.WriteError(w, http.StatusNotFound, "unknown_model", "model", err.Error())

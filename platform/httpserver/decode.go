@@ -6,8 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"mime"
 	"net/http"
+	"net/url"
+	"slices"
 	"strings"
 	"unicode/utf8"
 )
@@ -105,4 +108,27 @@ func jsonError(err error) *RequestError {
 	default:
 		return &RequestError{Status: http.StatusBadRequest, Code: "malformed_json", Message: "malformed JSON: " + err.Error()}
 	}
+}
+
+// Query reads the request's query parameters, each at most once and only those allowed:
+// a misspelt or unsupported parameter is refused (400 naming it), not ignored, so that
+// `?from=` on a route that takes its options in the body does not quietly do the default.
+func Query(r *http.Request, allowed ...string) (url.Values, *RequestError) {
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return nil, &RequestError{Status: http.StatusBadRequest, Code: "malformed_query", Message: "malformed query string: " + err.Error()}
+	}
+	for _, name := range slices.Sorted(maps.Keys(q)) {
+		if !slices.Contains(allowed, name) {
+			msg := fmt.Sprintf("unknown query parameter %q; this route takes none", name)
+			if len(allowed) > 0 {
+				msg = fmt.Sprintf("unknown query parameter %q; this route takes %s", name, strings.Join(allowed, ", "))
+			}
+			return nil, &RequestError{Status: http.StatusBadRequest, Code: "unknown_field", Field: name, Message: msg}
+		}
+		if len(q[name]) > 1 {
+			return nil, Invalid(name, "is given %d times; give it once", len(q[name]))
+		}
+	}
+	return q, nil
 }

@@ -56,3 +56,32 @@ func TestDecodeJSON(t *testing.T) {
 		})
 	}
 }
+
+func TestQueryTakesOnlyTheParametersARouteKnows(t *testing.T) {
+	cases := []struct {
+		query       string
+		allowed     []string
+		code, field string
+	}{
+		{"", nil, "", ""},
+		{"from=3&limit=10", []string{"from", "limit"}, "", ""},
+		{"from=2026-01-01T00:00:00Z", nil, "unknown_field", "from"},
+		{"form=3", []string{"from", "limit"}, "unknown_field", "form"},
+		{"from=3&from=4", []string{"from"}, "invalid_field", "from"},
+		{"from=%zz", []string{"from"}, "malformed_query", ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.query, func(t *testing.T) {
+			q, err := httpserver.Query(httptest.NewRequest(http.MethodGet, "/x?"+tc.query, nil), tc.allowed...)
+			if tc.code == "" {
+				if err != nil || (tc.query != "" && q.Get("from") == "") {
+					t.Fatalf("got %v %+v, want the parameters", q, err)
+				}
+				return
+			}
+			if err == nil || err.Status != http.StatusBadRequest || err.Code != tc.code || err.Field != tc.field || err.Message == "" {
+				t.Fatalf("got %+v, want 400 %s naming %q", err, tc.code, tc.field)
+			}
+		})
+	}
+}

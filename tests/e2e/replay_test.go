@@ -240,6 +240,11 @@ func TestReplayRefusals(t *testing.T) {
 	if code := s.call(t, "POST", s.shop+"/admin/replay/order-view", map[string]any{"bogus": true}, s.admin(), &e); code != 400 || e.Error.Field != "bogus" {
 		t.Errorf("unknown option: %d %+v", code, e)
 	}
+	// The options go in the body; one given in the query string was ignored, and a
+	// rebuild meant to start at a time started from the beginning.
+	if code := s.call(t, "POST", s.shop+"/admin/replay/order-view?from=2026-01-01T00:00:00Z", nil, s.admin(), &e); code != 400 || e.Error.Field != "from" {
+		t.Errorf("an option in the query: %d %+v", code, e)
+	}
 	// A rebuild is running in another process (this test holds its lock as one would):
 	// a second one is refused and nothing is touched.
 	ctx := context.Background()
