@@ -334,4 +334,10 @@ func TestRevenueModelFilledFromHistory(t *testing.T) {
 	if code := s.call(t, "GET", s.billing+"/v1/revenue/daily?currency=eur", nil, nil, &bad); code != 400 || bad.Error.Field != "currency" {
 		t.Errorf("bad currency: %d %+v", code, bad)
 	}
+	if code := s.call(t, "GET", s.billing+"/v1/revenue/daily?currency=XYZ", nil, nil, &bad); code != 400 || bad.Error.Field != "currency" {
+		t.Errorf("unknown currency: %d %+v", code, bad)
+	}
+	if code := s.call(t, "GET", s.billing+"/v1/revenue/daily?from=2026-12-10&to=2026-12-01", nil, nil, &bad); code != 400 || bad.Error.Field != "to" {
+		t.Errorf("to before from: %d %+v", code, bad)
+	}
 }

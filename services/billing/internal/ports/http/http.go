@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"golang.org/x/text/currency"
 	"google.golang.org/genproto/googleapis/api/httpbody"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -97,8 +98,11 @@ func (s *Server) ListDailyRevenue(ctx context.Context, req *billingv1.ListDailyR
 		}
 		*d.into = t
 	}
+	if !f.From.IsZero() && !f.To.IsZero() && f.To.Before(f.From) {
+		return nil, api.Invalid("to", "to %s is before from %s", req.GetTo(), req.GetFrom())
+	}
 	if c := req.GetCurrency(); c != "" {
-		if len(c) != 3 || strings.ToUpper(c) != c {
+		if _, err := currency.ParseISO(c); err != nil || len(c) != 3 || strings.ToUpper(c) != c {
 			return nil, api.Invalid("currency", "currency %q is not an ISO 4217 code such as EUR", c)
 		}
 		f.Currency = c
