@@ -240,11 +240,17 @@ func readyz(addr string) (int, map[string]any) {
 	return resp.StatusCode, body
 }
 
-func TestReplayUsageErrors(t *testing.T) {
-	t.Setenv("ORDERFLOW_KAFKA_BROKERS", "127.0.0.1:9092")
+// unreachableDeps configures a service whose dependencies cannot be reached: for
+// commands that must fail before they try.
+func unreachableDeps(t *testing.T) {
+	t.Setenv("ORDERFLOW_KAFKA_BROKERS", "127.0.0.1:1")
 	t.Setenv("ORDERFLOW_REGISTRY_URL", "http://127.0.0.1:1")
 	t.Setenv("ORDERFLOW_DATABASE_URL", "postgres://x:y@127.0.0.1:1/z")
 	t.Setenv("ORDERFLOW_ADMIN_TOKEN", "0123456789abcdef")
+}
+
+func TestReplayUsageErrors(t *testing.T) {
+	unreachableDeps(t)
 	sp := spec(t)
 	for _, name := range []string{"totals", "counts"} {
 		m := &projection.Model{Name: name, Tables: []projection.Table{{Name: "t", Key: "k"}}, Topics: []string{"x"},
@@ -272,6 +278,35 @@ func TestReplayUsageErrors(t *testing.T) {
 	if code := boot.Run(context.Background(), spec(t), &testConfig{}, []string{"replay"}, &bytes.Buffer{}, &stderr); code != 2 ||
 		!strings.Contains(stderr.String(), "has no read models") {
 		t.Errorf("replay without models: %d %q", code, stderr.String())
+	}
+}
+
+// A dlq command that is wrong says what is wrong before it reaches Kafka: a flag in the
+// place of the command used to be taken for a missing --group.
+func TestDLQUsageErrors(t *testing.T) {
+	unreachableDeps(t)
+	sp := spec(t)
+	sp.ConsumerGroups = []string{"testsvc.a", "testsvc.b"}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"dlq"}, "dlq list"},
+		{[]string{"dlq", "--group", "testsvc.a", "list"}, `unknown dlq command "--group"`},
+		{[]string{"dlq", "purge"}, `unknown dlq command "purge"`},
+		{[]string{"dlq", "list"}, "--group is required; groups of testsvc: [testsvc.a testsvc.b]"},
+		{[]string{"dlq", "list", "--group", "nope"}, `unknown group "nope"`},
+		{[]string{"dlq", "list", "--group", "testsvc.a", "7"}, "takes no OFFSET"},
+		{[]string{"dlq", "show", "--group", "testsvc.a"}, "dlq show takes one OFFSET"},
+		{[]string{"dlq", "show", "--group", "testsvc.a", "x"}, `offset "x" is not a non-negative integer`},
+		{[]string{"dlq", "redrive", "--group", "testsvc.a"}, "takes --all or OFFSETs"},
+		{[]string{"dlq", "redrive", "--group", "testsvc.a", "--all", "3"}, "takes --all or OFFSETs"},
+	} {
+		var stderr bytes.Buffer
+		code := boot.Run(context.Background(), sp, &testConfig{}, tc.args, &bytes.Buffer{}, &stderr)
+		if code != 2 || !strings.Contains(stderr.String(), tc.want) {
+			t.Errorf("%v: exit %d, stderr %q, want 2 and %q", tc.args, code, stderr.String(), tc.want)
+		}
 	}
 }
 

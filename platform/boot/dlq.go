@@ -30,6 +30,9 @@ func dlqCommand(ctx context.Context, spec Spec, base *config.Base, args []string
 		return &UsageError{Msg: dlqUsage}
 	}
 	sub := args[0]
+	if !slices.Contains([]string{"list", "show", "redrive"}, sub) {
+		return &UsageError{Msg: fmt.Sprintf("unknown dlq command %q\n%s", sub, dlqUsage)}
+	}
 	fs := flag.NewFlagSet("dlq "+sub, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	group := fs.String("group", "", "consumer group")
@@ -49,6 +52,9 @@ func dlqCommand(ctx context.Context, spec Spec, base *config.Base, args []string
 	}
 	switch sub {
 	case "list": // page by page: a dead-letter topic can be far larger than memory
+		if len(offsets) > 0 {
+			return &UsageError{Msg: "dlq list lists them all and takes no OFFSET; dlq show OFFSET shows one\n" + dlqUsage}
+		}
 		if *asJSON {
 			return listJSON(ctx, kcfg, g, stdout)
 		}
@@ -76,7 +82,7 @@ func dlqCommand(ctx context.Context, spec Spec, base *config.Base, args []string
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(rec)
-	case "redrive":
+	default: // redrive
 		if *all == (len(offsets) > 0) {
 			return &UsageError{Msg: "dlq redrive takes --all or OFFSETs, not both or neither\n" + dlqUsage}
 		}
@@ -88,8 +94,6 @@ func dlqCommand(ctx context.Context, spec Spec, base *config.Base, args []string
 		}
 		fmt.Fprintf(stdout, "re-drove %d dead letters of %s\n", n, kafka.DeadLetterTopicName(g))
 		return nil
-	default:
-		return &UsageError{Msg: fmt.Sprintf("unknown dlq command %q\n%s", sub, dlqUsage)}
 	}
 }
 
