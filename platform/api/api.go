@@ -21,7 +21,9 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"time"
 
+	"github.com/google/uuid"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -280,4 +282,48 @@ func RequireToken(ctx context.Context, token string) error {
 		return Error(code, err.Code, err.Field, "%s", err.Message)
 	}
 	return nil
+}
+
+// Cursor is where a keyset-paged listing stopped: the time and the id of the last row of
+// a page, which the next page starts after.
+func Cursor(at time.Time, id string) string {
+	return strconv.FormatInt(at.UnixNano(), 10) + "_" + id
+}
+
+// ParseCursor reads a Cursor sent back as the request parameter field; anything else is
+// an InvalidArgument error naming field.
+func ParseCursor(field, c string) (time.Time, string, error) {
+	ts, id, ok := strings.Cut(c, "_")
+	nanos, err := strconv.ParseInt(ts, 10, 64)
+	if !ok || err != nil || uuid.Validate(id) != nil {
+		return time.Time{}, "", Invalid(field, "not a cursor this API returned")
+	}
+	return time.Unix(0, nanos).UTC(), id, nil
+}
+
+// Page is what a request of a keyset-paged listing asks for: how many rows, and after
+// which (the zero time and "" for the first page).
+type Page struct {
+	Limit   int
+	AfterAt time.Time
+	AfterID string
+}
+
+// PageOf reads a listing's limit parameter (def when unset, 1 to max) and its cursor
+// parameter (a Cursor); errors name the one that is wrong.
+func PageOf(limit *int32, cursor string, def, max int) (Page, error) {
+	p := Page{Limit: def}
+	if limit != nil {
+		if *limit < 1 || int(*limit) > max {
+			return Page{}, Invalid("limit", "%d is not a number from 1 to %d", *limit, max)
+		}
+		p.Limit = int(*limit)
+	}
+	if cursor != "" {
+		var err error
+		if p.AfterAt, p.AfterID, err = ParseCursor("cursor", cursor); err != nil {
+			return Page{}, err
+		}
+	}
+	return p, nil
 }

@@ -261,3 +261,38 @@ func TestHeaderRefusesTwoDifferentValues(t *testing.T) {
 		t.Fatalf("two tokens: %v", err)
 	}
 }
+
+func TestCursorRoundTrip(t *testing.T) {
+	at := time.Date(2026, 12, 6, 22, 41, 51, 537123000, time.UTC)
+	id := "086e38a8-4130-4341-ad98-eaac1b13d3bc"
+	gotAt, gotID, err := ParseCursor("cursor", Cursor(at, id))
+	if err != nil || !gotAt.Equal(at) || gotID != id {
+		t.Fatalf("round trip: %v %q %v", gotAt, gotID, err)
+	}
+	for _, c := range []string{"", "yesterday", "123", "123_", "x_" + id, "123_not-a-uuid", id} {
+		if _, _, err := ParseCursor("cursor", c); ProblemOf(err).Field != "cursor" || statusCode(err) != codes.InvalidArgument {
+			t.Errorf("%q: %v, want InvalidArgument naming cursor", c, err)
+		}
+	}
+}
+
+func TestPageOf(t *testing.T) {
+	n := func(v int32) *int32 { return &v }
+	if p, err := PageOf(nil, "", 50, 500); err != nil || p != (Page{Limit: 50}) {
+		t.Fatalf("defaults: %+v %v", p, err)
+	}
+	at := time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC)
+	id := "086e38a8-4130-4341-ad98-eaac1b13d3bc"
+	if p, err := PageOf(n(500), Cursor(at, id), 50, 500); err != nil || p.Limit != 500 || !p.AfterAt.Equal(at) || p.AfterID != id {
+		t.Fatalf("limit and cursor: %+v %v", p, err)
+	}
+	for _, c := range []struct {
+		limit  *int32
+		cursor string
+		field  string
+	}{{n(0), "", "limit"}, {n(501), "", "limit"}, {n(-1), "", "limit"}, {nil, "xyz", "cursor"}} {
+		if _, err := PageOf(c.limit, c.cursor, 50, 500); ProblemOf(err).Field != c.field {
+			t.Errorf("%v %q: %v, want an error naming %s", c.limit, c.cursor, err, c.field)
+		}
+	}
+}

@@ -3,11 +3,14 @@ package e2e
 import (
 	"errors"
 	"fmt"
+	neturl "net/url"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/google/uuid"
 )
 
 const settle = 30 * time.Second
@@ -484,4 +487,94 @@ func TestNoOversellUnderConcurrency(t *testing.T) {
 		}
 		return ""
 	})
+}
+
+// A customer's crm timeline is read newest first, a page at a time, and takes the same
+// customer ids as shop: up to 64 characters, not bytes. (It returned the oldest 1000
+// steps and refused an id of 64 accented letters that shop had taken.)
+func TestCustomerTimelinePages(t *testing.T) {
+	t.Parallel()
+	s := stack(t)
+	sku := s.product(t, 250, 100, 0)
+	customer := "kundé-" + strings.Repeat("ü", 50) + uuid.NewString()[:8] // 64 characters, 115 bytes
+	var orders []string
+	for range 3 {
+		body := orderBody("tok_visa", line{sku, 1})
+		body["customer"].(map[string]any)["id"] = customer
+		orders = append(orders, s.place(t, body))
+	}
+	for _, id := range orders {
+		s.await(t, id, "CONFIRMED", settle)
+	}
+	type page struct {
+		Timeline []struct {
+			OrderID string    `json:"order_id"`
+			At      time.Time `json:"at"`
+			Event   string    `json:"event"`
+		} `json:"timeline"`
+		NextCursor string `json:"next_cursor"`
+	}
+	url := s.crm + "/v1/customers/" + neturl.PathEscape(customer) + "/timeline"
+	// Placed, reserved, authorized, prepared, confirmed and invoiced: six steps an order.
+	var all page
+	eventually(t, settle, func() string {
+		all = page{}
+		if code := s.call(t, "GET", url+"?limit=1000", nil, nil, &all); code != 200 || len(all.Timeline) != 18 {
+			return fmt.Sprintf("HTTP %d, %d steps, want 18", code, len(all.Timeline))
+		}
+		return ""
+	})
+	for i := 1; i < len(all.Timeline); i++ {
+		if all.Timeline[i].At.After(all.Timeline[i-1].At) {
+			t.Fatalf("step %d (%v) is newer than step %d (%v): want newest first", i, all.Timeline[i].At, i-1, all.Timeline[i-1].At)
+		}
+	}
+	if all.NextCursor != "" && len(all.Timeline) < 1000 {
+		t.Errorf("a page shorter than its limit has a next cursor %q", all.NextCursor)
+	}
+	var paged []string
+	cursor := ""
+	for pages := 0; ; pages++ {
+		if pages > 10 {
+			t.Fatalf("more than 10 pages of 4 for 18 steps: %v", paged)
+		}
+		var p page
+		if code := s.call(t, "GET", url+"?limit=4&cursor="+cursor, nil, nil, &p); code != 200 {
+			t.Fatalf("page %d: HTTP %d", pages, code)
+		}
+		for _, st := range p.Timeline {
+			paged = append(paged, st.OrderID+"/"+st.Event)
+		}
+		if p.NextCursor == "" {
+			break
+		}
+		cursor = neturl.QueryEscape(p.NextCursor)
+	}
+	var want []string
+	for _, st := range all.Timeline {
+		want = append(want, st.OrderID+"/"+st.Event)
+	}
+	if !slices.Equal(paged, want) {
+		t.Fatalf("pages of 4:\n%v\nwant the one page of 1000:\n%v", paged, want)
+	}
+
+	var listed struct{ Orders []struct{} }
+	if code := s.call(t, "GET", s.shop+"/v1/orders?customer_id="+neturl.QueryEscape(customer), nil, nil, &listed); code != 200 || len(listed.Orders) != 3 {
+		t.Errorf("shop's list for the customer: HTTP %d, %d orders, want 3", code, len(listed.Orders))
+	}
+	var bad struct {
+		Error struct{ Field string } `json:"error"`
+	}
+	for query, field := range map[string]string{"?limit=0": "limit", "?limit=1001": "limit", "?cursor=yesterday": "cursor", "?page=2": "page"} {
+		if code := s.call(t, "GET", url+query, nil, nil, &bad); code != 400 || bad.Error.Field != field {
+			t.Errorf("timeline%s: HTTP %d naming %q, want 400 naming %s", query, code, bad.Error.Field, field)
+		}
+	}
+	long := neturl.QueryEscape(customer + "x")
+	if code := s.call(t, "GET", s.crm+"/v1/customers/"+long+"/timeline", nil, nil, &bad); code != 400 || bad.Error.Field != "id" {
+		t.Errorf("crm, a 65-character id: HTTP %d naming %q, want 400 naming id", code, bad.Error.Field)
+	}
+	if code := s.call(t, "GET", s.shop+"/v1/orders?customer_id="+long, nil, nil, &bad); code != 400 || bad.Error.Field != "customer_id" {
+		t.Errorf("shop, a 65-character id: HTTP %d naming %q, want 400 naming customer_id", code, bad.Error.Field)
+	}
 }

@@ -26,8 +26,13 @@ const (
 )
 
 type GetCustomerTimelineRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The customer's id in the shop (1-64 characters).
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Steps per page, 1 to 1000; 100 when unset.
+	Limit *int32 `protobuf:"varint,2,opt,name=limit,proto3,oneof" json:"limit,omitempty"`
+	// The next_cursor of the previous page.
+	Cursor        string `protobuf:"bytes,3,opt,name=cursor,proto3" json:"cursor,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -65,6 +70,20 @@ func (*GetCustomerTimelineRequest) Descriptor() ([]byte, []int) {
 func (x *GetCustomerTimelineRequest) GetId() string {
 	if x != nil {
 		return x.Id
+	}
+	return ""
+}
+
+func (x *GetCustomerTimelineRequest) GetLimit() int32 {
+	if x != nil && x.Limit != nil {
+		return *x.Limit
+	}
+	return 0
+}
+
+func (x *GetCustomerTimelineRequest) GetCursor() string {
+	if x != nil {
+		return x.Cursor
 	}
 	return ""
 }
@@ -146,9 +165,12 @@ func (x *Step) GetDetail() string {
 }
 
 type CustomerTimeline struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	CustomerId    string                 `protobuf:"bytes,1,opt,name=customer_id,json=customerId,proto3" json:"customer_id,omitempty"`
-	Timeline      []*Step                `protobuf:"bytes,2,rep,name=timeline,proto3" json:"timeline,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	CustomerId string                 `protobuf:"bytes,1,opt,name=customer_id,json=customerId,proto3" json:"customer_id,omitempty"`
+	// Newest first.
+	Timeline []*Step `protobuf:"bytes,2,rep,name=timeline,proto3" json:"timeline,omitempty"`
+	// Set when there may be more: pass it as cursor for the older steps.
+	NextCursor    string `protobuf:"bytes,3,opt,name=next_cursor,json=nextCursor,proto3" json:"next_cursor,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -197,23 +219,35 @@ func (x *CustomerTimeline) GetTimeline() []*Step {
 	return nil
 }
 
+func (x *CustomerTimeline) GetNextCursor() string {
+	if x != nil {
+		return x.NextCursor
+	}
+	return ""
+}
+
 var File_crm_v1_crm_proto protoreflect.FileDescriptor
 
 const file_crm_v1_crm_proto_rawDesc = "" +
 	"\n" +
-	"\x10crm/v1/crm.proto\x12\x10orderflow.crm.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\",\n" +
+	"\x10crm/v1/crm.proto\x12\x10orderflow.crm.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"i\n" +
 	"\x1aGetCustomerTimelineRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\"\x95\x01\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x19\n" +
+	"\x05limit\x18\x02 \x01(\x05H\x00R\x05limit\x88\x01\x01\x12\x16\n" +
+	"\x06cursor\x18\x03 \x01(\tR\x06cursorB\b\n" +
+	"\x06_limit\"\x95\x01\n" +
 	"\x04Step\x12\x19\n" +
 	"\border_id\x18\x01 \x01(\tR\aorderId\x12*\n" +
 	"\x02at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x12\x18\n" +
 	"\aservice\x18\x03 \x01(\tR\aservice\x12\x14\n" +
 	"\x05event\x18\x04 \x01(\tR\x05event\x12\x16\n" +
-	"\x06detail\x18\x05 \x01(\tR\x06detail\"g\n" +
+	"\x06detail\x18\x05 \x01(\tR\x06detail\"\x88\x01\n" +
 	"\x10CustomerTimeline\x12\x1f\n" +
 	"\vcustomer_id\x18\x01 \x01(\tR\n" +
 	"customerId\x122\n" +
-	"\btimeline\x18\x02 \x03(\v2\x16.orderflow.crm.v1.StepR\btimeline2\x9b\x01\n" +
+	"\btimeline\x18\x02 \x03(\v2\x16.orderflow.crm.v1.StepR\btimeline\x12\x1f\n" +
+	"\vnext_cursor\x18\x03 \x01(\tR\n" +
+	"nextCursor2\x9b\x01\n" +
 	"\n" +
 	"CRMService\x12\x8c\x01\n" +
 	"\x13GetCustomerTimeline\x12,.orderflow.crm.v1.GetCustomerTimelineRequest\x1a\".orderflow.crm.v1.CustomerTimeline\"#\x82\xd3\xe4\x93\x02\x1d\x12\x1b/v1/customers/{id}/timelineB3Z1github.com/orderflow/orderflow/proto/crm/v1;crmv1b\x06proto3"
@@ -254,6 +288,7 @@ func file_crm_v1_crm_proto_init() {
 	if File_crm_v1_crm_proto != nil {
 		return
 	}
+	file_crm_v1_crm_proto_msgTypes[0].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{

@@ -28,7 +28,7 @@ const (
 //
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 type CRMServiceClient interface {
-	// Everything that happened to a customer's orders, newest first (at most 1000 steps).
+	// Everything that happened to a customer's orders, newest first, a page at a time.
 	GetCustomerTimeline(ctx context.Context, in *GetCustomerTimelineRequest, opts ...grpc.CallOption) (*CustomerTimeline, error)
 }
 
@@ -54,7 +54,7 @@ func (c *cRMServiceClient) GetCustomerTimeline(ctx context.Context, in *GetCusto
 // All implementations must embed UnimplementedCRMServiceServer
 // for forward compatibility.
 type CRMServiceServer interface {
-	// Everything that happened to a customer's orders, newest first (at most 1000 steps).
+	// Everything that happened to a customer's orders, newest first, a page at a time.
 	GetCustomerTimeline(context.Context, *GetCustomerTimelineRequest) (*CustomerTimeline, error)
 	mustEmbedUnimplementedCRMServiceServer()
 }

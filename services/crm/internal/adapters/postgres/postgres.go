@@ -200,17 +200,29 @@ func MarkUncertain(ctx context.Context, pool *pgxpool.Pool, orderID, kind, lastE
 	return err
 }
 
-// CustomerTimeline returns every event of a customer's orders, oldest first.
-func CustomerTimeline(ctx context.Context, pool *pgxpool.Pool, customerID string, limit int) ([]Step, error) {
-	rows, err := pool.Query(ctx, `SELECT t.order_id::text, t.at, t.service, t.event, t.detail
+// TimelinePage selects a page of a customer's timeline: Limit steps older than the step
+// at Before (zero: from the newest).
+type TimelinePage struct {
+	CustomerID    string
+	Limit         int
+	Before        time.Time
+	BeforeEventID string
+}
+
+// CustomerTimeline returns a page of the events of a customer's orders, newest first;
+// steps at the same instant are ordered by event id, so that a page ends at one step.
+func CustomerTimeline(ctx context.Context, pool *pgxpool.Pool, p TimelinePage) ([]Step, error) {
+	rows, err := pool.Query(ctx, `SELECT t.event_id::text, t.order_id::text, t.at, t.service, t.event, t.detail
 	                                FROM timeline t JOIN order_contacts c USING (order_id)
-	                               WHERE c.customer_id = $1 ORDER BY t.at, t.event LIMIT $2`, customerID, limit)
+	                               WHERE c.customer_id = $1 AND ($4 = '' OR (t.at, t.event_id) < ($3, NULLIF($4, '')::uuid))
+	                               ORDER BY t.at DESC, t.event_id DESC LIMIT $2`,
+		p.CustomerID, p.Limit, p.Before, p.BeforeEventID)
 	if err != nil {
 		return nil, err
 	}
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Step, error) {
 		var s Step
-		err := r.Scan(&s.OrderID, &s.At, &s.Service, &s.Event, &s.Detail)
+		err := r.Scan(&s.EventID, &s.OrderID, &s.At, &s.Service, &s.Event, &s.Detail)
 		return s, err
 	})
 }

@@ -5,6 +5,7 @@ package http
 import (
 	"context"
 	"log/slog"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"google.golang.org/grpc/codes"
@@ -33,19 +34,28 @@ func Register(ctx context.Context, srv *api.Server, pool *pgxpool.Pool, log *slo
 // GetCustomerTimeline implements crmv1.CRMServiceServer.
 func (s *Server) GetCustomerTimeline(ctx context.Context, req *crmv1.GetCustomerTimelineRequest) (*crmv1.CustomerTimeline, error) {
 	id := req.GetId()
-	if id == "" || len(id) > 64 {
+	if id == "" || utf8.RuneCountInString(id) > 64 { // as shop takes them
 		return nil, api.Invalid("id", "a customer id has 1 to 64 characters")
 	}
-	steps, err := postgres.CustomerTimeline(ctx, s.pool, id, 1000)
+	pg, err := api.PageOf(req.Limit, req.GetCursor(), 100, 1000)
+	if err != nil {
+		return nil, err
+	}
+	page := postgres.TimelinePage{CustomerID: id, Limit: pg.Limit, Before: pg.AfterAt, BeforeEventID: pg.AfterID}
+	steps, err := postgres.CustomerTimeline(ctx, s.pool, page)
 	if err != nil {
 		return nil, api.Unavailable(ctx, s.log, "read timeline", err)
 	}
-	if len(steps) == 0 {
+	if len(steps) == 0 && page.BeforeEventID == "" {
 		return nil, api.Error(codes.NotFound, "customer_not_found", "id", "no orders known for customer %s", id)
 	}
 	out := &crmv1.CustomerTimeline{CustomerId: id}
 	for _, st := range steps {
 		out.Timeline = append(out.Timeline, &crmv1.Step{OrderId: st.OrderID, At: timestamppb.New(st.At), Service: st.Service, Event: st.Event, Detail: st.Detail})
+	}
+	if len(steps) == page.Limit {
+		last := steps[len(steps)-1]
+		out.NextCursor = api.Cursor(last.At, last.EventID)
 	}
 	return out, nil
 }

@@ -10,7 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -108,26 +108,20 @@ func (s *Server) GetOrder(ctx context.Context, req *shopv1.GetOrderRequest) (*sh
 
 // ListOrders implements shopv1.ShopServiceServer.
 func (s *Server) ListOrders(ctx context.Context, req *shopv1.ListOrdersRequest) (*shopv1.ListOrdersResponse, error) {
-	f := postgres.ListFilter{CustomerID: req.GetCustomerId(), Status: req.GetStatus(), Limit: 50}
+	f := postgres.ListFilter{CustomerID: req.GetCustomerId(), Status: req.GetStatus()}
+	if utf8.RuneCountInString(f.CustomerID) > 64 {
+		return nil, api.Invalid("customer_id", "a customer id has 1 to 64 characters")
+	}
 	switch order.Status(f.Status) {
 	case "", order.Pending, order.Confirmed, order.Shipped, order.Cancelled:
 	default:
 		return nil, api.Invalid("status", "%q is not PENDING, CONFIRMED, SHIPPED or CANCELLED", f.Status)
 	}
-	if req.Limit != nil {
-		if req.GetLimit() < 1 || req.GetLimit() > 500 {
-			return nil, api.Invalid("limit", "%d is not a number from 1 to 500", req.GetLimit())
-		}
-		f.Limit = int(req.GetLimit())
+	page, err := api.PageOf(req.Limit, req.GetCursor(), 50, 500)
+	if err != nil {
+		return nil, err
 	}
-	if c := req.GetCursor(); c != "" {
-		ts, id, ok := strings.Cut(c, "_")
-		nanos, err := strconv.ParseInt(ts, 10, 64)
-		if !ok || err != nil || uuid.Validate(id) != nil {
-			return nil, api.Invalid("cursor", "not a cursor this API returned")
-		}
-		f.AfterPlaced, f.AfterID = time.Unix(0, nanos).UTC(), id
-	}
+	f.Limit, f.AfterPlaced, f.AfterID = page.Limit, page.AfterAt, page.AfterID
 	views, err := postgres.ListViews(ctx, s.pool, f)
 	if err != nil {
 		return nil, s.fail(ctx, "list orders", "", err)
@@ -138,7 +132,7 @@ func (s *Server) ListOrders(ctx context.Context, req *shopv1.ListOrdersRequest) 
 	}
 	if len(views) == f.Limit {
 		last := views[len(views)-1]
-		resp.NextCursor = strconv.FormatInt(last.PlacedAt.UnixNano(), 10) + "_" + last.OrderID
+		resp.NextCursor = api.Cursor(last.PlacedAt, last.OrderID)
 	}
 	return resp, nil
 }
