@@ -39,6 +39,7 @@ import (
 	"google.golang.org/protobuf/protoadapt"
 
 	"github.com/orderflow/orderflow/platform/httpserver"
+	"github.com/orderflow/orderflow/platform/pg"
 )
 
 // Domain is the ErrorInfo domain of every orderflow error.
@@ -259,9 +260,17 @@ func Invalid(field, format string, args ...any) error {
 
 // Unavailable logs an unexpected failure once, here, and returns what callers may see:
 // that the service cannot answer now and the request may be retried.
+//
+// One database error is the request's fault, not the service's: PostgreSQL refuses text
+// holding a NUL character (or bytes its encoding has no character for) that a handler
+// passed on unchecked. That is answered as invalid input, not as a failure to retry.
 func Unavailable(ctx context.Context, log *slog.Logger, what string, err error) error {
 	if errors.Is(err, context.Canceled) {
 		return status.Error(codes.Canceled, "the client went away")
+	}
+	if pg.IsUnstorableText(err) {
+		log.WarnContext(ctx, what+": the request holds text the database cannot store", "err", err)
+		return Error(codes.InvalidArgument, "invalid_text", "", "%s: the request holds text that cannot be stored (a NUL character?)", what)
 	}
 	log.ErrorContext(ctx, what+" failed", "err", err)
 	return Error(codes.Unavailable, "unavailable", "", "%s: the service cannot answer right now; retry", what)

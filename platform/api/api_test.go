@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"github.com/grpc-ecosystem/grpc-gateway/v2/utilities"
+	"github.com/jackc/pgx/v5/pgconn"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
@@ -294,5 +296,20 @@ func TestPageOf(t *testing.T) {
 		if _, err := PageOf(c.limit, c.cursor, 50, 500); ProblemOf(err).Field != c.field {
 			t.Errorf("%v %q: %v, want an error naming %s", c.limit, c.cursor, err, c.field)
 		}
+	}
+}
+
+// A database that refuses the text a request carried is the request's fault: a 400, not
+// a 503 to retry. Any other failure stays a 503.
+func TestUnavailableTellsUnstorableTextFromAFailure(t *testing.T) {
+	log := slog.New(slog.DiscardHandler)
+	ctx := context.Background()
+	nul := fmt.Errorf("read timeline: %w", &pgconn.PgError{Code: "22021", Message: `invalid byte sequence for encoding "UTF8": 0x00`})
+	if p := ProblemOf(Unavailable(ctx, log, "read timeline", nul)); p.HTTP != 400 || p.Code != "invalid_text" {
+		t.Fatalf("NUL: %+v, want 400 invalid_text", p)
+	}
+	down := fmt.Errorf("read timeline: %w", &pgconn.PgError{Code: "57P01"})
+	if p := ProblemOf(Unavailable(ctx, log, "read timeline", down)); p.HTTP != 503 || p.Code != "unavailable" {
+		t.Fatalf("admin shutdown: %+v, want 503 unavailable", p)
 	}
 }

@@ -1,6 +1,7 @@
 package pg_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"testing"
@@ -8,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/orderflow/orderflow/platform/pg"
+	"github.com/orderflow/orderflow/platform/pg/pgtest"
 )
 
 func TestIsDataErrorTakesDataExceptionsAndIntegrityViolationsOnly(t *testing.T) {
@@ -34,5 +36,23 @@ func TestIsDataErrorTakesDataExceptionsAndIntegrityViolationsOnly(t *testing.T) 
 	}
 	if pg.IsDataError(nil) {
 		t.Error("IsDataError(nil) = true")
+	}
+}
+
+// PostgreSQL's own answer to a NUL character in a text parameter is what
+// IsUnstorableText takes; a value that is merely out of range is not.
+func TestIsUnstorableTextTakesPostgreSQLsAnswerToANul(t *testing.T) {
+	pool := pgtest.NewPool(t, nil)
+	var out string
+	err := pool.QueryRow(context.Background(), `SELECT $1::text`, "a\x00b").Scan(&out)
+	if !pg.IsUnstorableText(err) {
+		t.Fatalf("a NUL in a text parameter: %v, want IsUnstorableText", err)
+	}
+	err = pool.QueryRow(context.Background(), `SELECT $1::int2::text`, "70000").Scan(&out)
+	if err == nil || pg.IsUnstorableText(err) {
+		t.Fatalf("an int2 out of range: %v, want an error that is not IsUnstorableText", err)
+	}
+	if pg.IsUnstorableText(errors.New("invalid byte sequence")) || pg.IsUnstorableText(nil) {
+		t.Fatal("IsUnstorableText took an error that is not PostgreSQL's")
 	}
 }

@@ -126,6 +126,14 @@ func IsDataError(err error) bool {
 	return pgErr.Code[:2] == "22" || pgErr.Code[:2] == "23"
 }
 
+// IsUnstorableText reports whether err is PostgreSQL refusing a text value its encoding
+// cannot hold: a NUL character (22021), which text never stores, or bytes with no
+// character in the database's encoding (22P05). Such a value comes from outside.
+func IsUnstorableText(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (pgErr.Code == "22021" || pgErr.Code == "22P05")
+}
+
 // redact drops the DSN (with its password) from pgx's parse errors.
 func redact(err error) error {
 	var pe *pgconn.ParseConfigError

@@ -48,6 +48,7 @@ func TestBadInputIsRefusedWithoutEffect(t *testing.T) {
 		{"negative quantity", "POST", "/v1/orders", with(func(b map[string]any) { b["lines"] = []line{{sku, -3}} }), nil, 400, "lines[0].quantity"},
 		{"huge quantity", "POST", "/v1/orders", with(func(b map[string]any) { b["lines"] = []line{{sku, 1_000_000}} }), nil, 400, "lines[0].quantity"},
 		{"overflowing quantity", "POST", "/v1/orders", strings.Replace(mustJSON(valid()), `"quantity":1`, `"quantity":99999999999999999999`, 1), nil, 400, "quantity"},
+		{"NUL in a sku", "POST", "/v1/orders", with(func(b map[string]any) { b["lines"] = []line{{"A\x00B", 1}, {sku, 1}} }), nil, 400, "lines[0].sku"},
 		{"unknown sku", "POST", "/v1/orders", with(func(b map[string]any) { b["lines"] = []line{{"NO-SUCH-SKU", 1}} }), nil, 422, "lines[0].sku"},
 		{"unknown currency", "POST", "/v1/orders", with(func(b map[string]any) { b["currency"] = "XYZ" }), nil, 400, "currency"},
 		{"too many lines", "POST", "/v1/orders", with(func(b map[string]any) { b["lines"] = manyLines }), nil, 400, "lines"},
@@ -64,10 +65,13 @@ func TestBadInputIsRefusedWithoutEffect(t *testing.T) {
 		{"list bad limit", "GET", "/v1/orders?limit=0", nil, nil, 400, "limit"},
 		{"list unknown param", "GET", "/v1/orders?colour=red", nil, nil, 400, "colour"},
 		{"list bad cursor", "GET", "/v1/orders?cursor=xyz", nil, nil, 400, "cursor"},
+		{"list NUL customer", "GET", "/v1/orders?customer_id=a%00b", nil, nil, 400, "customer_id"},
 		{"list malformed query", "GET", "/v1/orders?cursor=%zz", nil, nil, 400, ""},
 		{"catalog without token", "PUT", "/v1/products/X-1", map[string]any{"name": "x", "unit_price_minor": 1, "currency": "EUR"}, nil, 401, "Authorization"},
 		{"catalog negative price", "PUT", "/v1/products/X-1", map[string]any{"name": "x", "unit_price_minor": -1, "currency": "EUR"}, s.admin(), 400, "unit_price_minor"},
 		{"catalog bad currency", "PUT", "/v1/products/X-1", map[string]any{"name": "x", "unit_price_minor": 1, "currency": "EURO"}, s.admin(), 400, "currency"},
+		{"catalog NUL in a name", "PUT", "/v1/products/X-1", map[string]any{"name": "x\x00y", "unit_price_minor": 1, "currency": "EUR"}, s.admin(), 400, "name"},
+		{"catalog unorderable sku", "PUT", "/v1/products/X%231", map[string]any{"name": "x", "unit_price_minor": 1, "currency": "EUR"}, s.admin(), 400, "sku"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -91,6 +95,7 @@ func TestBadInputIsRefusedWithoutEffect(t *testing.T) {
 	// The other services' endpoints.
 	other := []tc{
 		{"stock unknown sku", "GET", s.inventory + "/v1/stock/NOPE-1", nil, nil, 404, "sku"},
+		{"stock NUL sku", "GET", s.inventory + "/v1/stock/A%00B", nil, nil, 400, "sku"},
 		{"receipt without token", "POST", s.inventory + "/v1/stock/" + sku + "/receipts", map[string]any{"receipt_id": "x", "quantity": 1}, nil, 401, "Authorization"},
 		{"receipt zero quantity", "POST", s.inventory + "/v1/stock/" + sku + "/receipts", map[string]any{"receipt_id": "x0", "quantity": 0}, s.admin(), 400, "quantity"},
 		{"receipt unknown field", "POST", s.inventory + "/v1/stock/" + sku + "/receipts", map[string]any{"receipt_id": "x1", "quantity": 1, "qty": 2}, s.admin(), 400, "qty"},
@@ -98,11 +103,14 @@ func TestBadInputIsRefusedWithoutEffect(t *testing.T) {
 		{"payment unknown order", "GET", s.billing + "/v1/payments/00000000-0000-0000-0000-000000000000", nil, nil, 404, "order_id"},
 		{"invoice unknown", "GET", s.billing + "/v1/invoices/INV-1900-000001", nil, nil, 404, "number"},
 		{"invoice pdf unknown", "GET", s.billing + "/v1/invoices/INV-1900-000001/pdf", nil, nil, 404, "number"},
+		{"invoice NUL number", "GET", s.billing + "/v1/invoices/INV%00", nil, nil, 404, "number"},
+		{"invoice pdf NUL number", "GET", s.billing + "/v1/invoices/INV%00/pdf", nil, nil, 404, "number"},
 		{"shipment unknown", "GET", s.logistics + "/v1/shipments/00000000-0000-0000-0000-000000000000", nil, nil, 404, "order_id"},
 		{"label malformed id", "GET", s.logistics + "/v1/shipments/nope/label", nil, nil, 404, "order_id"},
 		{"dispatch wrong token", "POST", s.logistics + "/v1/shipments/00000000-0000-0000-0000-000000000000/dispatch", nil, map[string]string{"Authorization": "Bearer wrong"}, 403, "Authorization"},
 		{"dispatch unknown", "POST", s.logistics + "/v1/shipments/00000000-0000-0000-0000-000000000000/dispatch", nil, s.admin(), 404, "order_id"},
 		{"timeline unknown", "GET", s.crm + "/v1/customers/nobody-at-all/timeline", nil, nil, 404, "id"},
+		{"timeline NUL id", "GET", s.crm + "/v1/customers/a%00b/timeline", nil, nil, 400, "id"},
 		{"profile without token", "GET", s.shop + "/debug/pprof/heap", nil, nil, 401, "Authorization"},
 		{"profile wrong token", "GET", s.billing + "/debug/pprof/profile?seconds=1", nil, map[string]string{"Authorization": "Bearer wrong"}, 403, "Authorization"},
 	}

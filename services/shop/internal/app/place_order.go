@@ -40,6 +40,11 @@ var ErrIdempotencyKeyReused = errors.New("this Idempotency-Key was used with a d
 // appends OrderPlaced, in one transaction. With an idempotency key, the same key and body
 // return the first placement; the same key with another body is refused.
 func (a *App) PlaceOrder(ctx context.Context, cmd PlaceOrder) (Placed, error) {
+	// Refused before any round trip: a SKU the catalog query cannot even hold (a NUL
+	// character) was a database error, and so a 503, not a 400 naming the line.
+	if err := order.Check(cmd.Customer, cmd.Address, cmd.Lines, cmd.PaymentToken, cmd.Currency); err != nil {
+		return Placed{}, err
+	}
 	var out Placed
 	hash := requestHash(cmd)
 	id := uuid.NewString()

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -21,6 +22,10 @@ import (
 	billingv1 "github.com/orderflow/orderflow/proto/billing/v1"
 	"github.com/orderflow/orderflow/services/billing/internal/adapters/postgres"
 )
+
+// documentNumber is the shape of every invoice and credit note number billing issues
+// (postgres.InvoiceNumber, postgres.CreditNoteNumber); no other string is looked up.
+var documentNumber = regexp.MustCompile(`^(INV|CN)-[0-9]{4}-[0-9]{6,}$`)
 
 // Server implements billingv1.BillingServiceServer.
 type Server struct {
@@ -65,6 +70,9 @@ func (s *Server) GetOrderInvoice(ctx context.Context, req *billingv1.GetOrderInv
 
 // GetInvoice implements billingv1.BillingServiceServer.
 func (s *Server) GetInvoice(ctx context.Context, req *billingv1.GetInvoiceRequest) (*billingv1.Invoice, error) {
+	if !documentNumber.MatchString(req.GetNumber()) {
+		return nil, notFound("invoice", "number", req.GetNumber())
+	}
 	inv, err := postgres.GetInvoice(ctx, s.pool, req.GetNumber())
 	if err != nil {
 		return nil, s.fail(ctx, "invoice", "number", req.GetNumber(), err)
@@ -74,6 +82,9 @@ func (s *Server) GetInvoice(ctx context.Context, req *billingv1.GetInvoiceReques
 
 // GetInvoicePDF implements billingv1.BillingServiceServer.
 func (s *Server) GetInvoicePDF(ctx context.Context, req *billingv1.GetInvoiceRequest) (*httpbody.HttpBody, error) {
+	if !documentNumber.MatchString(req.GetNumber()) {
+		return nil, notFound("invoice", "number", req.GetNumber())
+	}
 	body, err := postgres.InvoicePDF(ctx, s.pool, req.GetNumber())
 	if err != nil {
 		return nil, s.fail(ctx, "invoice", "number", req.GetNumber(), err)

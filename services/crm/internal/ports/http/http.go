@@ -5,6 +5,8 @@ package http
 import (
 	"context"
 	"log/slog"
+	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -34,8 +36,8 @@ func Register(ctx context.Context, srv *api.Server, pool *pgxpool.Pool, log *slo
 // GetCustomerTimeline implements crmv1.CRMServiceServer.
 func (s *Server) GetCustomerTimeline(ctx context.Context, req *crmv1.GetCustomerTimelineRequest) (*crmv1.CustomerTimeline, error) {
 	id := req.GetId()
-	if id == "" || utf8.RuneCountInString(id) > 64 { // as shop takes them
-		return nil, api.Invalid("id", "a customer id has 1 to 64 characters")
+	if id == "" || utf8.RuneCountInString(id) > 64 || strings.ContainsFunc(id, unicode.IsControl) { // as shop takes them
+		return nil, api.Invalid("id", "a customer id has 1 to 64 characters and no control characters")
 	}
 	pg, err := api.PageOf(req.Limit, req.GetCursor(), 100, 1000)
 	if err != nil {

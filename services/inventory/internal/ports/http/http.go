@@ -43,6 +43,9 @@ func Register(ctx context.Context, srv *api.Server, a *app.App, pool *pgxpool.Po
 
 // GetStock implements inventoryv1.InventoryServiceServer.
 func (s *Server) GetStock(ctx context.Context, req *inventoryv1.GetStockRequest) (*inventoryv1.Availability, error) {
+	if !skuPattern.MatchString(req.GetSku()) {
+		return nil, api.Invalid("sku", "%q is not a SKU", req.GetSku())
+	}
 	av, err := postgres.GetAvailability(ctx, s.pool, req.GetSku())
 	if errors.Is(err, postgres.ErrUnknownSKU) {
 		return nil, api.Error(codes.NotFound, "unknown_sku", "sku", "no stock known for %s", strconv.Quote(req.GetSku()))

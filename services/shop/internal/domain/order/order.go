@@ -116,22 +116,25 @@ var (
 	countryPattern = regexp.MustCompile(`^[A-Z]{2}$`)
 )
 
-// Place validates a placement and prices it from the catalog. catalog returns the
-// product of a SKU, or false when the SKU is unknown. The first rule broken is reported
-// with its field, in the request's own field names.
-func Place(id string, c Customer, addr Address, lines []Requested, paymentToken, wantCurrency string,
-	catalog func(sku string) (Product, bool), now time.Time) (*Order, error) {
+// ValidSKU reports whether s has the shape of a SKU: 1-64 letters, digits, '.', '_' or
+// '-', starting with a letter or digit.
+func ValidSKU(s string) bool { return skuPattern.MatchString(s) }
+
+// Check validates a placement by every rule that needs no catalog, before anything is
+// read or written for it. The first rule broken is reported with its field, in the
+// request's own field names.
+func Check(c Customer, addr Address, lines []Requested, paymentToken, wantCurrency string) error {
 	if err := checkText("customer.id", c.ID, 1, 64); err != nil {
-		return nil, err
+		return err
 	}
 	if err := checkText("customer.name", c.Name, 1, 200); err != nil {
-		return nil, err
+		return err
 	}
 	if err := checkText("customer.email", c.Email, 3, 254); err != nil {
-		return nil, err
+		return err
 	}
 	if a, err := mail.ParseAddress(c.Email); err != nil || a.Address != c.Email {
-		return nil, fieldErr("customer.email", "invalid_field", "%q is not an e-mail address", c.Email)
+		return fieldErr("customer.email", "invalid_field", "%q is not an e-mail address", c.Email)
 	}
 	for _, f := range []struct {
 		name, v string
@@ -139,46 +142,59 @@ func Place(id string, c Customer, addr Address, lines []Requested, paymentToken,
 	}{{"shipping_address.name", addr.Name, 200}, {"shipping_address.line1", addr.Line1, 200},
 		{"shipping_address.city", addr.City, 100}, {"shipping_address.postal_code", addr.PostalCode, 20}} {
 		if err := checkText(f.name, f.v, 1, f.max); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	if addr.Line2 != nil {
 		if err := checkText("shipping_address.line2", *addr.Line2, 0, 200); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	if !countryPattern.MatchString(addr.Country) {
-		return nil, fieldErr("shipping_address.country", "invalid_field", "%q is not an ISO 3166-1 alpha-2 code such as DE", addr.Country)
+		return fieldErr("shipping_address.country", "invalid_field", "%q is not an ISO 3166-1 alpha-2 code such as DE", addr.Country)
 	}
 	if !tokenPattern.MatchString(paymentToken) {
-		return nil, fieldErr("payment_token", "invalid_field", "must look like tok_<letters, digits, _>")
+		return fieldErr("payment_token", "invalid_field", "must look like tok_<letters, digits, _>")
 	}
 	if wantCurrency != "" {
 		if _, err := currency.ParseISO(wantCurrency); err != nil || strings.ToUpper(wantCurrency) != wantCurrency {
-			return nil, fieldErr("currency", "invalid_field", "%q is not an ISO 4217 currency code", wantCurrency)
+			return fieldErr("currency", "invalid_field", "%q is not an ISO 4217 currency code", wantCurrency)
 		}
 	}
 	if len(lines) == 0 {
-		return nil, fieldErr("lines", "invalid_field", "at least one line is required")
+		return fieldErr("lines", "invalid_field", "at least one line is required")
 	}
 	if len(lines) > MaxLines {
-		return nil, fieldErr("lines", "too_many_lines", "%d lines, at most %d", len(lines), MaxLines)
+		return fieldErr("lines", "too_many_lines", "%d lines, at most %d", len(lines), MaxLines)
 	}
-	o := &Order{ID: id, Customer: c, Address: addr, PaymentToken: paymentToken, Currency: wantCurrency,
-		Status: Pending, PlacedAt: now, UpdatedAt: now}
 	seen := map[string]bool{}
 	for i, l := range lines {
 		field := fmt.Sprintf("lines[%d]", i)
-		if !skuPattern.MatchString(l.SKU) {
-			return nil, fieldErr(field+".sku", "invalid_field", "%q is not a SKU", l.SKU)
+		if !ValidSKU(l.SKU) {
+			return fieldErr(field+".sku", "invalid_field", "%q is not a SKU", l.SKU)
 		}
 		if seen[l.SKU] {
-			return nil, fieldErr(field+".sku", "duplicate_sku", "%s appears on more than one line; put the total on one", l.SKU)
+			return fieldErr(field+".sku", "duplicate_sku", "%s appears on more than one line; put the total on one", l.SKU)
 		}
 		seen[l.SKU] = true
 		if l.Quantity < 1 || l.Quantity > MaxQuantity {
-			return nil, fieldErr(field+".quantity", "invalid_field", "quantity %d is outside 1..%d", l.Quantity, MaxQuantity)
+			return fieldErr(field+".quantity", "invalid_field", "quantity %d is outside 1..%d", l.Quantity, MaxQuantity)
 		}
+	}
+	return nil
+}
+
+// Place validates a placement (Check) and prices it from the catalog. catalog returns
+// the product of a SKU, or false when the SKU is unknown.
+func Place(id string, c Customer, addr Address, lines []Requested, paymentToken, wantCurrency string,
+	catalog func(sku string) (Product, bool), now time.Time) (*Order, error) {
+	if err := Check(c, addr, lines, paymentToken, wantCurrency); err != nil {
+		return nil, err
+	}
+	o := &Order{ID: id, Customer: c, Address: addr, PaymentToken: paymentToken, Currency: wantCurrency,
+		Status: Pending, PlacedAt: now, UpdatedAt: now}
+	for i, l := range lines {
+		field := fmt.Sprintf("lines[%d]", i)
 		p, ok := catalog(l.SKU)
 		if !ok {
 			return nil, fieldErr(field+".sku", "unknown_sku", "%s is not in the catalog", l.SKU)

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/google/uuid"
@@ -109,8 +110,8 @@ func (s *Server) GetOrder(ctx context.Context, req *shopv1.GetOrderRequest) (*sh
 // ListOrders implements shopv1.ShopServiceServer.
 func (s *Server) ListOrders(ctx context.Context, req *shopv1.ListOrdersRequest) (*shopv1.ListOrdersResponse, error) {
 	f := postgres.ListFilter{CustomerID: req.GetCustomerId(), Status: req.GetStatus()}
-	if utf8.RuneCountInString(f.CustomerID) > 64 {
-		return nil, api.Invalid("customer_id", "a customer id has 1 to 64 characters")
+	if utf8.RuneCountInString(f.CustomerID) > 64 || strings.ContainsFunc(f.CustomerID, unicode.IsControl) {
+		return nil, api.Invalid("customer_id", "a customer id has 1 to 64 characters and no control characters")
 	}
 	switch order.Status(f.Status) {
 	case "", order.Pending, order.Confirmed, order.Shipped, order.Cancelled:
@@ -159,10 +160,10 @@ func (s *Server) PutProduct(ctx context.Context, req *shopv1.PutProductRequest) 
 	sku := req.GetSku()
 	p := order.Product{SKU: sku, Name: strings.TrimSpace(req.GetName()), Currency: req.GetCurrency()}
 	switch {
-	case len(sku) == 0 || len(sku) > 64 || strings.ContainsAny(sku, " /\t"):
-		return nil, api.Invalid("sku", "%q is not a SKU", sku)
-	case p.Name == "" || len(p.Name) > 200:
-		return nil, api.Invalid("name", "is required, at most 200 characters")
+	case !order.ValidSKU(sku): // a SKU an order line could not name would be unorderable
+		return nil, api.Invalid("sku", "%q is not a SKU: 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit", sku)
+	case p.Name == "" || utf8.RuneCountInString(p.Name) > 200 || strings.ContainsFunc(p.Name, unicode.IsControl):
+		return nil, api.Invalid("name", "is required, at most 200 characters and no control characters")
 	case req.UnitPriceMinor == nil || req.GetUnitPriceMinor() < 0 || req.GetUnitPriceMinor() > 1e12:
 		return nil, api.Invalid("unit_price_minor", "is required, from 0 to 10^12 minor units")
 	}
