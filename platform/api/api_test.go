@@ -47,6 +47,7 @@ func TestProblemOfCarriesReasonFieldAndHTTPStatus(t *testing.T) {
 		{statusErr(codes.InvalidArgument, `parsing field "limit": strconv.ParseInt: parsing "x": invalid syntax`), 400, "invalid_field", "limit", ""},
 		{statusErr(codes.InvalidArgument, `proto: syntax error (line 1:1): unexpected token [`), 400, "malformed_json", "", ""},
 		{statusErr(codes.InvalidArgument, `invalid URL escape "%zz"`), 400, "malformed_query", "", ""},
+		{statusErr(codes.InvalidArgument, `proto: (line 1:32): invalid value for int64 field unitPriceMinor: "99999999999999999999"`), 400, "invalid_field", "unit_price_minor", ""},
 		{errors.New("plain"), 500, "internal", "", "plain"},
 	} {
 		p := ProblemOf(c.err)

@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"regexp"
 	"strconv"
+	"strings"
+	"unicode"
 
 	"github.com/grpc-ecosystem/grpc-gateway/v2/runtime"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
@@ -46,16 +48,18 @@ func ProblemOf(err error) Problem {
 var decodeErrors = []struct {
 	re   *regexp.Regexp
 	code string
+	// jsonName: the field is named by protojson's JSON name, not as the client wrote it.
+	jsonName bool
 }{
-	{regexp.MustCompile(`unknown field "([^"]+)"`), "unknown_field"},
-	{regexp.MustCompile(`unknown query parameter "([^"]+)"`), "unknown_field"},
-	{regexp.MustCompile(`invalid value for \S+ field (\w+)`), "invalid_field"},
-	{regexp.MustCompile(`invalid value for \S+ type`), "malformed_json"},
-	{regexp.MustCompile(`parsing field "([^"]+)"`), "invalid_field"},
-	{regexp.MustCompile(`duplicate field "([^"]+)"`), "invalid_field"},
-	{regexp.MustCompile(`too many values for field "([^"]+)"`), "invalid_field"},
-	{regexp.MustCompile(`type mismatch for field "([^"]+)"`), "invalid_field"},
-	{regexp.MustCompile(`invalid URL escape|invalid semicolon separator in query`), "malformed_query"},
+	{regexp.MustCompile(`unknown field "([^"]+)"`), "unknown_field", false},
+	{regexp.MustCompile(`unknown query parameter "([^"]+)"`), "unknown_field", false},
+	{regexp.MustCompile(`invalid value for \S+ field (\w+)`), "invalid_field", true},
+	{regexp.MustCompile(`invalid value for \S+ type`), "malformed_json", false},
+	{regexp.MustCompile(`parsing field "([^"]+)"`), "invalid_field", false},
+	{regexp.MustCompile(`duplicate field "([^"]+)"`), "invalid_field", false},
+	{regexp.MustCompile(`too many values for field "([^"]+)"`), "invalid_field", false},
+	{regexp.MustCompile(`type mismatch for field "([^"]+)"`), "invalid_field", false},
+	{regexp.MustCompile(`invalid URL escape|invalid semicolon separator in query`), "malformed_query", false},
 }
 
 func classifyDecodeError(msg string) (code, field string) {
@@ -63,11 +67,29 @@ func classifyDecodeError(msg string) (code, field string) {
 		if m := d.re.FindStringSubmatch(msg); m != nil {
 			if len(m) > 1 {
 				field = m[1]
+				if d.jsonName {
+					field = protoName(field)
+				}
 			}
 			return d.code, field
 		}
 	}
 	return "malformed_json", ""
+}
+
+// protoName turns the JSON name protojson's errors use (unitPriceMinor) into the field's
+// proto name (unit_price_minor), the name every orderflow error and document uses. Every
+// field of the orderflow protos is lower snake case, so the two map one to one.
+func protoName(jsonName string) string {
+	var b strings.Builder
+	for _, r := range jsonName {
+		if unicode.IsUpper(r) {
+			b.WriteByte('_')
+			r = unicode.ToLower(r)
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 func defaultReason(c codes.Code) string {

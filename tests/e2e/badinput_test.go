@@ -70,6 +70,7 @@ func TestBadInputIsRefusedWithoutEffect(t *testing.T) {
 		{"catalog without token", "PUT", "/v1/products/X-1", map[string]any{"name": "x", "unit_price_minor": 1, "currency": "EUR"}, nil, 401, "Authorization"},
 		{"catalog negative price", "PUT", "/v1/products/X-1", map[string]any{"name": "x", "unit_price_minor": -1, "currency": "EUR"}, s.admin(), 400, "unit_price_minor"},
 		{"catalog bad currency", "PUT", "/v1/products/X-1", map[string]any{"name": "x", "unit_price_minor": 1, "currency": "EURO"}, s.admin(), 400, "currency"},
+		{"catalog overflowing price", "PUT", "/v1/products/X-1", `{"name": "x", "unit_price_minor": "99999999999999999999", "currency": "EUR"}`, s.admin(), 400, "unit_price_minor"},
 		{"catalog NUL in a name", "PUT", "/v1/products/X-1", map[string]any{"name": "x\x00y", "unit_price_minor": 1, "currency": "EUR"}, s.admin(), 400, "name"},
 		{"catalog unorderable sku", "PUT", "/v1/products/X%231", map[string]any{"name": "x", "unit_price_minor": 1, "currency": "EUR"}, s.admin(), 400, "sku"},
 	}
