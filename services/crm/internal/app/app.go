@@ -183,9 +183,10 @@ func (a *App) RunFollowUps(ctx context.Context) error {
 
 // RunMailer sends queued e-mails until ctx ends. Each e-mail is claimed (committed)
 // before it is sent and marked sent, with CustomerNotified, after: at most once per
-// order and kind. A server that refuses or cannot be reached gets the e-mail again later
-// with backoff; a lost answer after the message was transmitted marks it UNCERTAIN and
-// it is not sent again.
+// order and kind. A server that refuses for now (4xx, or the sender) or cannot be
+// reached gets the e-mail again later with backoff; one that refuses the recipient or
+// the message for good (5xx) marks it FAILED; a lost answer after the message was
+// transmitted marks it UNCERTAIN. Neither is sent again.
 func (a *App) RunMailer(ctx context.Context) error {
 	t := time.NewTicker(500 * time.Millisecond) // for follow-ups, retries and other replicas' e-mails
 	defer t.Stop()
@@ -266,10 +267,18 @@ func (a *App) recordSent(ctx context.Context, sent []postgres.Email) {
 	a.outbox.Committed(bctx)
 }
 
-// failed books an e-mail the server did not take: an uncertain outcome is never sent
-// again, a refusal or an unreachable server gets it again later with backoff.
+// failed books an e-mail the server did not take: an uncertain outcome and a refusal
+// for good are never sent again, any other refusal or an unreachable server gets it
+// again later with backoff.
 func (a *App) failed(ctx context.Context, e postgres.Email, err error) {
 	bctx := context.WithoutCancel(ctx)
+	if errors.Is(err, smtp.ErrRejected) {
+		a.log.ErrorContext(ctx, "e-mail refused for good; not sending it again", "order_id", e.OrderID, "kind", e.Kind, "err", err)
+		if err := postgres.MarkFailed(bctx, a.pool, e.OrderID, e.Kind, err.Error()); err != nil {
+			a.log.ErrorContext(ctx, "mark e-mail failed", "err", err)
+		}
+		return
+	}
 	if errors.Is(err, smtp.ErrUncertain) {
 		a.log.ErrorContext(ctx, "e-mail outcome unknown; not sending it again", "order_id", e.OrderID, "kind", e.Kind, "err", err)
 		if err := postgres.MarkUncertain(bctx, a.pool, e.OrderID, e.Kind, err.Error()); err != nil {

@@ -2,7 +2,6 @@ package app_test
 
 import (
 	"context"
-	"io"
 	"log/slog"
 	"os"
 	"testing"
@@ -29,12 +28,7 @@ import (
 // OrderPlaced brings the customer; in the usual order it is announced at dispatch.
 func TestFollowUpAnnouncedWithItsCustomer(t *testing.T) {
 	t.Parallel()
-	registry := os.Getenv("ORDERFLOW_REGISTRY_URL")
-	if registry == "" {
-		t.Skip("ORDERFLOW_REGISTRY_URL is not set: run with `make test`")
-	}
-	pool := pgtest.NewPool(t, migrations.FS)
-	a := app.New(pool, outbox.New(serde.New(registry, 5*time.Second)), smtp.Mailer{}, time.Hour, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	a, pool := newApp(t, smtp.Mailer{})
 	ctx := context.Background()
 	run := func(fn func(tx pgx.Tx) error) {
 		t.Helper()
@@ -69,6 +63,18 @@ func TestFollowUpAnnouncedWithItsCustomer(t *testing.T) {
 	if got := announced(t, pool, overtaken); len(got) != 1 || got[0] != "c-late" {
 		t.Fatalf("dispatch before the order: announcements %v after it, want one for c-late", got)
 	}
+}
+
+// newApp is crm's application layer on a database of its own, publishing through the
+// stack's registry (the test is skipped outside `make test`).
+func newApp(t *testing.T, mailer smtp.Mailer) (*app.App, *pgxpool.Pool) {
+	t.Helper()
+	registry := os.Getenv("ORDERFLOW_REGISTRY_URL")
+	if registry == "" {
+		t.Skip("ORDERFLOW_REGISTRY_URL is not set: run with `make test`")
+	}
+	pool := pgtest.NewPool(t, migrations.FS)
+	return app.New(pool, outbox.New(serde.New(registry, 5*time.Second)), mailer, time.Hour, slog.New(slog.DiscardHandler)), pool
 }
 
 // announced decodes the customer ids of an order's FollowUpScheduled events in crm's outbox.

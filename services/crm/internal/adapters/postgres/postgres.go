@@ -194,6 +194,12 @@ func MarkRetry(ctx context.Context, pool *pgxpool.Pool, orderID, kind, lastErr s
 	return err
 }
 
+// MarkFailed records an e-mail the server refused for good; it is not sent again.
+func MarkFailed(ctx context.Context, pool *pgxpool.Pool, orderID, kind, lastErr string) error {
+	_, err := pool.Exec(ctx, `UPDATE emails SET status = 'FAILED', last_error = $3 WHERE order_id = $1 AND kind = $2`, orderID, kind, lastErr)
+	return err
+}
+
 // MarkUncertain records an e-mail that may have been delivered; it is not sent again.
 func MarkUncertain(ctx context.Context, pool *pgxpool.Pool, orderID, kind, lastErr string) error {
 	_, err := pool.Exec(ctx, `UPDATE emails SET status = 'UNCERTAIN', last_error = $3 WHERE order_id = $1 AND kind = $2`, orderID, kind, lastErr)

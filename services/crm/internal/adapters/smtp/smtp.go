@@ -1,5 +1,6 @@
 // Package smtp sends e-mails to an SMTP server and tells a failure before the server
-// accepted the message (safe to retry) from one after (outcome unknown).
+// accepted the message (safe to retry) from one after (outcome unknown), and a refusal
+// that sending again cannot change (ErrRejected) from one that it may.
 package smtp
 
 import (
@@ -15,6 +16,12 @@ import (
 // ErrUncertain reports that the message was transmitted but the server's verdict was
 // lost: it may or may not have been accepted.
 var ErrUncertain = errors.New("smtp: the server's answer to the message was lost")
+
+// ErrRejected reports that the server refused the recipient or the message for good (a
+// 5xx reply): the same message to the same address would be refused again. A refused
+// sender is not ErrRejected: it is the sender's configuration, and every message waits
+// for it to be fixed.
+var ErrRejected = errors.New("smtp: the server refused the message for good")
 
 // Mailer sends through one server.
 type Mailer struct {
@@ -64,7 +71,7 @@ func (ss *Session) Send(m Message) error {
 		return fmt.Errorf("smtp MAIL FROM: %w", err)
 	}
 	if err := ss.c.Rcpt(m.To); err != nil {
-		return fmt.Errorf("smtp RCPT TO: %w", err)
+		return fmt.Errorf("smtp RCPT TO: %w", permanent(err))
 	}
 	w, err := ss.c.Data()
 	if err != nil {
@@ -87,11 +94,21 @@ func (ss *Session) Send(m Message) error {
 	if err := w.Close(); err != nil {
 		var reply *textproto.Error
 		if errors.As(err, &reply) {
-			return fmt.Errorf("smtp refused the message: %w", err) // a definite answer: not accepted
+			return fmt.Errorf("smtp refused the message: %w", permanent(err)) // a definite answer: not accepted
 		}
 		return fmt.Errorf("%w: %v", ErrUncertain, err)
 	}
 	return nil
+}
+
+// permanent marks a 5xx reply as ErrRejected; other errors (4xx, the connection) are
+// returned as they are.
+func permanent(err error) error {
+	var reply *textproto.Error
+	if errors.As(err, &reply) && reply.Code >= 500 && reply.Code < 600 {
+		return fmt.Errorf("%w: %w", ErrRejected, err)
+	}
+	return err
 }
 
 // Close ends the session politely.

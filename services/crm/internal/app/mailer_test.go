@@ -1,0 +1,185 @@
+package app_test
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/orderflow/orderflow/services/crm/internal/adapters/postgres"
+	"github.com/orderflow/orderflow/services/crm/internal/adapters/smtp"
+)
+
+// A server that refuses a recipient or a message for good (5xx) gets it once: the e-mail
+// is FAILED with the server's answer. One that refuses for now (4xx) gets it again and
+// takes it. (A refusal for good was retried every five minutes, forever.)
+func TestMailerGivesUpOnlyOnARefusalForGood(t *testing.T) {
+	t.Parallel()
+	srv := startSMTP(t)
+	a, pool := newApp(t, smtp.Mailer{Addr: srv.addr, From: "shop@orderflow.test"})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	want := map[string]string{ // recipient: the status its confirmation ends in
+		"refused@example.com": "FAILED", // 550 to RCPT TO
+		"spam@example.com":    "FAILED", // 554 to the message
+		"busy@example.com":    "SENT",   // 451 to RCPT TO once
+		"ok@example.com":      "SENT",
+	}
+	orders := map[string]string{}
+	for to := range want {
+		id := uuid.NewString()
+		orders[to] = id
+		err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+			if err := a.Placed(ctx, tx, postgres.Contact{OrderID: id, CustomerID: "c-" + to, Email: to, Name: "Ada"}); err != nil {
+				return err
+			}
+			return a.Confirmed(ctx, tx, id, "1.00 EUR")
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	done := make(chan error, 1)
+	go func() { done <- a.RunMailer(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	status := func(to string) (st, lastErr string) {
+		t.Helper()
+		err := pool.QueryRow(ctx, `SELECT status, COALESCE(last_error, '') FROM emails WHERE order_id = $1 AND kind = 'confirmation'`,
+			orders[to]).Scan(&st, &lastErr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st, lastErr
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		settled := true
+		for to, w := range want {
+			if st, _ := status(to); st != w {
+				settled = false
+			}
+		}
+		if settled {
+			break
+		}
+		if time.Now().After(deadline) {
+			for to, w := range want {
+				st, lastErr := status(to)
+				t.Errorf("%s: %s (%s), want %s", to, st, lastErr, w)
+			}
+			t.Fatal("the e-mails did not settle")
+		}
+	}
+	for to, code := range map[string]string{"refused@example.com": "550", "spam@example.com": "554"} {
+		if _, lastErr := status(to); !strings.Contains(lastErr, code) {
+			t.Errorf("%s: last error %q, want the server's %s", to, lastErr, code)
+		}
+	}
+	time.Sleep(2500 * time.Millisecond) // past the first retry's backoff (1 s)
+	srv.mu.Lock()
+	defer srv.mu.Unlock()
+	for to, n := range map[string]int{"refused@example.com": 1, "spam@example.com": 1, "busy@example.com": 2, "ok@example.com": 1} {
+		if srv.rcpts[to] != n {
+			t.Errorf("%s was offered %d times, want %d", to, srv.rcpts[to], n)
+		}
+	}
+	if len(srv.delivered) != 2 {
+		t.Errorf("the server took %v, want the messages to busy@ and ok@", srv.delivered)
+	}
+}
+
+// fakeSMTP is a mail server for the mailer's failure paths, which a sink that takes
+// everything cannot show: it refuses recipients and messages by their address.
+type fakeSMTP struct {
+	addr      string
+	mu        sync.Mutex
+	rcpts     map[string]int // RCPT TO per address
+	delivered []string       // the recipients of the messages it took
+}
+
+func startSMTP(t *testing.T) *fakeSMTP {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	s := &fakeSMTP{addr: ln.Addr().String(), rcpts: map[string]int{}}
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go s.serve(conn)
+		}
+	}()
+	return s
+}
+
+func (s *fakeSMTP) serve(conn net.Conn) {
+	defer conn.Close()
+	r := bufio.NewReader(conn)
+	say := func(line string) { _, _ = io.WriteString(conn, line+"\r\n") }
+	say("220 fake ESMTP")
+	var to string
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return
+		}
+		cmd := strings.ToUpper(strings.TrimSpace(line))
+		switch {
+		case strings.HasPrefix(cmd, "EHLO"), strings.HasPrefix(cmd, "HELO"):
+			say("250 fake")
+		case strings.HasPrefix(cmd, "MAIL FROM:"), cmd == "RSET", cmd == "NOOP":
+			say("250 OK")
+		case strings.HasPrefix(cmd, "RCPT TO:"):
+			to = strings.ToLower(strings.Trim(strings.TrimSpace(line)[len("RCPT TO:"):], "<> "))
+			s.mu.Lock()
+			s.rcpts[to]++
+			n := s.rcpts[to]
+			s.mu.Unlock()
+			switch {
+			case strings.HasPrefix(to, "refused@"):
+				say("550 5.1.1 no such user")
+			case strings.HasPrefix(to, "busy@") && n == 1:
+				say("451 4.3.0 try again later")
+			default:
+				say("250 OK")
+			}
+		case cmd == "DATA":
+			say("354 end with <CRLF>.<CRLF>")
+			for {
+				l, err := r.ReadString('\n')
+				if err != nil {
+					return
+				}
+				if l == ".\r\n" {
+					break
+				}
+			}
+			if strings.HasPrefix(to, "spam@") {
+				say("554 5.7.1 message refused")
+				continue
+			}
+			s.mu.Lock()
+			s.delivered = append(s.delivered, to)
+			s.mu.Unlock()
+			say("250 OK queued")
+		case cmd == "QUIT":
+			say("221 bye")
+			return
+		default:
+			say("502 not implemented")
+		}
+	}
+}
