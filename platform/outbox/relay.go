@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"sync/atomic"
 	"time"
 
@@ -51,9 +52,11 @@ type Relay struct {
 	poke     chan struct{} // buffered(1): a wake-up for the leading relay of this process
 	unmarked atomic.Int64  // rows published and not yet marked (see lead)
 
-	published metric.Int64Counter
-	latency   metric.Float64Histogram
-	tracer    trace.Tracer
+	published     metric.Int64Counter
+	latency       metric.Float64Histogram
+	purged        metric.Int64Counter
+	purgeFailures metric.Int64Counter
+	tracer        trace.Tracer
 }
 
 // NewRelay returns a relay publishing the outbox of pool through client, which must be a
@@ -83,6 +86,14 @@ func NewRelay(pool *pgxpool.Pool, client *kgo.Client, log *slog.Logger, opts Rel
 		return nil, err
 	}
 	if err = telemetry.CountGauge(meter, "outbox_backlog", "Outbox rows committed and not yet published.", r.Backlog); err != nil {
+		return nil, err
+	}
+	if r.purged, err = meter.Int64Counter("outbox_purged_total",
+		metric.WithDescription("Published outbox rows deleted after their retention.")); err != nil {
+		return nil, err
+	}
+	if r.purgeFailures, err = meter.Int64Counter("outbox_purge_failures_total",
+		metric.WithDescription("Outbox purges that failed and will be tried again.")); err != nil {
 		return nil, err
 	}
 	return r, nil
@@ -199,8 +210,10 @@ func (r *Relay) lead(ctx context.Context) error {
 		}
 	}
 	lctx, stopListening := context.WithCancel(ctx)
-	defer stopListening()
+	purged := make(chan struct{})
+	defer func() { stopListening(); <-purged }()
 	go r.keepListening(lctx)
+	go func() { defer close(purged); r.purgeLoop(lctx) }()
 	r.leading.Store(true)
 	defer r.leading.Store(false)
 	if err := setUpSession(ctx, conn.Conn()); err != nil {
@@ -224,17 +237,10 @@ func (r *Relay) lead(ctx context.Context) error {
 			r.log.WarnContext(fctx, "could not mark the last published rows; the next leader publishes them again", "rows", len(marks), "err", err)
 		}
 	}()
-	nextPurge := time.Now()
 	for {
 		n, err := r.publishBatch(ctx, conn.Conn(), &marks)
 		if err != nil {
 			return err
-		}
-		if time.Now().After(nextPurge) {
-			if err := r.purge(ctx); err != nil {
-				return err
-			}
-			nextPurge = time.Now().Add(time.Minute)
 		}
 		if n == r.opts.BatchSize {
 			continue // more are waiting
@@ -403,13 +409,57 @@ func (r *Relay) startSpan(ctx context.Context, rec *kgo.Record) trace.Span {
 	return span
 }
 
-func (r *Relay) purge(ctx context.Context) error {
-	_, err := r.pool.Exec(ctx, `DELETE FROM platform_outbox WHERE published_at < now() - $1::interval`,
-		fmt.Sprintf("%d seconds", int64(r.opts.Retention.Seconds())))
-	if err != nil {
-		return fmt.Errorf("purge published rows: %w", err)
+// purgeLoop deletes published rows past their retention about once a minute (jittered)
+// while this relay leads, until ctx ends. It runs beside the publishing loop, on a
+// connection of the pool: a purge of a minute's rows used to run inside that loop and
+// hold up every event committed meanwhile, and a failed one ended the leadership.
+func (r *Relay) purgeLoop(ctx context.Context) {
+	for wait := time.Duration(0); ; wait = 30*time.Second + rand.N(time.Minute) {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		start := time.Now()
+		n, err := PurgeOutbox(ctx, r.pool, start.Add(-r.opts.Retention))
+		r.purged.Add(ctx, n)
+		if err != nil {
+			if ctx.Err() == nil {
+				r.purgeFailures.Add(ctx, 1)
+				r.log.WarnContext(ctx, "outbox purge failed; retrying later", "err", err)
+			}
+			continue
+		}
+		if n > 0 {
+			r.log.DebugContext(ctx, "outbox purged", "rows", n, "retention", r.opts.Retention.String(), "took", time.Since(start).String())
+		}
 	}
-	return nil
+}
+
+// purgeChunk is how many rows one purge transaction deletes at most.
+const purgeChunk = 5000
+
+// PurgeOutbox deletes the rows published before cutoff, oldest first, in transactions of
+// up to purgeChunk rows (each short, so that none holds locks or a snapshot for long),
+// and returns how many it deleted. Unpublished rows are never deleted, however old.
+func PurgeOutbox(ctx context.Context, pool *pgxpool.Pool, cutoff time.Time) (int64, error) {
+	var total int64
+	for {
+		var n int64
+		err := pool.QueryRow(ctx, `
+			WITH gone AS (
+				DELETE FROM platform_outbox WHERE id = ANY(ARRAY(
+					SELECT id FROM platform_outbox WHERE published_at < $1 ORDER BY published_at LIMIT $2))
+				RETURNING 1)
+			SELECT count(*) FROM gone`, cutoff, purgeChunk).Scan(&n)
+		if err != nil {
+			return total, fmt.Errorf("purge published outbox rows: %w", err)
+		}
+		total += n
+		if n < purgeChunk {
+			return total, nil
+		}
+	}
 }
 
 // headerCarrier lets OpenTelemetry read and write a record's headers.
