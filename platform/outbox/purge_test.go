@@ -42,7 +42,7 @@ func TestPurgeOutboxDeletesOnlyRowsPublishedBeforeTheCutoff(t *testing.T) {
 	}
 }
 
-// The leading relay purges on its own, beside publishing: rows published past the
+// The leading relay purges on its own, between its passes: rows published past the
 // retention go soon after it starts to lead.
 func TestLeadingRelayPurges(t *testing.T) {
 	t.Parallel()
