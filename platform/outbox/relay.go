@@ -429,14 +429,14 @@ func (r *Relay) purgeChunk(ctx context.Context) (more bool) {
 		}
 		return false
 	}
-	return n == purgeChunk
+	return n == purgeChunkRows
 }
 
-// purgeChunk is how many rows one purge statement deletes at most: about 20 ms of work.
-const purgeChunk = 5000
+// purgeChunkRows is how many rows one purge statement deletes at most: about 20 ms of work.
+const purgeChunkRows = 5000
 
 // PurgeOutbox deletes the rows published before cutoff, oldest first, in transactions of
-// up to purgeChunk rows, and returns how many it deleted. Unpublished rows are never
+// up to purgeChunkRows rows, and returns how many it deleted. Unpublished rows are never
 // deleted, however old. The leading relay does the same a chunk at a time between its
 // passes.
 func PurgeOutbox(ctx context.Context, pool *pgxpool.Pool, cutoff time.Time) (int64, error) {
@@ -444,7 +444,7 @@ func PurgeOutbox(ctx context.Context, pool *pgxpool.Pool, cutoff time.Time) (int
 	for {
 		n, err := deleteChunk(ctx, pool, cutoff)
 		total += n
-		if err != nil || n < purgeChunk {
+		if err != nil || n < purgeChunkRows {
 			return total, err
 		}
 	}
@@ -457,7 +457,7 @@ func deleteChunk(ctx context.Context, pool *pgxpool.Pool, cutoff time.Time) (int
 			DELETE FROM platform_outbox WHERE id = ANY(ARRAY(
 				SELECT id FROM platform_outbox WHERE published_at < $1 ORDER BY published_at LIMIT $2))
 			RETURNING 1)
-		SELECT count(*) FROM gone`, cutoff, purgeChunk).Scan(&n)
+		SELECT count(*) FROM gone`, cutoff, purgeChunkRows).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("purge published outbox rows: %w", err)
 	}
