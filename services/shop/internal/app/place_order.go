@@ -42,7 +42,8 @@ var ErrIdempotencyKeyReused = errors.New("this Idempotency-Key was used with a d
 func (a *App) PlaceOrder(ctx context.Context, cmd PlaceOrder) (Placed, error) {
 	// Refused before any round trip: a SKU the catalog query cannot even hold (a NUL
 	// character) was a database error, and so a 503, not a 400 naming the line.
-	if err := order.Check(cmd.Customer, cmd.Address, cmd.Lines, cmd.PaymentToken, cmd.Currency); err != nil {
+	req, err := order.Check(cmd.Customer, cmd.Address, cmd.Lines, cmd.PaymentToken, cmd.Currency)
+	if err != nil {
 		return Placed{}, err
 	}
 	var out Placed
@@ -64,7 +65,7 @@ func (a *App) PlaceOrder(ctx context.Context, cmd PlaceOrder) (Placed, error) {
 	if cmd.IdempotencyKey != "" {
 		postgres.QueueClaimIdempotencyKey(first, cmd.IdempotencyKey, hash, id, &claimed)
 	}
-	err := a.txWith(ctx, first, func(tx *pg.Tx) error {
+	err = a.txWith(ctx, first, func(tx *pg.Tx) error {
 		if !claimed {
 			existing, existingHash, err := postgres.ExistingIdempotencyKey(ctx, tx, cmd.IdempotencyKey)
 			if err != nil {
@@ -76,8 +77,7 @@ func (a *App) PlaceOrder(ctx context.Context, cmd PlaceOrder) (Placed, error) {
 			out = Placed{OrderID: existing, Status: order.Pending, Replayed: true}
 			return errReplay // roll back this attempt's claim
 		}
-		o, err := order.Place(id, cmd.Customer, cmd.Address, cmd.Lines, cmd.PaymentToken, cmd.Currency,
-			func(sku string) (order.Product, bool) { p, ok := catalog[sku]; return p, ok }, a.now())
+		o, err := order.Place(id, req, func(sku string) (order.Product, bool) { p, ok := catalog[sku]; return p, ok }, a.now())
 		if err != nil {
 			return err
 		}

@@ -39,11 +39,11 @@ func (s *Server) GetCustomerTimeline(ctx context.Context, req *crmv1.GetCustomer
 	if id == "" || utf8.RuneCountInString(id) > 64 || strings.ContainsFunc(id, unicode.IsControl) { // as shop takes them
 		return nil, api.Invalid("id", "a customer id has 1 to 64 characters and no control characters")
 	}
-	pg, err := api.PageOf(req.Limit, req.GetCursor(), 100, 1000)
+	asked, err := api.PageOf(req.Limit, req.GetCursor(), 100, 1000)
 	if err != nil {
 		return nil, err
 	}
-	page := postgres.TimelinePage{CustomerID: id, Limit: pg.Limit, Before: pg.AfterAt, BeforeEventID: pg.AfterID}
+	page := postgres.TimelinePage{CustomerID: id, Limit: asked.Limit, Before: asked.AfterAt, BeforeEventID: asked.AfterID}
 	steps, err := postgres.CustomerTimeline(ctx, s.pool, page)
 	if err != nil {
 		return nil, api.Unavailable(ctx, s.log, "read timeline", err)

@@ -120,10 +120,27 @@ var (
 // '-', starting with a letter or digit.
 func ValidSKU(s string) bool { return skuPattern.MatchString(s) }
 
+// Request is a placement Check accepted; only Check makes one, so Place never sees a
+// request that was not validated, and validates none twice.
+type Request struct {
+	customer     Customer
+	address      Address
+	lines        []Requested
+	paymentToken string
+	currency     string
+}
+
 // Check validates a placement by every rule that needs no catalog, before anything is
 // read or written for it. The first rule broken is reported with its field, in the
 // request's own field names.
-func Check(c Customer, addr Address, lines []Requested, paymentToken, wantCurrency string) error {
+func Check(c Customer, addr Address, lines []Requested, paymentToken, wantCurrency string) (Request, error) {
+	if err := check(c, addr, lines, paymentToken, wantCurrency); err != nil {
+		return Request{}, err
+	}
+	return Request{customer: c, address: addr, lines: lines, paymentToken: paymentToken, currency: wantCurrency}, nil
+}
+
+func check(c Customer, addr Address, lines []Requested, paymentToken, wantCurrency string) error {
 	if err := checkText("customer.id", c.ID, 1, 64); err != nil {
 		return err
 	}
@@ -184,16 +201,12 @@ func Check(c Customer, addr Address, lines []Requested, paymentToken, wantCurren
 	return nil
 }
 
-// Place validates a placement (Check) and prices it from the catalog. catalog returns
-// the product of a SKU, or false when the SKU is unknown.
-func Place(id string, c Customer, addr Address, lines []Requested, paymentToken, wantCurrency string,
-	catalog func(sku string) (Product, bool), now time.Time) (*Order, error) {
-	if err := Check(c, addr, lines, paymentToken, wantCurrency); err != nil {
-		return nil, err
-	}
-	o := &Order{ID: id, Customer: c, Address: addr, PaymentToken: paymentToken, Currency: wantCurrency,
+// Place prices a checked placement from the catalog. catalog returns the product of a
+// SKU, or false when the SKU is unknown.
+func Place(id string, r Request, catalog func(sku string) (Product, bool), now time.Time) (*Order, error) {
+	o := &Order{ID: id, Customer: r.customer, Address: r.address, PaymentToken: r.paymentToken, Currency: r.currency,
 		Status: Pending, PlacedAt: now, UpdatedAt: now}
-	for i, l := range lines {
+	for i, l := range r.lines {
 		field := fmt.Sprintf("lines[%d]", i)
 		p, ok := catalog(l.SKU)
 		if !ok {

@@ -29,7 +29,11 @@ func place(mut func(c *Customer, a *Address, l *[]Requested, tok, cur *string)) 
 	if mut != nil {
 		mut(&c, &a, &l, &tok, &cur)
 	}
-	return Place("id-1", c, a, l, tok, cur, catalog, now)
+	r, err := Check(c, a, l, tok, cur)
+	if err != nil {
+		return nil, err
+	}
+	return Place("id-1", r, catalog, now)
 }
 
 func TestPlacePricesFromTheCatalog(t *testing.T) {
