@@ -87,6 +87,7 @@ func New(maxBody int64) *Server {
 		runtime.WithErrorHandler(writeError),
 		runtime.WithRoutingErrorHandler(routingError),
 		runtime.SetQueryParameterParser(strictQuery{}),
+		runtime.WithMiddlewares(pathWinsSilently),
 	)
 	return s
 }

@@ -314,3 +314,62 @@ func TestUnavailableTellsUnstorableTextFromAFailure(t *testing.T) {
 		t.Fatalf("admin shutdown: %+v, want 503 unavailable", p)
 	}
 }
+
+// A REST body that gives a path parameter another value is refused before the gateway
+// would overwrite it from the path; the same value, or none, reaches the handler intact.
+func TestBodyMayNotContradictThePath(t *testing.T) {
+	a := New(1 << 10)
+	echo := func(w http.ResponseWriter, r *http.Request, _ map[string]string) {
+		b, _ := io.ReadAll(r.Body)
+		_, _ = w.Write(b)
+	}
+	if err := a.Gateway.HandlePath("PUT", "/v1/things/{sku_code}", echo); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Gateway.HandlePath("POST", "/v1/things", echo); err != nil {
+		t.Fatal(err)
+	}
+	addr := serve(t, a)
+	a.Serving(true)
+
+	for _, c := range []struct {
+		name, method, path, body string
+		status                   int
+	}{
+		{"no such field in the body", "PUT", "/v1/things/A-1", `{"name":"x"}`, 200},
+		{"the same value", "PUT", "/v1/things/A-1", `{"sku_code":"A-1","name":"x"}`, 200},
+		{"the same value by JSON name", "PUT", "/v1/things/A-1", `{"skuCode":"A-1"}`, 200},
+		{"another value", "PUT", "/v1/things/A-1", `{"sku_code":"B-2","name":"x"}`, 400},
+		{"another value by JSON name", "PUT", "/v1/things/A-1", `{"skuCode":"B-2"}`, 400},
+		{"an escaped path", "PUT", "/v1/things/A%2D1", `{"sku_code":"A-1"}`, 200},
+		{"not a string: the decoder's to refuse", "PUT", "/v1/things/A-1", `{"sku_code":7}`, 200},
+		{"not an object: the decoder's to refuse", "PUT", "/v1/things/A-1", `["sku_code","B"]`, 200},
+		{"no path parameter", "POST", "/v1/things", `{"sku_code":"B-2"}`, 200},
+		{"no body", "PUT", "/v1/things/A-1", ``, 200},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			req, err := http.NewRequest(c.method, "http://"+addr+c.path, strings.NewReader(c.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			_ = resp.Body.Close()
+			if c.status == 200 {
+				if resp.StatusCode != 200 || string(body) != c.body {
+					t.Fatalf("got %d %q, want 200 and the body as sent", resp.StatusCode, body)
+				}
+				return
+			}
+			var out struct{ Error httpserver.Error }
+			if resp.StatusCode != c.status || json.Unmarshal(body, &out) != nil || out.Error.Field != "sku_code" ||
+				!strings.Contains(out.Error.Message, `"A-1"`) || !strings.Contains(out.Error.Message, `"B-2"`) {
+				t.Fatalf("got %d %s, want %d naming sku_code and both values", resp.StatusCode, body, c.status)
+			}
+		})
+	}
+}

@@ -73,6 +73,7 @@ func TestBadInputIsRefusedWithoutEffect(t *testing.T) {
 		{"catalog overflowing price", "PUT", "/v1/products/X-1", `{"name": "x", "unit_price_minor": "99999999999999999999", "currency": "EUR"}`, s.admin(), 400, "unit_price_minor"},
 		{"catalog NUL in a name", "PUT", "/v1/products/X-1", map[string]any{"name": "x\x00y", "unit_price_minor": 1, "currency": "EUR"}, s.admin(), 400, "name"},
 		{"catalog unorderable sku", "PUT", "/v1/products/X%231", map[string]any{"name": "x", "unit_price_minor": 1, "currency": "EUR"}, s.admin(), 400, "sku"},
+		{"catalog sku in the body differs from the path", "PUT", "/v1/products/" + sku + "-PATH", map[string]any{"sku": sku + "-BODY", "name": "x", "unit_price_minor": 1, "currency": "EUR"}, s.admin(), 400, "sku"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -92,6 +93,9 @@ func TestBadInputIsRefusedWithoutEffect(t *testing.T) {
 	if n := s.scalar(t, "shop", `SELECT count(*) FROM orders WHERE lines @> jsonb_build_array(jsonb_build_object('sku', $1::text))`, sku); n != int64(0) {
 		t.Fatalf("bad requests wrote %v orders", n)
 	}
+	if n := s.scalar(t, "shop", `SELECT count(*) FROM products WHERE sku IN ($1 || '-PATH', $1 || '-BODY')`, sku); n != int64(0) {
+		t.Fatalf("bad requests wrote %v products", n)
+	}
 
 	// The other services' endpoints.
 	other := []tc{
@@ -101,6 +105,7 @@ func TestBadInputIsRefusedWithoutEffect(t *testing.T) {
 		{"receipt zero quantity", "POST", s.inventory + "/v1/stock/" + sku + "/receipts", map[string]any{"receipt_id": "x0", "quantity": 0}, s.admin(), 400, "quantity"},
 		{"receipt unknown field", "POST", s.inventory + "/v1/stock/" + sku + "/receipts", map[string]any{"receipt_id": "x1", "quantity": 1, "qty": 2}, s.admin(), 400, "qty"},
 		{"receipt replayed", "POST", s.inventory + "/v1/stock/" + sku + "/receipts", map[string]any{"receipt_id": "r-" + sku, "quantity": 1}, s.admin(), 409, "receipt_id"},
+		{"receipt sku in the body differs from the path", "POST", s.inventory + "/v1/stock/" + sku + "/receipts", map[string]any{"sku": sku + "-BODY", "receipt_id": "x2-" + sku, "quantity": 1}, s.admin(), 400, "sku"},
 		{"payment unknown order", "GET", s.billing + "/v1/payments/00000000-0000-0000-0000-000000000000", nil, nil, 404, "order_id"},
 		{"invoice unknown", "GET", s.billing + "/v1/invoices/INV-1900-000001", nil, nil, 404, "number"},
 		{"invoice pdf unknown", "GET", s.billing + "/v1/invoices/INV-1900-000001/pdf", nil, nil, 404, "number"},
@@ -125,6 +130,9 @@ func TestBadInputIsRefusedWithoutEffect(t *testing.T) {
 				t.Fatalf("got %d %+v, want %d naming field %q", code, out.Error, c.status, c.field)
 			}
 		})
+	}
+	if n := s.scalar(t, "inventory", `SELECT count(*) FROM receipts WHERE receipt_id = 'x2-' || $1`, sku); n != int64(0) {
+		t.Fatalf("a refused receipt was recorded %v times", n)
 	}
 }
 
