@@ -3,8 +3,10 @@ package app_test
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -181,5 +183,45 @@ func (s *fakeSMTP) serve(conn net.Conn) {
 		default:
 			say("502 not implemented")
 		}
+	}
+}
+
+// One round sends everything that is due, however many batches it takes: one batch
+// per wake-up let the queue grow once orders came faster than about 20 per consumer
+// batch. Sent through the stack's mail sink.
+func TestSendQueuedSendsEverythingDue(t *testing.T) {
+	t.Parallel()
+	addr := os.Getenv("ORDERFLOW_SMTP_ADDR")
+	if addr == "" {
+		t.Skip("ORDERFLOW_SMTP_ADDR is not set: run with `make test`")
+	}
+	a, pool := newApp(t, smtp.Mailer{Addr: addr, From: "shop@orderflow.test"})
+	ctx := context.Background()
+	const n = 47 // two full batches and a short one
+	for i := range n {
+		id := uuid.NewString()
+		err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+			if err := a.Placed(ctx, tx, postgres.Contact{OrderID: id, CustomerID: fmt.Sprintf("c-%d", i), Email: fmt.Sprintf("queue-%d@example.com", i), Name: "Ada"}); err != nil {
+				return err
+			}
+			return a.Confirmed(ctx, tx, id, "1.00 EUR")
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	claimed, err := a.SendQueued(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sent, other int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE status = 'SENT'), count(*) FILTER (WHERE status <> 'SENT') FROM emails`).Scan(&sent, &other); err != nil {
+		t.Fatal(err)
+	}
+	if claimed != n || sent != n || other != 0 {
+		t.Fatalf("one round claimed %d and sent %d of %d e-mails (%d not sent)", claimed, sent, n, other)
+	}
+	if claimed, err := a.SendQueued(ctx); err != nil || claimed != 0 {
+		t.Fatalf("a second round claimed %d (%v), want none", claimed, err)
 	}
 }
