@@ -319,12 +319,14 @@ func (g *generator) step(ctx context.Context, rate int, d, drain time.Duration, 
 	return res, ctx.Err()
 }
 
+// pending counts the step's orders not yet confirmed, or confirmed and not yet e-mailed
+// about: the drain waits for both.
 func (g *generator) pending() int {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	n := 0
 	for _, t := range g.orders {
-		if !t.scheduled.IsZero() && t.confirmed.IsZero() && !t.cancelled {
+		if !t.scheduled.IsZero() && !t.cancelled && (t.confirmed.IsZero() || t.notified.IsZero()) {
 			n++
 		}
 	}

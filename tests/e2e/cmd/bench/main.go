@@ -42,7 +42,7 @@ func run(ctx context.Context) error {
 	// A minute: the broker's JIT needs about that long at these rates. After a 10 s warm-up
 	// it took 3.4-4.0 ms of CPU per order at 100/s, after 60 s 2.7-3.0 (session 19).
 	warmup := flag.Duration("warmup", 60*time.Second, "a first step at the lowest rate, not reported")
-	drain := flag.Duration("drain", 30*time.Second, "how long to wait after a step for its orders to complete")
+	drain := flag.Duration("drain", 30*time.Second, "how long to wait after a step for its orders to be confirmed and e-mailed")
 	settle := flag.Duration("settle", 60*time.Second, "how long to wait before a step for the lag the previous one left to clear")
 	out := flag.String("out", "bench/out", "directory for bench.json and latency.svg")
 	replot := flag.String("replot", "", "only redraw latency.svg (in -out) from this bench.json")
@@ -216,8 +216,8 @@ func maxSustained(steps []Step) int {
 }
 
 func printStep(s Step) {
-	fmt.Printf("  offered %d/s  sent %d  accepted %d  errors %d  confirmed %d (%.1f/s)  sustained %v\n",
-		s.Offered, s.Sent, s.Accepted, s.Errors, s.Confirmed, s.CompletedPerS, s.Sustained)
+	fmt.Printf("  offered %d/s  sent %d  accepted %d  errors %d  confirmed %d (%.1f/s)  not e-mailed %d  sustained %v\n",
+		s.Offered, s.Sent, s.Accepted, s.Errors, s.Confirmed, s.CompletedPerS, s.Unnotified, s.Sustained)
 	fmt.Printf("  POST->CONFIRMED ms  p50 %.1f  p95 %.1f  p99 %.1f  max %.1f\n", s.Latency.P50, s.Latency.P95, s.Latency.P99, s.Latency.Max)
 	for _, h := range hopOrder {
 		if d, ok := s.Hops[h]; ok {

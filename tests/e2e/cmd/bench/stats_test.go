@@ -37,3 +37,33 @@ func TestSlowestSecondsComeFirst(t *testing.T) {
 		t.Errorf("slowest of one second: %+v", got)
 	}
 }
+
+// A step keeps up only if crm e-mailed every confirmed order too: its e-mails queue in a
+// table, where no consumer's lag shows them.
+func TestAStepWithUnsentEmailsIsNotSustained(t *testing.T) {
+	start := time.Date(2026, 12, 7, 3, 0, 0, 0, time.UTC)
+	at := func(ms int) time.Time { return start.Add(time.Duration(ms) * time.Millisecond) }
+	order := func(ms int, notified bool) *trace {
+		t := &trace{scheduled: at(ms), answered: at(ms + 2), placed: at(ms + 1), confirmed: at(ms + 20)}
+		if notified {
+			t.notified = at(ms + 300)
+		}
+		return t
+	}
+	for _, c := range []struct {
+		name       string
+		notified   bool
+		sustained  bool
+		unnotified int
+	}{{"every order e-mailed", true, true, 0}, {"one order not e-mailed", false, false, 1}} {
+		g := &generator{orders: map[string]*trace{"a": order(0, true), "b": order(500, c.notified)}}
+		res := Step{Offered: 2, Hops: map[string]Dist{}, Lag: Lag{Flat: true}}
+		g.summarise(&res, start, at(1000))
+		if res.Sustained != c.sustained || res.Unnotified != c.unnotified || res.Confirmed != 2 {
+			t.Errorf("%s: sustained %v, not e-mailed %d, confirmed %d; want %v, %d, 2", c.name, res.Sustained, res.Unnotified, res.Confirmed, c.sustained, c.unnotified)
+		}
+		if got := g.pending(); got != c.unnotified {
+			t.Errorf("%s: the drain waits for %d orders, want %d", c.name, got, c.unnotified)
+		}
+	}
+}
