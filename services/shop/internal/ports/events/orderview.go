@@ -108,11 +108,20 @@ var ranks = map[string]int{string(order.Pending): 1, string(order.Confirmed): 2,
 
 func rank(status string) int { return ranks[status] }
 
+// lineCount is "1 line" or "n lines". (Until session 26 it was always "n lines": rows
+// the view wrote before then say "1 lines" until the view is rebuilt.)
+func lineCount(n int) string {
+	if n == 1 {
+		return "1 line"
+	}
+	return fmt.Sprintf("%d lines", n)
+}
+
 // describe returns the order, the time and the timeline detail of an event.
 func describe(e projection.Event) (orderID string, at time.Time, detail string) {
 	switch p := e.Payload.(type) {
 	case shopevents.OrderPlaced:
-		return p.OrderID, p.PlacedAt, fmt.Sprintf("%d lines, %s %s", len(p.Lines), money(p.TotalMinor), p.Currency)
+		return p.OrderID, p.PlacedAt, fmt.Sprintf("%s, %s %s", lineCount(len(p.Lines)), money(p.TotalMinor), p.Currency)
 	case shopevents.OrderConfirmed:
 		return p.OrderID, p.ConfirmedAt, ""
 	case shopevents.OrderCancelled:
@@ -122,7 +131,7 @@ func describe(e projection.Event) (orderID string, at time.Time, detail string) 
 	case logistics.ShipmentDispatched:
 		return p.OrderID, p.DispatchedAt, p.Carrier + " " + p.TrackingNumber
 	case inventory.StockReserved:
-		return p.OrderID, p.ReservedAt, fmt.Sprintf("%d lines reserved", len(p.Lines))
+		return p.OrderID, p.ReservedAt, lineCount(len(p.Lines)) + " reserved"
 	case inventory.StockRejected:
 		return p.OrderID, p.RejectedAt, p.Reason
 	case inventory.StockReleased:
