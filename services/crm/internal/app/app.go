@@ -208,11 +208,12 @@ func (a *App) RunMailer(ctx context.Context) error {
 const mailBatch = 20
 
 // SendQueued sends the e-mails that are due, a claimed batch at a time, until a claim
-// comes back short of a full batch, and returns how many it claimed. An e-mail the
-// server did not take is due again only after its backoff, so a server that is down
-// ends the round after one attempt at each. (One batch a wake-up capped crm at about
-// 20 e-mails per consumer batch or tick: at 200 orders/s the confirmations queued for
-// over a second, and the queue grew with the rate.)
+// comes back short of a full batch, and returns how many it claimed. A batch of which
+// the server took none ends the round too: the server is most likely down or refusing,
+// and the rest of the queue waits for the next round instead of being tried one by one
+// against it. (One batch a wake-up capped crm at about 20 e-mails per consumer batch or
+// tick: at 200 orders/s the confirmations queued for over a second, and the queue grew
+// with the rate.)
 func (a *App) SendQueued(ctx context.Context) (int, error) {
 	claimed := 0
 	for ctx.Err() == nil {
@@ -221,17 +222,16 @@ func (a *App) SendQueued(ctx context.Context) (int, error) {
 			return claimed, err
 		}
 		claimed += len(batch)
-		a.sendAll(ctx, batch)
-		if len(batch) < mailBatch {
+		if sent := a.sendAll(ctx, batch); len(batch) < mailBatch || sent == 0 {
 			break
 		}
 	}
 	return claimed, nil
 }
 
-// sendAll sends a claimed batch over one SMTP session (a new one after any error) and
-// records the delivered ones in one transaction.
-func (a *App) sendAll(ctx context.Context, batch []postgres.Email) {
+// sendAll sends a claimed batch over one SMTP session (a new one after any error),
+// records the delivered ones in one transaction and returns how many the server took.
+func (a *App) sendAll(ctx context.Context, batch []postgres.Email) int {
 	var (
 		sess *smtp.Session
 		sent []postgres.Email
@@ -258,6 +258,7 @@ func (a *App) sendAll(ctx context.Context, batch []postgres.Email) {
 		sess.Close()
 	}
 	a.recordSent(ctx, sent)
+	return len(sent)
 }
 
 // recordSent marks delivered e-mails SENT and appends their CustomerNotified, in one

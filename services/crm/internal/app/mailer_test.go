@@ -225,3 +225,45 @@ func TestSendQueuedSendsEverythingDue(t *testing.T) {
 		t.Fatalf("a second round claimed %d (%v), want none", claimed, err)
 	}
 }
+
+// A round against a server that cannot be reached stops after a batch of which none went
+// out: each of its e-mails waits for its backoff, and the rest of the queue is not tried
+// one by one against the same dead address.
+func TestSendQueuedStopsWhenTheServerIsDown(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close() // nothing listens there now: every connection is refused
+	a, pool := newApp(t, smtp.Mailer{Addr: addr, From: "shop@orderflow.test"})
+	ctx := context.Background()
+	const n = 47
+	for i := range n {
+		id := uuid.NewString()
+		err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+			if err := a.Placed(ctx, tx, postgres.Contact{OrderID: id, CustomerID: fmt.Sprintf("c-%d", i), Email: fmt.Sprintf("down-%d@example.com", i), Name: "Ada"}); err != nil {
+				return err
+			}
+			return a.Confirmed(ctx, tx, id, "1.00 EUR")
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	claimed, err := a.SendQueued(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tried, untouched, other int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE status = 'PENDING' AND attempts = 1 AND next_attempt_at > now() AND last_error LIKE '%dial%'),
+	                                     count(*) FILTER (WHERE status = 'PENDING' AND attempts = 0),
+	                                     count(*) FILTER (WHERE status <> 'PENDING')
+	                                FROM emails`).Scan(&tried, &untouched, &other); err != nil {
+		t.Fatal(err)
+	}
+	if claimed != 20 || tried != 20 || untouched != n-20 || other != 0 {
+		t.Fatalf("claimed %d; %d tried and waiting for their backoff, %d untouched, %d otherwise; want 20, 20, %d, 0", claimed, tried, untouched, other, n-20)
+	}
+}
