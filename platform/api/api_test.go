@@ -224,12 +224,7 @@ func TestRequestHeadersReachHandlersAsSentOrAreRefused(t *testing.T) {
 			for _, h := range c.headers {
 				req.Header.Add(h[0], h[1])
 			}
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			body, _ := io.ReadAll(resp.Body)
-			_ = resp.Body.Close()
+			resp, body := roundTrip(t, req)
 			if c.status == 200 {
 				if resp.StatusCode != 200 || string(body) != c.body {
 					t.Fatalf("got %d %q, want 200 %q", resp.StatusCode, body, c.body)
@@ -353,12 +348,7 @@ func TestBodyMayNotContradictThePath(t *testing.T) {
 				t.Fatal(err)
 			}
 			req.Header.Set("Content-Type", "application/json")
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			body, _ := io.ReadAll(resp.Body)
-			_ = resp.Body.Close()
+			resp, body := roundTrip(t, req)
 			if c.status == 200 {
 				if resp.StatusCode != 200 || string(body) != c.body {
 					t.Fatalf("got %d %q, want 200 and the body as sent", resp.StatusCode, body)
@@ -372,4 +362,16 @@ func TestBodyMayNotContradictThePath(t *testing.T) {
 			}
 		})
 	}
+}
+
+// roundTrip sends req and returns the response with its body read and closed.
+func roundTrip(t *testing.T, req *http.Request) (*http.Response, []byte) {
+	t.Helper()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	return resp, body
 }

@@ -14,9 +14,11 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/orderflow/orderflow/services/crm/internal/adapters/postgres"
 	"github.com/orderflow/orderflow/services/crm/internal/adapters/smtp"
+	"github.com/orderflow/orderflow/services/crm/internal/app"
 )
 
 // A server that refuses a recipient or a message for good (5xx) gets it once: the e-mail
@@ -198,18 +200,7 @@ func TestSendQueuedSendsEverythingDue(t *testing.T) {
 	a, pool := newApp(t, smtp.Mailer{Addr: addr, From: "shop@orderflow.test"})
 	ctx := context.Background()
 	const n = 47 // two full batches and a short one
-	for i := range n {
-		id := uuid.NewString()
-		err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-			if err := a.Placed(ctx, tx, postgres.Contact{OrderID: id, CustomerID: fmt.Sprintf("c-%d", i), Email: fmt.Sprintf("queue-%d@example.com", i), Name: "Ada"}); err != nil {
-				return err
-			}
-			return a.Confirmed(ctx, tx, id, "1.00 EUR")
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	queueConfirmations(t, a, pool, n)
 	claimed, err := a.SendQueued(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -240,18 +231,7 @@ func TestSendQueuedStopsWhenTheServerIsDown(t *testing.T) {
 	a, pool := newApp(t, smtp.Mailer{Addr: addr, From: "shop@orderflow.test"})
 	ctx := context.Background()
 	const n = 47
-	for i := range n {
-		id := uuid.NewString()
-		err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-			if err := a.Placed(ctx, tx, postgres.Contact{OrderID: id, CustomerID: fmt.Sprintf("c-%d", i), Email: fmt.Sprintf("down-%d@example.com", i), Name: "Ada"}); err != nil {
-				return err
-			}
-			return a.Confirmed(ctx, tx, id, "1.00 EUR")
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	queueConfirmations(t, a, pool, n)
 	claimed, err := a.SendQueued(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -265,5 +245,24 @@ func TestSendQueuedStopsWhenTheServerIsDown(t *testing.T) {
 	}
 	if claimed != 20 || tried != 20 || untouched != n-20 || other != 0 {
 		t.Fatalf("claimed %d; %d tried and waiting for their backoff, %d untouched, %d otherwise; want 20, 20, %d, 0", claimed, tried, untouched, other, n-20)
+	}
+}
+
+// queueConfirmations places and confirms n orders of as many customers, which queues a
+// confirmation e-mail for each.
+func queueConfirmations(t *testing.T, a *app.App, pool *pgxpool.Pool, n int) {
+	t.Helper()
+	ctx := context.Background()
+	for i := range n {
+		id := uuid.NewString()
+		err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+			if err := a.Placed(ctx, tx, postgres.Contact{OrderID: id, CustomerID: fmt.Sprintf("c-%d", i), Email: fmt.Sprintf("customer-%d@example.com", i), Name: "Ada"}); err != nil {
+				return err
+			}
+			return a.Confirmed(ctx, tx, id, "1.00 EUR")
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
 }
