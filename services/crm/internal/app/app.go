@@ -237,21 +237,23 @@ func (a *App) sendAll(ctx context.Context, batch []postgres.Email) int {
 		sent []postgres.Email
 		err  error
 	)
-	for _, e := range batch {
+	for i, e := range batch {
 		if sess == nil {
-			sess, err = a.mailer.Open()
+			if sess, err = a.mailer.Open(); err != nil {
+				// Unreachable, or no greeting: the rest of the batch would fail the same
+				// way, a dial of up to 5 s each. All of it waits for its backoff.
+				for _, rest := range batch[i:] {
+					a.failed(ctx, rest, err)
+				}
+				break
+			}
 		}
-		if err == nil {
-			err = sess.Send(smtp.Message{To: e.To, Subject: e.Subject, Body: e.Body, ID: e.OrderID + "." + e.Kind})
-		}
-		if err == nil {
+		if err = sess.Send(smtp.Message{To: e.To, Subject: e.Subject, Body: e.Body, ID: e.OrderID + "." + e.Kind}); err == nil {
 			sent = append(sent, e)
 			continue
 		}
-		if sess != nil { // the session's state is unknown after an error: start afresh
-			sess.Close()
-			sess = nil
-		}
+		sess.Close() // the session's state is unknown after an error: start afresh
+		sess = nil
 		a.failed(ctx, e, err)
 	}
 	if sess != nil {

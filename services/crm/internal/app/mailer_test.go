@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -217,18 +218,28 @@ func TestSendQueuedSendsEverythingDue(t *testing.T) {
 	}
 }
 
-// A round against a server that cannot be reached stops after a batch of which none went
-// out: each of its e-mails waits for its backoff, and the rest of the queue is not tried
-// one by one against the same dead address.
+// A round against a server that does not answer stops after a batch of which none went
+// out, and that batch costs one connection, not one per e-mail: each of its e-mails
+// waits for its backoff, and the rest of the queue is not tried against the same server.
 func TestSendQueuedStopsWhenTheServerIsDown(t *testing.T) {
 	t.Parallel()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := ln.Addr().String()
-	_ = ln.Close() // nothing listens there now: every connection is refused
-	a, pool := newApp(t, smtp.Mailer{Addr: addr, From: "shop@orderflow.test"})
+	t.Cleanup(func() { _ = ln.Close() })
+	var connections atomic.Int64
+	go func() { // takes each connection and hangs up before the greeting
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			connections.Add(1)
+			_ = conn.Close()
+		}
+	}()
+	a, pool := newApp(t, smtp.Mailer{Addr: ln.Addr().String(), From: "shop@orderflow.test"})
 	ctx := context.Background()
 	const n = 47
 	queueConfirmations(t, a, pool, n)
@@ -237,7 +248,7 @@ func TestSendQueuedStopsWhenTheServerIsDown(t *testing.T) {
 		t.Fatal(err)
 	}
 	var tried, untouched, other int
-	if err := pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE status = 'PENDING' AND attempts = 1 AND next_attempt_at > now() AND last_error LIKE '%dial%'),
+	if err := pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE status = 'PENDING' AND attempts = 1 AND next_attempt_at > now() AND last_error LIKE '%greeting%'),
 	                                     count(*) FILTER (WHERE status = 'PENDING' AND attempts = 0),
 	                                     count(*) FILTER (WHERE status <> 'PENDING')
 	                                FROM emails`).Scan(&tried, &untouched, &other); err != nil {
@@ -245,6 +256,9 @@ func TestSendQueuedStopsWhenTheServerIsDown(t *testing.T) {
 	}
 	if claimed != 20 || tried != 20 || untouched != n-20 || other != 0 {
 		t.Fatalf("claimed %d; %d tried and waiting for their backoff, %d untouched, %d otherwise; want 20, 20, %d, 0", claimed, tried, untouched, other, n-20)
+	}
+	if c := connections.Load(); c != 1 {
+		t.Fatalf("the round opened %d connections to a server that hung up at once, want 1", c)
 	}
 }
 
