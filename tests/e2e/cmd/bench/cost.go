@@ -46,6 +46,11 @@ type Cost struct {
 	// Checkpoints is how many checkpoints began in the window, by what asked for them:
 	// "timed" (checkpoint_timeout) or "requested" (mostly max_wal_size reached).
 	Checkpoints map[string]int64 `json:"checkpoints"`
+	// Autovacuum is how many times autovacuum analyzed ("analyze") and vacuumed
+	// ("vacuum") a table of the service databases in the window, not per order: a young
+	// stack's tables grow by a tenth within a naptime and are analyzed every naptime, and
+	// their workers' CPU is in PostgreSQL's (ADR 0017).
+	Autovacuum map[string]int64 `json:"autovacuum"`
 	// CPUMillis is the CPU time per order, per process, over the window.
 	CPUMillis map[string]float64 `json:"cpu_ms"`
 	// KafkaRequests per order that the five services wrote to the broker, by kind (Fetch,
@@ -71,6 +76,7 @@ type dbSnap struct {
 	xacts, rows, seqRead map[string]int64
 	wal, fpi             int64 // WAL bytes and full-page images written
 	checkpoints          map[string]int64
+	analyses, vacuums    int64 // autovacuum's, over the service databases
 }
 
 // fullPage is the most WAL one full-page image takes: a block of PostgreSQL's default
@@ -130,11 +136,14 @@ func (d *dbStats) close() {
 func (d *dbStats) snapshot(ctx context.Context) (dbSnap, error) {
 	s := dbSnap{xacts: map[string]int64{}, rows: map[string]int64{}, seqRead: map[string]int64{}, checkpoints: map[string]int64{}}
 	for name, c := range d.dbs {
-		var n int64
-		if err := c.QueryRow(ctx, `SELECT coalesce(sum(seq_tup_read), 0)::bigint FROM pg_stat_user_tables`).Scan(&n); err != nil {
+		var n, analyses, vacuums int64
+		if err := c.QueryRow(ctx, `SELECT coalesce(sum(seq_tup_read), 0)::bigint, coalesce(sum(autoanalyze_count), 0)::bigint,
+		                                  coalesce(sum(autovacuum_count), 0)::bigint FROM pg_stat_user_tables`).Scan(&n, &analyses, &vacuums); err != nil {
 			return s, fmt.Errorf("read pg_stat_user_tables of %s: %w", name, err)
 		}
 		s.seqRead[name] = n
+		s.analyses += analyses
+		s.vacuums += vacuums
 	}
 	rows, err := d.conn.Query(ctx, `SELECT datname, xact_commit + xact_rollback, tup_inserted + tup_updated + tup_deleted
 	                                  FROM pg_stat_database WHERE datname = ANY($1)`, serviceDBs)
@@ -184,6 +193,7 @@ func cost(orders int, db0, db1 dbSnap, p0, p1 procSnap, k0, k1 *reqSnap) *Cost {
 	for kind, v := range db1.checkpoints {
 		c.Checkpoints[kind] = v - db0.checkpoints[kind]
 	}
+	c.Autovacuum = map[string]int64{"analyze": db1.analyses - db0.analyses, "vacuum": db1.vacuums - db0.vacuums}
 	for name, cpu := range p1.cpu {
 		c.CPUMillis[name] = round2(max(0, cpu-p0.cpu[name]) * 1000 / n)
 	}
@@ -237,7 +247,8 @@ func printCost(c *Cost) {
 	fmt.Printf("    postgres transactions %s\n", line(c.Transactions, serviceDBs))
 	fmt.Printf("    postgres rows written %s  WAL %.1f KiB (page images at most %.1f; checkpoints begun %d timed, %d requested)\n",
 		line(c.RowsWritten, serviceDBs), c.WALKiB, c.WALFullPageKiB, c.Checkpoints["timed"], c.Checkpoints["requested"])
-	fmt.Printf("    postgres rows read by sequential scans %s\n", line(c.SeqRowsRead, serviceDBs))
+	fmt.Printf("    postgres rows read by sequential scans %s  autovacuum in the window: %d analyses, %d vacuums\n",
+		line(c.SeqRowsRead, serviceDBs), c.Autovacuum["analyze"], c.Autovacuum["vacuum"])
 	fmt.Printf("    cpu ms %s\n", line(c.CPUMillis, nil))
 	if c.KafkaRequests != nil {
 		fmt.Printf("    kafka requests from the services %s; fetches %s\n", line(c.KafkaRequests, kafkaKinds), line(c.KafkaFetches, serviceDBs))

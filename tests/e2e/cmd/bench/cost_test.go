@@ -8,9 +8,9 @@ import (
 func TestCostDividesByOrders(t *testing.T) {
 	t0 := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
 	db0 := dbSnap{xacts: map[string]int64{"shop": 100, "crm": 50}, rows: map[string]int64{"shop": 1000}, seqRead: map[string]int64{"billing": 7}, wal: 1 << 20, fpi: 10,
-		checkpoints: map[string]int64{"timed": 3, "requested": 1}}
+		checkpoints: map[string]int64{"timed": 3, "requested": 1}, analyses: 40, vacuums: 7}
 	db1 := dbSnap{xacts: map[string]int64{"shop": 600, "crm": 350}, rows: map[string]int64{"shop": 3500}, seqRead: map[string]int64{"billing": 400007}, wal: 3 << 20, fpi: 135,
-		checkpoints: map[string]int64{"timed": 3, "requested": 3}}
+		checkpoints: map[string]int64{"timed": 3, "requested": 3}, analyses: 61, vacuums: 9}
 	p0 := procSnap{at: t0, cpu: map[string]float64{"shop": 10, "kafka": 5}}
 	p1 := procSnap{at: t0.Add(30 * time.Second), cpu: map[string]float64{"shop": 12, "kafka": 4, "crm": 1}}
 
@@ -37,6 +37,9 @@ func TestCostDividesByOrders(t *testing.T) {
 	}
 	if c.Checkpoints["timed"] != 0 || c.Checkpoints["requested"] != 2 {
 		t.Errorf("checkpoints %v, want 0 timed and 2 requested", c.Checkpoints)
+	}
+	if a := c.Autovacuum; a["analyze"] != 21 || a["vacuum"] != 2 {
+		t.Errorf("autovacuum %v, want 21 analyses and 2 vacuums in the window (not per order)", a)
 	}
 	// A process that started during the window counts from zero; a counter that went
 	// backwards (a restarted process) counts nothing rather than a negative cost.
