@@ -96,9 +96,18 @@ func TestMigrationsRunForARoleThatDoesNotOwnTheDatabase(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	t.Cleanup(func() {
-		_, _ = aconn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+db+" WITH (FORCE)")
-		_, _ = aconn.Exec(context.Background(), "DROP ROLE IF EXISTS "+role)
+	t.Cleanup(func() { // after the deferred Close above: a connection of its own
+		c, err := pgx.Connect(context.Background(), admin)
+		if err != nil {
+			t.Errorf("drop %s: %v", db, err)
+			return
+		}
+		defer c.Close(context.Background())
+		for _, stmt := range []string{"DROP DATABASE IF EXISTS " + db + " WITH (FORCE)", "DROP ROLE IF EXISTS " + role} {
+			if _, err := c.Exec(context.Background(), stmt); err != nil {
+				t.Errorf("%s: %v", stmt, err)
+			}
+		}
 	})
 	cfg, err := pgx.ParseConfig(admin)
 	if err != nil {

@@ -204,6 +204,9 @@ func check(c Customer, addr Address, lines []Requested, paymentToken, wantCurren
 // Place prices a checked placement from the catalog. catalog returns the product of a
 // SKU, or false when the SKU is unknown.
 func Place(id string, r Request, catalog func(sku string) (Product, bool), now time.Time) (*Order, error) {
+	if len(r.lines) == 0 { // the zero Request: Check refuses a placement without lines
+		return nil, errors.New("order.Place: the request was not made by Check")
+	}
 	o := &Order{ID: id, Customer: r.customer, Address: r.address, PaymentToken: r.paymentToken, Currency: r.currency,
 		Status: Pending, PlacedAt: now, UpdatedAt: now}
 	for i, l := range r.lines {

@@ -196,3 +196,9 @@ func TestNoConfirmationWhileCancelling(t *testing.T) {
 		t.Fatalf("a refused request left the order %s", refused.Status)
 	}
 }
+
+func TestPlaceRefusesARequestCheckDidNotMake(t *testing.T) {
+	if o, err := Place("id-1", Request{}, catalog, now); err == nil {
+		t.Fatalf("the zero Request placed %+v", o)
+	}
+}
