@@ -12,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,6 +23,7 @@ import (
 	"github.com/orderflow/orderflow/platform/consumer"
 	"github.com/orderflow/orderflow/platform/events"
 	"github.com/orderflow/orderflow/platform/internal/testevent"
+	"github.com/orderflow/orderflow/platform/internal/testlog"
 	"github.com/orderflow/orderflow/platform/kafka"
 	"github.com/orderflow/orderflow/platform/kafka/kafkatest"
 	"github.com/orderflow/orderflow/platform/pg/pgtest"
@@ -39,24 +39,6 @@ func spec(t *testing.T) boot.Spec {
 		Topics:    []kafka.Topic{kafka.EventTopic(topic, 2)},
 		Publishes: []boot.Publication{{Topic: topic, Type: testevent.V1}},
 	}
-}
-
-// syncBuffer is a log sink safe to read while the service writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func freeAddr(t *testing.T) string {
@@ -148,7 +130,7 @@ func TestWaitsForUnreachableDependencies(t *testing.T) {
 			t.Setenv("ORDERFLOW_REGISTRY_URL", tc.registry)
 			t.Setenv("ORDERFLOW_DATABASE_URL", dbURL)
 			t.Setenv("ORDERFLOW_ADMIN_TOKEN", "0123456789abcdef")
-			var logs syncBuffer
+			var logs testlog.Buffer
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan int)
 			go func() { done <- boot.Run(ctx, spec(t), &testConfig{}, nil, &bytes.Buffer{}, &logs) }()
@@ -192,7 +174,7 @@ func serveEnv(t *testing.T, token string) string {
 
 func TestBecomesReadyWithEverythingUp(t *testing.T) {
 	addr := serveEnv(t, "0123456789abcdef")
-	var logs syncBuffer
+	var logs testlog.Buffer
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int)
 	go func() { done <- boot.Run(ctx, spec(t), &testConfig{}, nil, &bytes.Buffer{}, &logs) }()
@@ -407,7 +389,7 @@ func TestEventsFlowWhileRequestsHoldEveryConnection(t *testing.T) {
 		}
 		return []boot.Runner{c.Run, publish}, nil
 	}
-	var logs syncBuffer
+	var logs testlog.Buffer
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int)
 	go func() { done <- boot.Run(ctx, sp, &testConfig{}, nil, &bytes.Buffer{}, &logs) }()

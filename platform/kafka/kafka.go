@@ -21,6 +21,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 )
@@ -157,29 +158,91 @@ func EnsureTopics(ctx context.Context, client *kgo.Client, topics ...Topic) erro
 	for i, t := range topics {
 		names[i] = t.Name
 	}
-	// A topic just created may take a moment to appear in the metadata.
-	var details kadm.TopicDetails
+	// A topic just created may take a moment to appear in the metadata, with its leaders.
+	var found map[string]kmsg.MetadataResponseTopic
 	for attempt := 0; ; attempt++ {
 		var err error
-		details, err = adm.ListTopics(ctx, names...)
-		if err != nil {
-			return fmt.Errorf("describe topics: %w", err)
+		if found, err = describeTopics(ctx, client, names); err != nil {
+			return err
 		}
-		if details.Error() == nil || attempt == 50 || ctx.Err() != nil {
+		if topicsReady(found, names) || attempt == 50 || ctx.Err() != nil {
 			break
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	for _, t := range topics {
-		d, ok := details[t.Name]
-		if !ok || d.Err != nil {
-			return fmt.Errorf("describe topic %s: %v", t.Name, d.Err)
+		d, ok := found[t.Name]
+		if !ok {
+			return fmt.Errorf("describe topic %s: the broker did not answer for it", t.Name)
+		}
+		// A partition still without a leader is not an error here: on a cluster with a
+		// broker down, refusing to start would add an outage to the one there is.
+		if err := kerr.ErrorForCode(d.ErrorCode); err != nil {
+			return fmt.Errorf("describe topic %s: %w", t.Name, err)
 		}
 		if got := int32(len(d.Partitions)); got != t.Partitions {
 			return fmt.Errorf("topic %s has %d partitions, declared %d: change the declaration or migrate the topic", t.Name, got, t.Partitions)
 		}
 	}
 	return nil
+}
+
+// describeTopics asks the broker for the topics' metadata. It does not go through kadm,
+// which answers from the client's metadata cache: a topic the client saw as missing, or
+// without leaders, stays so there for MetadataMinAge (5 s by default), and every service
+// of a fresh stack waited that out twice before it began.
+func describeTopics(ctx context.Context, client *kgo.Client, names []string) (map[string]kmsg.MetadataResponseTopic, error) {
+	req := kmsg.NewPtrMetadataRequest()
+	for _, n := range names {
+		rt := kmsg.NewMetadataRequestTopic()
+		rt.Topic = kmsg.StringPtr(n)
+		req.Topics = append(req.Topics, rt)
+	}
+	resp, err := req.RequestWith(ctx, client)
+	if err != nil {
+		return nil, fmt.Errorf("describe topics: %w", err)
+	}
+	found := make(map[string]kmsg.MetadataResponseTopic, len(resp.Topics))
+	for _, t := range resp.Topics {
+		if t.Topic != nil {
+			found[*t.Topic] = t
+		}
+	}
+	return found, nil
+}
+
+// MissingTopics returns the topics of names the cluster does not have, asking the broker
+// (see describeTopics) rather than the client's metadata cache.
+func MissingTopics(ctx context.Context, client *kgo.Client, names ...string) ([]string, error) {
+	found, err := describeTopics(ctx, client, names)
+	if err != nil {
+		return nil, err
+	}
+	var missing []string
+	for _, n := range names {
+		if d, ok := found[n]; !ok || errors.Is(kerr.ErrorForCode(d.ErrorCode), kerr.UnknownTopicOrPartition) {
+			missing = append(missing, n)
+		} else if err := kerr.ErrorForCode(d.ErrorCode); err != nil {
+			return nil, fmt.Errorf("describe topic %s: %w", n, err)
+		}
+	}
+	return missing, nil
+}
+
+// topicsReady reports whether every named topic is known with a leader for each partition.
+func topicsReady(found map[string]kmsg.MetadataResponseTopic, names []string) bool {
+	for _, n := range names {
+		d, ok := found[n]
+		if !ok || d.ErrorCode != 0 {
+			return false
+		}
+		for _, p := range d.Partitions {
+			if p.ErrorCode != 0 {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // Ping reports whether the cluster answers a metadata request.

@@ -18,10 +18,13 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/orderflow/orderflow/platform/events"
 	"github.com/orderflow/orderflow/platform/internal/testevent"
+	"github.com/orderflow/orderflow/platform/internal/testlog"
+	"github.com/orderflow/orderflow/platform/kafka"
 	"github.com/orderflow/orderflow/platform/kafka/kafkatest"
 	"github.com/orderflow/orderflow/platform/pg/pgtest"
 	"github.com/orderflow/orderflow/platform/serde"
@@ -724,4 +727,45 @@ func TestRebuildHoldsBatchesNotTheHistory(t *testing.T) {
 		t.Fatalf("the rebuild held %.1f MiB of live heap, more than half the %d MiB of history it read",
 			held, count*noteSize>>20)
 	}
+}
+
+// On a suite's first start a model can start before the service that owns one of its
+// topics: the runner says which topic it waits for, as a warning, not an error, and builds
+// the model once the topic is there.
+func TestRunnerWaitsForATopicItsOwnerHasNotCreated(t *testing.T) {
+	f := newFixture(t)
+	late := kafkatest.Name("t")
+	f.model.Topics = []string{f.topics[0], late}
+	var logs testlog.Buffer
+	f.deps.Log = slog.New(slog.NewJSONHandler(&logs, nil))
+	t.Cleanup(func() { // the runner's client may have created nothing: delete what exists
+		_, _ = kadm.NewClient(kafkatest.Client(t)).DeleteTopics(context.Background(), late)
+	})
+	r, err := NewRunner(f.deps, f.model, RunnerOptions{Standby: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = r.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(logs.String(), late); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the runner did not say it waits for %s within 30 s; its log:\n%s", late, logs.String())
+		}
+	}
+	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		if strings.Contains(line, late) && !strings.Contains(line, `"level":"WARN"`) {
+			t.Errorf("the wait for a missing topic logged above a warning: %s", line)
+		}
+	}
+
+	if err := kafka.EnsureTopics(ctx, f.prod, kafka.EventTopic(late, 2)); err != nil {
+		t.Fatal(err)
+	}
+	f.topics[1] = late
+	want := f.history(50)
+	f.waitBuilt()
+	f.waitTotals(want)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -14,22 +15,24 @@ import (
 	"github.com/orderflow/orderflow/platform/kafka"
 )
 
+// ErrTopicMissing reports that a topic a model reads does not exist yet. On a suite's first
+// start it only means that its owner has not started yet.
+var ErrTopicMissing = errors.New("topic does not exist yet")
+
 // offsets maps a partition to an offset.
 type offsets map[position]int64
 
 // bounds returns the first and the next-to-be-written offset of every partition of the
 // topics.
 func bounds(ctx context.Context, client *kgo.Client, topics []string) (start, end offsets, err error) {
-	adm := kadm.NewClient(client)
-	details, err := adm.ListTopics(ctx, topics...)
+	missing, err := kafka.MissingTopics(ctx, client, topics...)
 	if err != nil {
-		return nil, nil, fmt.Errorf("describe topics %v: %w", topics, err)
+		return nil, nil, err
 	}
-	for _, t := range topics {
-		if d, ok := details[t]; !ok || d.Err != nil {
-			return nil, nil, fmt.Errorf("topic %s does not exist yet: the service that owns it creates it when it first starts", t)
-		}
+	if len(missing) > 0 {
+		return nil, nil, fmt.Errorf("%w: %s (the service that owns a topic creates it when it first starts)", ErrTopicMissing, strings.Join(missing, ", "))
 	}
+	adm := kadm.NewClient(client)
 	so, err := adm.ListStartOffsets(ctx, topics...)
 	if err == nil {
 		err = so.Error()

@@ -197,7 +197,11 @@ func (bd *Build) Run(ctx context.Context) (*Result, error) {
 	defer bd.release()
 	defer bd.b.dropShadow()
 	res, err := bd.b.run(ctx)
-	if err != nil {
+	switch {
+	case errors.Is(err, ErrTopicMissing): // expected on a suite's first start
+		bd.b.log.WarnContext(ctx, "rebuild waiting for a topic; the live model is untouched", "err", err)
+		return nil, err
+	case err != nil:
 		bd.b.log.ErrorContext(ctx, "rebuild failed; the live model is untouched", "err", err)
 		return nil, err
 	}

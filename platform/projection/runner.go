@@ -87,6 +87,10 @@ func (r *Runner) Run(ctx context.Context) error {
 			return nil
 		}
 		switch {
+		case errors.Is(err, ErrTopicMissing): // a suite's first start, before the topic's owner
+			d := restarts.Failed(time.Since(started))
+			r.log.WarnContext(ctx, "read model waiting for a topic", "err", err, "retry_in", d.String())
+			sleep(ctx, d)
 		case err != nil:
 			d := restarts.Failed(time.Since(started))
 			r.log.ErrorContext(ctx, "read model stopped, restarting", "err", err, "retry_in", d.String())
