@@ -193,6 +193,9 @@ func EnsureTopics(ctx context.Context, client *kgo.Client, topics ...Topic) erro
 // of a fresh stack waited that out twice before it began.
 func describeTopics(ctx context.Context, client *kgo.Client, names []string) (map[string]kmsg.MetadataResponseTopic, error) {
 	req := kmsg.NewPtrMetadataRequest()
+	// Never let asking create: a broker with auto.create.topics.enable would make another
+	// service's topic with its own defaults, and that service would then refuse it.
+	req.AllowAutoTopicCreation = false
 	for _, n := range names {
 		rt := kmsg.NewMetadataRequestTopic()
 		rt.Topic = kmsg.StringPtr(n)
