@@ -349,6 +349,8 @@ func TestDuplicateEventsAreAppliedOnce(t *testing.T) {
 
 func TestRebuildVerifySwap(t *testing.T) {
 	f := newFixture(t)
+	var logs testlog.Buffer
+	f.deps.Log = slog.New(slog.NewJSONHandler(&logs, nil))
 	f.run()
 	want := f.history(300)
 	f.waitTotals(want)
@@ -422,6 +424,16 @@ func TestRebuildVerifySwap(t *testing.T) {
 		t.Fatalf("progress: %+v", progress)
 	}
 	f.waitTotals(want)
+	// A swap is what a rebuild is for: the runner follows the new tables at once, and
+	// says so without an error (it used to log one and back off before resuming).
+	if !strings.Contains(logs.String(), `"msg":"read model swapped by a rebuild: following the new tables"`) {
+		t.Errorf("the runner did not say it follows the swapped tables; its log:\n%s", logs.String())
+	}
+	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		if strings.Contains(line, `"level":"ERROR"`) {
+			t.Errorf("the rebuild and swap logged an error: %s", line)
+		}
+	}
 	res, err = Rebuild(ctx, f.deps, f.model, Options{Verify: true})
 	if err != nil {
 		t.Fatal(err)

@@ -156,7 +156,11 @@ func (r *Runner) leadOnce(ctx context.Context) (bool, error) {
 	if err != nil {
 		return true, err
 	}
-	return true, r.follow(ctx, st)
+	if err := r.follow(ctx, st); !errors.Is(err, errEpochChanged) {
+		return true, err
+	}
+	r.log.InfoContext(ctx, "read model swapped by a rebuild: following the new tables")
+	return true, nil
 }
 
 // dropLeftovers drops shadow tables that a rebuild killed without its cleanup (the
