@@ -10,6 +10,7 @@
 #   stack.sh logs [-f]      the last lines of every log (or follow them)
 #   stack.sh env            shell exports with every address
 #   stack.sh stop|start SVC one service alone (after up), e.g. to show the others cope
+#   stack.sh kill SVC       one service killed outright (SIGKILL), as a crash would
 #   stack.sh wipe           stop and delete all data of this stack
 #
 # Settings (environment):
@@ -549,11 +550,18 @@ ENV
   done
 }
 
-cmd_service() { # cmd_service start|stop NAME: one service alone, the rest untouched
+cmd_service() { # cmd_service start|stop|kill NAME: one service alone, the rest untouched
   local action=$1 svc=${2:-}
   service_port "$svc" >/dev/null 2>&1 || die "unknown service ${svc:-(none)}; services: ${SERVICES[*]}"
   case $action in
     stop) stop_bg "$svc"; log "$svc stopped" ;;
+    kill) # no graceful shutdown: its consumer groups see it vanish, as after a crash
+      local f; f=$(pidfile "$svc")
+      if [[ -f $f ]]; then
+        kill -KILL -- "-$(cat "$f")" 2>/dev/null || kill -KILL "$(cat "$f")" 2>/dev/null || true
+        rm -f "$f"
+      fi
+      log "$svc killed" ;;
     start)
       if ! running "$svc"; then
         port_free "$(service_port "$svc")" "$svc"
@@ -590,11 +598,11 @@ cmd_wipe() { # stop, then delete every piece of state of this stack
 case ${1:-} in
   up) shift; cmd_up "$@" ;;
   wipe) cmd_wipe ;;
-  start|stop) cmd_service "$1" "${2:-}" ;;
+  start|stop|kill) cmd_service "$1" "${2:-}" ;;
   run) shift; cmd_run "$@" ;;
   down) cmd_down ;;
   status) cmd_status ;;
   logs) shift; cmd_logs "$@" ;;
   env) cmd_env ;;
-  *) die "usage: $0 up [--infra] | down | status | logs [-f] | env | start SERVICE | stop SERVICE | run SERVICE ARGS... | wipe" ;;
+  *) die "usage: $0 up [--infra] | down | status | logs [-f] | env | start SERVICE | stop SERVICE | kill SERVICE | run SERVICE ARGS... | wipe" ;;
 esac

@@ -307,7 +307,7 @@ func kafkaConfig(spec Spec, b *config.Base, log *slog.Logger) kafka.Config {
 	return kafka.Config{
 		Brokers: b.KafkaBrokers, ClientID: spec.Name, TLS: b.KafkaTLS,
 		SASLMechanism: b.KafkaSASLMechanism, SASLUser: b.KafkaSASLUser, SASLPassword: b.KafkaSASLPassword,
-		Logger: log,
+		Logger: log, SessionTimeout: b.KafkaSessionTimeout,
 	}
 }
 

@@ -119,6 +119,12 @@ type Base struct {
 	KafkaSASLMechanism string   `env:"ORDERFLOW_KAFKA_SASL_MECHANISM"`
 	KafkaSASLUser      string   `env:"ORDERFLOW_KAFKA_SASL_USER"`
 	KafkaSASLPassword  string   `env:"ORDERFLOW_KAFKA_SASL_PASSWORD" secret:"true"`
+	// KafkaSessionTimeout is how long a consumer group's coordinator waits for a member
+	// that stopped heartbeating before it gives that member's partitions to the others.
+	// A replica that crashes (killed, out of memory) leaves its partitions unread for
+	// this long, restarted or not: its new process is a new member. franz-go's default
+	// is 45 s; a member heartbeats every third of it.
+	KafkaSessionTimeout time.Duration `env:"ORDERFLOW_KAFKA_SESSION_TIMEOUT,default=10s"`
 
 	RegistryURL string `env:"ORDERFLOW_REGISTRY_URL,required"`
 
@@ -180,6 +186,9 @@ func (b *Base) Validate() error {
 	}
 	if b.KafkaSASLMechanism != "" && (b.KafkaSASLUser == "" || b.KafkaSASLPassword == "") {
 		p.Add("ORDERFLOW_KAFKA_SASL_USER", "SASL needs ORDERFLOW_KAFKA_SASL_USER and ORDERFLOW_KAFKA_SASL_PASSWORD")
+	}
+	if b.KafkaSessionTimeout < 6*time.Second || b.KafkaSessionTimeout > 30*time.Minute {
+		p.Add("ORDERFLOW_KAFKA_SESSION_TIMEOUT", "%v is not between 6s and 30m (the bounds a Kafka broker accepts by default: group.min.session.timeout.ms and group.max.session.timeout.ms)", b.KafkaSessionTimeout)
 	}
 	if u, err := url.Parse(b.RegistryURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		p.Add("ORDERFLOW_REGISTRY_URL", "%q is not an http(s) URL", b.RegistryURL)

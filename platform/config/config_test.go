@@ -32,7 +32,8 @@ func TestLoadValid(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b.HTTPAddr != "127.0.0.1:8080" || b.DatabaseMaxConns != 16 || b.DatabaseEventMaxConns != 12 || b.LogLevel != "info" {
+	if b.HTTPAddr != "127.0.0.1:8080" || b.DatabaseMaxConns != 16 || b.DatabaseEventMaxConns != 12 || b.LogLevel != "info" ||
+		b.KafkaSessionTimeout != 10*time.Second {
 		t.Fatalf("defaults not applied: %+v", b)
 	}
 }
@@ -66,6 +67,8 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{name: "read model linger too short", change: map[string]string{"ORDERFLOW_READ_MODEL_LINGER": "50ms"}, wantKey: "ORDERFLOW_READ_MODEL_LINGER"},
 		{name: "short token", change: map[string]string{"ORDERFLOW_ADMIN_TOKEN": "short"}, wantKey: "ORDERFLOW_ADMIN_TOKEN"},
 		{name: "bad level", change: map[string]string{"ORDERFLOW_LOG_LEVEL": "loud"}, wantKey: "ORDERFLOW_LOG_LEVEL"},
+		{name: "session timeout below the broker's minimum", change: map[string]string{"ORDERFLOW_KAFKA_SESSION_TIMEOUT": "2s"}, wantKey: "ORDERFLOW_KAFKA_SESSION_TIMEOUT"},
+		{name: "session timeout above the broker's maximum", change: map[string]string{"ORDERFLOW_KAFKA_SESSION_TIMEOUT": "1h"}, wantKey: "ORDERFLOW_KAFKA_SESSION_TIMEOUT"},
 		{name: "bad sasl", change: map[string]string{"ORDERFLOW_KAFKA_SASL_MECHANISM": "GSSAPI"}, wantKey: "ORDERFLOW_KAFKA_SASL_MECHANISM"},
 	}
 	for _, tc := range cases {
@@ -133,7 +136,7 @@ func TestKeys(t *testing.T) {
 	if k := byName["ORDERFLOW_SERVICE_HTTP_ADDR"]; k.Default != "127.0.0.1:8080" {
 		t.Errorf("http addr: %+v", k)
 	}
-	if len(keys) != 22 { // 21 of Base and ORDERFLOW_EXTRA
+	if len(keys) != 23 { // 22 of Base and ORDERFLOW_EXTRA
 		t.Errorf("%d keys: %+v", len(keys), keys)
 	}
 }

@@ -224,6 +224,7 @@ type Consumer struct {
 	// that members of a release before CopartitionedBalancer and newer ones agree on a
 	// protocol during a rolling deploy.
 	balancers []kgo.GroupBalancer
+	testOpts  []kgo.Opt // a test's own client options (export_test.go)
 
 	tracer    trace.Tracer
 	metrics   *metrics
@@ -307,6 +308,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 	} else {
 		opts = append(opts, kgo.FetchMaxWait(100*time.Millisecond))
 	}
+	opts = append(append(opts, c.kcfg.GroupOpts()...), c.testOpts...)
 	client, err := kafka.NewClient(c.kcfg, opts...)
 	if err != nil {
 		return fmt.Errorf("consumer %s: %w", c.group, err)

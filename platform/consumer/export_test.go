@@ -30,3 +30,6 @@ func (c *Consumer) QueuedBytes() (counted, present int64) {
 
 // Held returns how many topic-partitions the group's queue budget is shared among.
 func (c *Consumer) Held() int64 { return c.held.Load() }
+
+// WithClientOpts adds franz-go options to the client Run makes.
+func (c *Consumer) WithClientOpts(opts ...kgo.Opt) { c.testOpts = append(c.testOpts, opts...) }

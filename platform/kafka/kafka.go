@@ -39,6 +39,18 @@ type Config struct {
 	SASLPassword  string
 	// Logger receives franz-go's warnings and errors; nil discards them.
 	Logger *slog.Logger
+	// SessionTimeout is how long a consumer group waits for a member that stopped
+	// heartbeating before it reassigns that member's partitions; zero keeps franz-go's
+	// default (45 s). Members heartbeat every third of it, at most every 3 s.
+	SessionTimeout time.Duration
+}
+
+// GroupOpts are the session options of a consumer group member.
+func (c Config) GroupOpts() []kgo.Opt {
+	if c.SessionTimeout <= 0 {
+		return nil
+	}
+	return []kgo.Opt{kgo.SessionTimeout(c.SessionTimeout), kgo.HeartbeatInterval(min(c.SessionTimeout/3, 3*time.Second))}
 }
 
 // Validate names every problem.
