@@ -186,10 +186,12 @@ func (a *App) RunFollowUps(ctx context.Context) error {
 // order and kind. A server that refuses for now (4xx, or the sender) or cannot be
 // reached gets the e-mail again later with backoff; one that refuses the recipient or
 // the message for good (5xx) marks it FAILED; a lost answer after the message was
-// transmitted marks it UNCERTAIN. Neither is sent again.
+// transmitted marks it UNCERTAIN. Neither is sent again. Once a minute it also marks
+// UNCERTAIN the claims a stopped mailer left in SENDING (UncertainOrphanedClaims).
 func (a *App) RunMailer(ctx context.Context) error {
 	t := time.NewTicker(500 * time.Millisecond) // for follow-ups, retries and other replicas' e-mails
 	defer t.Stop()
+	var swept time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -200,6 +202,31 @@ func (a *App) RunMailer(ctx context.Context) error {
 		if _, err := a.SendQueued(ctx); err != nil && ctx.Err() == nil {
 			a.log.WarnContext(ctx, "claim e-mails failed", "err", err)
 		}
+		if time.Since(swept) >= time.Minute {
+			swept = time.Now()
+			a.UncertainOrphanedClaims(ctx, orphanLease)
+		}
+	}
+}
+
+// orphanLease is how long a claimed e-mail may stay SENDING before it counts as orphaned:
+// longer than a batch can take (a dial and greeting of up to 35 s, then up to 30 s for
+// each of its 20 e-mails).
+const orphanLease = 15 * time.Minute
+
+// UncertainOrphanedClaims marks UNCERTAIN, with the reason, the e-mails claimed more than
+// lease ago that are still SENDING (the mailer that claimed them died before it recorded
+// the server's answer), so that no e-mail stays in flight for good; none is sent again.
+func (a *App) UncertainOrphanedClaims(ctx context.Context, lease time.Duration) {
+	keys, err := postgres.UncertainOrphanedClaims(ctx, a.pool, lease)
+	if err != nil {
+		if ctx.Err() == nil {
+			a.log.WarnContext(ctx, "could not look for orphaned e-mail claims", "err", err)
+		}
+		return
+	}
+	for _, k := range keys {
+		a.log.ErrorContext(ctx, "e-mail claimed by a mailer that stopped before recording the outcome; marked UNCERTAIN, not sent again", "email", k)
 	}
 }
 

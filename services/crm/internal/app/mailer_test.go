@@ -280,3 +280,40 @@ func queueConfirmations(t *testing.T, a *app.App, pool *pgxpool.Pool, n int) {
 		}
 	}
 }
+
+// A mailer that dies between its claim and recording the server's answer leaves its
+// batch SENDING. Once the claim is older than the lease, any mailer marks those e-mails
+// UNCERTAIN with the reason (they may or may not have gone out; none is sent again); a
+// younger claim, which a live mailer may still be sending, is left alone, and so is
+// everything not claimed. (They used to stay SENDING for good, in no state that said so.)
+func TestOrphanedClaimsBecomeUncertainAfterTheLease(t *testing.T) {
+	t.Parallel()
+	a, pool := newApp(t, smtp.Mailer{Addr: "127.0.0.1:1", From: "shop@orderflow.test"})
+	ctx := context.Background()
+	queueConfirmations(t, a, pool, 3)
+	claimed, err := postgres.ClaimEmails(ctx, pool, 2) // the mailer that claims these dies here
+	if err != nil || len(claimed) != 2 {
+		t.Fatalf("claimed %d (%v), want 2", len(claimed), err)
+	}
+	counts := func() (sending, uncertain, pending int) {
+		t.Helper()
+		err := pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE status = 'SENDING'),
+		                                  count(*) FILTER (WHERE status = 'UNCERTAIN' AND last_error LIKE 'crm stopped before it recorded%'),
+		                                  count(*) FILTER (WHERE status = 'PENDING')
+		                             FROM emails`).Scan(&sending, &uncertain, &pending)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sending, uncertain, pending
+	}
+
+	a.UncertainOrphanedClaims(ctx, time.Hour)
+	if s, u, p := counts(); s != 2 || u != 0 || p != 1 {
+		t.Fatalf("within the lease: %d sending, %d uncertain, %d pending; want 2, 0, 1", s, u, p)
+	}
+	time.Sleep(10 * time.Millisecond)
+	a.UncertainOrphanedClaims(ctx, time.Millisecond)
+	if s, u, p := counts(); s != 0 || u != 2 || p != 1 {
+		t.Fatalf("past the lease: %d sending, %d uncertain, %d pending; want 0, 2, 1", s, u, p)
+	}
+}

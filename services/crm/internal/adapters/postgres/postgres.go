@@ -150,7 +150,7 @@ type Email struct {
 func ClaimEmails(ctx context.Context, pool *pgxpool.Pool, limit int) ([]Email, error) {
 	var out []Email
 	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `UPDATE emails e SET status = 'SENDING', attempts = attempts + 1
+		rows, err := tx.Query(ctx, `UPDATE emails e SET status = 'SENDING', attempts = attempts + 1, claimed_at = now()
 		                             FROM order_contacts c
 		                            WHERE c.order_id = e.order_id AND (e.order_id, e.kind) IN (
 		                                  SELECT e2.order_id, e2.kind FROM emails e2
@@ -198,6 +198,21 @@ func MarkRetry(ctx context.Context, pool *pgxpool.Pool, orderID, kind, lastErr s
 func MarkFailed(ctx context.Context, pool *pgxpool.Pool, orderID, kind, lastErr string) error {
 	_, err := pool.Exec(ctx, `UPDATE emails SET status = 'FAILED', last_error = $3 WHERE order_id = $1 AND kind = $2`, orderID, kind, lastErr)
 	return err
+}
+
+// UncertainOrphanedClaims marks UNCERTAIN the e-mails claimed more than lease ago and
+// still SENDING: the mailer that claimed them stopped before it recorded the server's
+// answer (a crash, or a failed write after the send), so each may or may not have gone
+// out, and none is sent again. It returns their keys, "order_id/kind".
+func UncertainOrphanedClaims(ctx context.Context, pool *pgxpool.Pool, lease time.Duration) ([]string, error) {
+	rows, err := pool.Query(ctx, `UPDATE emails SET status = 'UNCERTAIN',
+	                                     last_error = 'crm stopped before it recorded the server''s answer (claimed at ' || claimed_at || ')'
+	                               WHERE status = 'SENDING' AND claimed_at < now() - $1::interval
+	                           RETURNING order_id::text || '/' || kind`, lease)
+	if err != nil {
+		return nil, fmt.Errorf("mark orphaned claims uncertain: %w", err)
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
 }
 
 // MarkUncertain records an e-mail that may have been delivered; it is not sent again.
