@@ -12,6 +12,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
 
 	"github.com/orderflow/orderflow/avro/contract"
 	"github.com/orderflow/orderflow/avro/crm"
@@ -19,6 +21,7 @@ import (
 	"github.com/orderflow/orderflow/platform/events"
 	"github.com/orderflow/orderflow/platform/outbox"
 	"github.com/orderflow/orderflow/platform/pg"
+	"github.com/orderflow/orderflow/platform/telemetry"
 	"github.com/orderflow/orderflow/services/crm/internal/adapters/postgres"
 	"github.com/orderflow/orderflow/services/crm/internal/adapters/smtp"
 )
@@ -45,7 +48,28 @@ type App struct {
 	followUpDelay time.Duration
 	log           *slog.Logger
 	now           func() time.Time
-	wake          chan struct{} // buffered(1): e-mails were queued
+	wake          chan struct{}       // buffered(1): e-mails were queued
+	emails        metric.Int64Counter // crm_emails_total by outcome; nil until ExportMetrics
+}
+
+// ExportMetrics registers with meter the mailer's crm_emails_total (e-mails by outcome:
+// sent, retry, failed, uncertain) and crm_emails_due (queued e-mails whose time has
+// come and that no mailer has claimed yet: it grows while the mail server is down).
+func (a *App) ExportMetrics(meter metric.Meter) error {
+	var err error
+	if a.emails, err = meter.Int64Counter("crm_emails_total",
+		metric.WithDescription("E-mails by outcome: sent (the server took it), retry (refused for now or unreachable; sent again later), failed (refused for good), uncertain (the server's answer, or the mailer, was lost; not sent again).")); err != nil {
+		return err
+	}
+	return telemetry.CountGauge(meter, "crm_emails_due", "Queued e-mails due now that no mailer has claimed yet.",
+		func(ctx context.Context) (int64, error) { return postgres.CountDueEmails(ctx, a.pool) })
+}
+
+// counted adds n e-mails of outcome to crm_emails_total.
+func (a *App) counted(ctx context.Context, outcome string, n int) {
+	if a.emails != nil && n > 0 {
+		a.emails.Add(ctx, int64(n), metric.WithAttributes(attribute.String("outcome", outcome)))
+	}
 }
 
 // New returns the application layer.
@@ -313,8 +337,10 @@ func (a *App) recordSent(ctx context.Context, sent []postgres.Email) {
 		for _, e := range sent {
 			a.log.ErrorContext(ctx, "e-mail sent but not recorded; it stays SENDING and is not sent again", "order_id", e.OrderID, "kind", e.Kind, "err", err)
 		}
+		a.counted(ctx, "uncertain", len(sent)) // they stay SENDING and become UNCERTAIN after the lease
 		return
 	}
+	a.counted(ctx, "sent", len(sent))
 	a.outbox.Committed(bctx)
 }
 
@@ -328,6 +354,7 @@ func (a *App) failed(ctx context.Context, e postgres.Email, err error) {
 		if err := postgres.MarkFailed(bctx, a.pool, e.OrderID, e.Kind, err.Error()); err != nil {
 			a.log.ErrorContext(ctx, "mark e-mail failed", "err", err)
 		}
+		a.counted(ctx, "failed", 1)
 		return
 	}
 	if errors.Is(err, smtp.ErrUncertain) {
@@ -335,6 +362,7 @@ func (a *App) failed(ctx context.Context, e postgres.Email, err error) {
 		if err := postgres.MarkUncertain(bctx, a.pool, e.OrderID, e.Kind, err.Error()); err != nil {
 			a.log.ErrorContext(ctx, "mark e-mail uncertain", "err", err)
 		}
+		a.counted(ctx, "uncertain", 1)
 		return
 	}
 	next := a.now().Add(backoff.Duration(e.Attempts, time.Second, 5*time.Minute))
@@ -343,4 +371,5 @@ func (a *App) failed(ctx context.Context, e postgres.Email, err error) {
 	if err := postgres.MarkRetry(bctx, a.pool, e.OrderID, e.Kind, err.Error(), next); err != nil {
 		a.log.ErrorContext(ctx, "requeue e-mail", "err", err)
 	}
+	a.counted(ctx, "retry", 1)
 }

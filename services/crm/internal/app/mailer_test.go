@@ -16,6 +16,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/orderflow/orderflow/services/crm/internal/adapters/postgres"
 	"github.com/orderflow/orderflow/services/crm/internal/adapters/smtp"
@@ -315,5 +317,70 @@ func TestOrphanedClaimsBecomeUncertainAfterTheLease(t *testing.T) {
 	a.UncertainOrphanedClaims(ctx, time.Millisecond)
 	if s, u, p := counts(); s != 0 || u != 2 || p != 1 {
 		t.Fatalf("past the lease: %d sending, %d uncertain, %d pending; want 0, 2, 1", s, u, p)
+	}
+}
+
+// The mailer counts each e-mail's outcome in crm_emails_total, and crm_emails_due shows
+// what waits: here one e-mail refused for good, one taken after a refusal for now.
+func TestMailerCountsOutcomes(t *testing.T) {
+	t.Parallel()
+	srv := startSMTP(t)
+	a, pool := newApp(t, smtp.Mailer{Addr: srv.addr, From: "shop@orderflow.test"})
+	reader := sdkmetric.NewManualReader()
+	if err := a.ExportMetrics(sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader)).Meter("test")); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for _, to := range []string{"refused@example.com", "busy@example.com"} {
+		err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+			id := uuid.NewString()
+			if err := a.Placed(ctx, tx, postgres.Contact{OrderID: id, CustomerID: "c-" + to, Email: to, Name: "Ada"}); err != nil {
+				return err
+			}
+			return a.Confirmed(ctx, tx, id, "1.00 EUR")
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	read := func() (outcomes map[string]int64, due int64) {
+		t.Helper()
+		var rm metricdata.ResourceMetrics
+		if err := reader.Collect(ctx, &rm); err != nil {
+			t.Fatal(err)
+		}
+		outcomes = map[string]int64{}
+		for _, sm := range rm.ScopeMetrics {
+			for _, m := range sm.Metrics {
+				switch d := m.Data.(type) {
+				case metricdata.Sum[int64]:
+					for _, p := range d.DataPoints {
+						o, _ := p.Attributes.Value("outcome")
+						outcomes[o.AsString()] += p.Value
+					}
+				case metricdata.Gauge[int64]:
+					due = d.DataPoints[0].Value
+				}
+			}
+		}
+		return outcomes, due
+	}
+	if _, due := read(); due != 2 {
+		t.Fatalf("crm_emails_due %d before sending, want 2", due)
+	}
+	if _, err := a.SendQueued(ctx); err != nil { // busy@ is refused for now: it waits for its backoff
+		t.Fatal(err)
+	}
+	if got, due := read(); fmt.Sprint(got) != "map[failed:1 retry:1]" || due != 0 {
+		t.Fatalf("after the first round: outcomes %v, due %d; want failed 1, retry 1 and none due", got, due)
+	}
+	if _, err := pool.Exec(ctx, `UPDATE emails SET next_attempt_at = now() WHERE status = 'PENDING'`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.SendQueued(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := read(); fmt.Sprint(got) != "map[failed:1 retry:1 sent:1]" {
+		t.Fatalf("after the second round: outcomes %v, want failed 1, retry 1, sent 1", got)
 	}
 }

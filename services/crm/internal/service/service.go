@@ -8,6 +8,8 @@ import (
 	"net/mail"
 	"time"
 
+	"go.opentelemetry.io/otel"
+
 	"github.com/orderflow/orderflow/avro/contract"
 	"github.com/orderflow/orderflow/platform/boot"
 	"github.com/orderflow/orderflow/platform/config"
@@ -69,6 +71,9 @@ func Spec(version string, cfg *Config) boot.Spec {
 		Models:         []*projection.Model{events.CustomerTimeline()},
 		Wire: func(ctx context.Context, d *boot.Deps) ([]boot.Runner, error) {
 			a := app.New(d.Pool, d.Outbox, smtp.Mailer{Addr: cfg.SMTPAddr, From: cfg.MailFrom}, cfg.FollowUpDelay, d.Log)
+			if err := a.ExportMetrics(otel.Meter("github.com/orderflow/orderflow/services/crm/internal/app")); err != nil {
+				return nil, err
+			}
 			if err := crmhttp.Register(ctx, d.API, d.Pool, d.Log); err != nil {
 				return nil, err
 			}

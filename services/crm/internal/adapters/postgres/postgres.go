@@ -200,6 +200,13 @@ func MarkFailed(ctx context.Context, pool *pgxpool.Pool, orderID, kind, lastErr 
 	return err
 }
 
+// CountDueEmails counts the queued e-mails whose time has come (on the pending index).
+func CountDueEmails(ctx context.Context, pool *pgxpool.Pool) (int64, error) {
+	var n int64
+	err := pool.QueryRow(ctx, `SELECT count(*) FROM emails WHERE status = 'PENDING' AND next_attempt_at <= now()`).Scan(&n)
+	return n, err
+}
+
 // UncertainOrphanedClaims marks UNCERTAIN the e-mails claimed more than lease ago and
 // still SENDING: the mailer that claimed them stopped before it recorded the server's
 // answer (a crash, or a failed write after the send), so each may or may not have gone
