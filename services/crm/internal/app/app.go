@@ -252,6 +252,7 @@ func (a *App) UncertainOrphanedClaims(ctx context.Context, lease time.Duration) 
 	for _, k := range keys {
 		a.log.ErrorContext(ctx, "e-mail claimed by a mailer that stopped before recording the outcome; marked UNCERTAIN, not sent again", "email", k)
 	}
+	a.counted(ctx, "uncertain", len(keys))
 }
 
 // mailBatch is how many e-mails one claim takes: they go over one SMTP session and are
@@ -337,8 +338,7 @@ func (a *App) recordSent(ctx context.Context, sent []postgres.Email) {
 		for _, e := range sent {
 			a.log.ErrorContext(ctx, "e-mail sent but not recorded; it stays SENDING and is not sent again", "order_id", e.OrderID, "kind", e.Kind, "err", err)
 		}
-		a.counted(ctx, "uncertain", len(sent)) // they stay SENDING and become UNCERTAIN after the lease
-		return
+		return // they stay SENDING, and become UNCERTAIN (and counted so) after the lease
 	}
 	a.counted(ctx, "sent", len(sent))
 	a.outbox.Committed(bctx)

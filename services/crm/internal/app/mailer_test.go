@@ -42,17 +42,7 @@ func TestMailerGivesUpOnlyOnARefusalForGood(t *testing.T) {
 	}
 	orders := map[string]string{}
 	for to := range want {
-		id := uuid.NewString()
-		orders[to] = id
-		err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-			if err := a.Placed(ctx, tx, postgres.Contact{OrderID: id, CustomerID: "c-" + to, Email: to, Name: "Ada"}); err != nil {
-				return err
-			}
-			return a.Confirmed(ctx, tx, id, "1.00 EUR")
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
+		orders[to] = queueConfirmation(t, a, pool, to)
 	}
 	done := make(chan error, 1)
 	go func() { done <- a.RunMailer(ctx) }()
@@ -268,19 +258,27 @@ func TestSendQueuedStopsWhenTheServerIsDown(t *testing.T) {
 // confirmation e-mail for each.
 func queueConfirmations(t *testing.T, a *app.App, pool *pgxpool.Pool, n int) {
 	t.Helper()
-	ctx := context.Background()
 	for i := range n {
-		id := uuid.NewString()
-		err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-			if err := a.Placed(ctx, tx, postgres.Contact{OrderID: id, CustomerID: fmt.Sprintf("c-%d", i), Email: fmt.Sprintf("customer-%d@example.com", i), Name: "Ada"}); err != nil {
-				return err
-			}
-			return a.Confirmed(ctx, tx, id, "1.00 EUR")
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
+		queueConfirmation(t, a, pool, fmt.Sprintf("customer-%d@example.com", i))
 	}
+}
+
+// queueConfirmation places and confirms one order of a customer at address to, which
+// queues its confirmation e-mail, and returns the order's id.
+func queueConfirmation(t *testing.T, a *app.App, pool *pgxpool.Pool, to string) string {
+	t.Helper()
+	ctx := context.Background()
+	id := uuid.NewString()
+	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		if err := a.Placed(ctx, tx, postgres.Contact{OrderID: id, CustomerID: "c-" + to, Email: to, Name: "Ada"}); err != nil {
+			return err
+		}
+		return a.Confirmed(ctx, tx, id, "1.00 EUR")
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
 }
 
 // A mailer that dies between its claim and recording the server's answer leaves its
@@ -331,18 +329,8 @@ func TestMailerCountsOutcomes(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	for _, to := range []string{"refused@example.com", "busy@example.com"} {
-		err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-			id := uuid.NewString()
-			if err := a.Placed(ctx, tx, postgres.Contact{OrderID: id, CustomerID: "c-" + to, Email: to, Name: "Ada"}); err != nil {
-				return err
-			}
-			return a.Confirmed(ctx, tx, id, "1.00 EUR")
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+	queueConfirmation(t, a, pool, "refused@example.com")
+	queueConfirmation(t, a, pool, "busy@example.com")
 	read := func() (outcomes map[string]int64, due int64) {
 		t.Helper()
 		var rm metricdata.ResourceMetrics
@@ -382,5 +370,16 @@ func TestMailerCountsOutcomes(t *testing.T) {
 	}
 	if got, _ := read(); fmt.Sprint(got) != "map[failed:1 retry:1 sent:1]" {
 		t.Fatalf("after the second round: outcomes %v, want failed 1, retry 1, sent 1", got)
+	}
+	// A claim whose mailer died counts as uncertain when it is found, once.
+	queueConfirmation(t, a, pool, "ok@example.com")
+	if _, err := postgres.ClaimEmails(ctx, pool, 20); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(10 * time.Millisecond)
+	a.UncertainOrphanedClaims(ctx, time.Millisecond)
+	a.UncertainOrphanedClaims(ctx, time.Millisecond)
+	if got, _ := read(); fmt.Sprint(got) != "map[failed:1 retry:1 sent:1 uncertain:1]" {
+		t.Fatalf("after an orphaned claim: outcomes %v, want failed 1, retry 1, sent 1, uncertain 1", got)
 	}
 }
