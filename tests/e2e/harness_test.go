@@ -383,7 +383,20 @@ func stackCmd(t *testing.T, args ...string) {
 // cleanup, so that the tests after it find the whole stack running.
 func stopService(t *testing.T, svc string) (start func()) {
 	t.Helper()
-	stackCmd(t, "stop", svc)
+	return takeDown(t, "stop", svc)
+}
+
+// killService is stopService with SIGKILL: no graceful shutdown, so its consumer groups
+// see it vanish as after a crash.
+func killService(t *testing.T, svc string) (start func()) {
+	t.Helper()
+	return takeDown(t, "kill", svc)
+}
+
+// takeDown runs stack.sh's stop or kill on svc and returns what starts it again.
+func takeDown(t *testing.T, action, svc string) (start func()) {
+	t.Helper()
+	stackCmd(t, action, svc)
 	started := false
 	t.Cleanup(func() {
 		if !started {

@@ -193,6 +193,19 @@ func TestBillingOutage(t *testing.T) {
 	}
 }
 
+// Inventory killed (no graceful shutdown, as a crash) and started again at once: its
+// consumer group gets the partitions back once the dead member's session expires, 10 s
+// (ORDERFLOW_KAFKA_SESSION_TIMEOUT), and an order placed meanwhile completes. With
+// franz-go's default of 45 s it waited 41-44 s.
+func TestCrashedServiceResumesWithinItsSessionTimeout(t *testing.T) {
+	s := stack(t)
+	sku := s.product(t, 100, 20, 0)
+	startInventory := killService(t, "inventory")
+	startInventory()
+	id := s.place(t, orderBody("tok_visa", line{sku, 1}))
+	s.await(t, id, "CONFIRMED", 30*time.Second)
+}
+
 // Logistics stopped while a customer cancels: the request waits (the order keeps its
 // status, the payment stays captured, nothing is undone on the shop's word alone), and
 // when logistics returns it agrees and everything is undone.
