@@ -750,7 +750,7 @@ func TestRunnerWaitsForATopicItsOwnerHasNotCreated(t *testing.T) {
 	f.model.Topics = []string{f.topics[0], late}
 	var logs testlog.Buffer
 	f.deps.Log = slog.New(slog.NewJSONHandler(&logs, nil))
-	t.Cleanup(func() { // the runner's client may have created nothing: delete what exists
+	t.Cleanup(func() { // the test creates the late topic below
 		_, _ = kadm.NewClient(kafkatest.Client(t)).DeleteTopics(context.Background(), late)
 	})
 	r, err := NewRunner(f.deps, f.model, RunnerOptions{Standby: 200 * time.Millisecond})

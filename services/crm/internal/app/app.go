@@ -336,7 +336,7 @@ func (a *App) recordSent(ctx context.Context, sent []postgres.Email) {
 	})
 	if err != nil {
 		for _, e := range sent {
-			a.log.ErrorContext(ctx, "e-mail sent but not recorded; it stays SENDING and is not sent again", "order_id", e.OrderID, "kind", e.Kind, "err", err)
+			a.log.ErrorContext(ctx, "e-mail sent but not recorded; it is marked UNCERTAIN after the claim lease and not sent again", "order_id", e.OrderID, "kind", e.Kind, "err", err)
 		}
 		return // they stay SENDING, and become UNCERTAIN (and counted so) after the lease
 	}
