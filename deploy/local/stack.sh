@@ -558,7 +558,9 @@ cmd_service() { # cmd_service start|stop|kill NAME: one service alone, the rest 
     kill) # no graceful shutdown: its consumer groups see it vanish, as after a crash
       local f; f=$(pidfile "$svc")
       if [[ -f $f ]]; then
-        kill -KILL -- "-$(cat "$f")" 2>/dev/null || kill -KILL "$(cat "$f")" 2>/dev/null || true
+        local pid i; pid=$(cat "$f")
+        kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+        for i in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done # its port frees once it is gone
         rm -f "$f"
       fi
       log "$svc killed" ;;

@@ -87,13 +87,13 @@ func (r *Runner) Run(ctx context.Context) error {
 			return nil
 		}
 		switch {
-		case errors.Is(err, ErrTopicMissing): // a suite's first start, before the topic's owner
-			d := restarts.Failed(time.Since(started))
-			r.log.WarnContext(ctx, "read model waiting for a topic", "err", err, "retry_in", d.String())
-			sleep(ctx, d)
 		case err != nil:
 			d := restarts.Failed(time.Since(started))
-			r.log.ErrorContext(ctx, "read model stopped, restarting", "err", err, "retry_in", d.String())
+			if errors.Is(err, ErrTopicMissing) { // a suite's first start, before the topic's owner
+				r.log.WarnContext(ctx, "read model waiting for a topic", "err", err, "retry_in", d.String())
+			} else {
+				r.log.ErrorContext(ctx, "read model stopped, restarting", "err", err, "retry_in", d.String())
+			}
 			sleep(ctx, d)
 		case !led:
 			sleep(ctx, r.opts.Standby)
