@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -29,28 +28,33 @@ const statsFlush = 11 * time.Second
 type Cost struct {
 	// Window is how long the ledger counted: the step, its drain and statsFlush.
 	WindowSeconds float64 `json:"window_seconds"`
+	// PostgresNotCounted says why the PostgreSQL part of the ledger (transactions, rows,
+	// WAL, checkpoints, autovacuum) is absent: its statistics could not be read at the
+	// step's start or end, or the cluster restarted in the window. The CPU and Kafka parts
+	// are still there; the latency figures never depend on it.
+	PostgresNotCounted string `json:"postgres_not_counted,omitempty"`
 	// Transactions per order, per service database (commits and rollbacks).
-	Transactions map[string]float64 `json:"transactions"`
+	Transactions map[string]float64 `json:"transactions,omitempty"`
 	// RowsWritten per order, per service database (rows inserted, updated or deleted).
-	RowsWritten map[string]float64 `json:"rows_written"`
+	RowsWritten map[string]float64 `json:"rows_written,omitempty"`
 	// SeqRowsRead per order, per service database: rows that sequential scans of its tables
 	// read. Near zero when every statement finds its rows through an index; a plan cached
 	// while a table was nearly empty shows here as thousands of rows per order.
-	SeqRowsRead map[string]float64 `json:"seq_rows_read"`
+	SeqRowsRead map[string]float64 `json:"seq_rows_read,omitempty"`
 	// WALKiB is the write-ahead log the cluster wrote per order, and WALFullPageKiB at
 	// most how much of it was images of whole pages (see fullPage): the first change to a
 	// page after a checkpoint logs the page (full_page_writes), so this part grows with
 	// how often checkpoints come.
-	WALKiB         float64 `json:"wal_kib"`
-	WALFullPageKiB float64 `json:"wal_full_page_kib"`
+	WALKiB         float64 `json:"wal_kib,omitempty"`
+	WALFullPageKiB float64 `json:"wal_full_page_kib,omitempty"`
 	// Checkpoints is how many checkpoints began in the window, by what asked for them:
 	// "timed" (checkpoint_timeout) or "requested" (mostly max_wal_size reached).
-	Checkpoints map[string]int64 `json:"checkpoints"`
+	Checkpoints map[string]int64 `json:"checkpoints,omitempty"`
 	// Autovacuum is how many times autovacuum analyzed ("analyze") and vacuumed
 	// ("vacuum") a table of the service databases in the window, not per order: a young
 	// stack's tables grow by a tenth within a naptime and are analyzed every naptime, and
 	// their workers' CPU is in PostgreSQL's (ADR 0017).
-	Autovacuum map[string]int64 `json:"autovacuum"`
+	Autovacuum map[string]int64 `json:"autovacuum,omitempty"`
 	// CPUMillis is the CPU time per order, per process, over the window.
 	CPUMillis map[string]float64 `json:"cpu_ms"`
 	// KafkaRequests per order that the five services wrote to the broker, by kind (Fetch,
@@ -71,8 +75,14 @@ type reqSnap struct {
 // kafkaKinds are the request kinds the ledger names; the others are summed as "other".
 var kafkaKinds = []string{"Fetch", "Produce", "other"}
 
-// dbSnap is the statistics of the service databases at one moment.
+// dbSnap is the statistics of the service databases at one moment, or why they could
+// not be read (err).
 type dbSnap struct {
+	err error
+	// started is when the cluster's postmaster started: counters are compared only
+	// between snapshots of one run of the cluster (a crash or an immediate shutdown
+	// discards them, and a fast one keeps only what the backends had published).
+	started              time.Time
 	xacts, rows, seqRead map[string]int64
 	wal, fpi             int64 // WAL bytes and full-page images written
 	checkpoints          map[string]int64
@@ -87,26 +97,33 @@ const fullPage = 8192
 
 // dbStats reads PostgreSQL's statistics through the stack's admin role: the cluster's
 // from its own database, each table's from the service's database (pg_stat_user_tables
-// shows only the database a session is in).
+// shows only the database a session is in). A connection that PostgreSQL closed (a
+// restart, an outage) is opened again by the next snapshot, so a benchmark that runs
+// through an outage loses the ledger of the steps it touched, not the run.
 type dbStats struct {
-	conn *pgx.Conn
-	dbs  map[string]*pgx.Conn
+	cfg   *pgx.ConnConfig
+	conns map[string]*pgx.Conn // by database; "" is the admin URL's own
 	// checkpointsSQL reads the checkpoint counters: from pg_stat_checkpointer since
 	// PostgreSQL 17, from pg_stat_bgwriter before.
 	checkpointsSQL string
 }
+
+// statsApplication names the benchmark's sessions in pg_stat_activity.
+const statsApplication = "orderflow-bench"
 
 func openDBStats(ctx context.Context, url string) (*dbStats, error) {
 	cfg, err := pgx.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("ORDERFLOW_PG_ADMIN_URL: %w", err)
 	}
-	d := &dbStats{dbs: map[string]*pgx.Conn{}}
-	if d.conn, err = pgx.ConnectConfig(ctx, cfg); err != nil {
-		return nil, fmt.Errorf("ORDERFLOW_PG_ADMIN_URL: %w", err)
+	cfg.RuntimeParams["application_name"] = statsApplication
+	d := &dbStats{cfg: cfg, conns: map[string]*pgx.Conn{}}
+	c, err := d.conn(ctx, "")
+	if err != nil {
+		return nil, err
 	}
 	var version int
-	if err := d.conn.QueryRow(ctx, `SELECT current_setting('server_version_num')::int`).Scan(&version); err != nil {
+	if err := c.QueryRow(ctx, `SELECT current_setting('server_version_num')::int`).Scan(&version); err != nil {
 		d.close()
 		return nil, fmt.Errorf("read PostgreSQL's version: %w", err)
 	}
@@ -115,27 +132,73 @@ func openDBStats(ctx context.Context, url string) (*dbStats, error) {
 		d.checkpointsSQL = `SELECT num_timed, num_requested FROM pg_stat_checkpointer`
 	}
 	for _, name := range serviceDBs {
-		c := cfg.Copy()
-		c.Database = name
-		if d.dbs[name], err = pgx.ConnectConfig(ctx, c); err != nil {
+		if _, err := d.conn(ctx, name); err != nil {
 			d.close()
-			return nil, fmt.Errorf("ORDERFLOW_PG_ADMIN_URL, database %s: %w", name, err)
+			return nil, err
 		}
 	}
 	return d, nil
 }
 
-func (d *dbStats) close() {
-	for _, c := range append([]*pgx.Conn{d.conn}, slices.Collect(maps.Values(d.dbs))...) {
-		if c != nil {
-			_ = c.Close(context.Background())
-		}
+// conn returns the open connection to database name ("" for the admin URL's own),
+// connecting again when there is none or PostgreSQL closed it.
+func (d *dbStats) conn(ctx context.Context, name string) (*pgx.Conn, error) {
+	if c := d.conns[name]; c != nil && !c.IsClosed() {
+		return c, nil
 	}
+	cfg := d.cfg.Copy()
+	if name != "" {
+		cfg.Database = name
+	}
+	c, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		if name == "" {
+			return nil, fmt.Errorf("ORDERFLOW_PG_ADMIN_URL: %w", err)
+		}
+		return nil, fmt.Errorf("ORDERFLOW_PG_ADMIN_URL, database %s: %w", name, err)
+	}
+	d.conns[name] = c
+	return c, nil
 }
 
-func (d *dbStats) snapshot(ctx context.Context) (dbSnap, error) {
+func (d *dbStats) close() {
+	// A PostgreSQL that stopped answering cannot hold the benchmark up with its goodbyes.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	for _, c := range d.conns {
+		_ = c.Close(ctx)
+	}
+	clear(d.conns)
+}
+
+// snapshotTimeout bounds a snapshot: a PostgreSQL that accepts connections but does not
+// answer (stopped, or out of connections) costs the step its ledger, not the run.
+const snapshotTimeout = 10 * time.Second
+
+// snapshot reads the statistics, or returns a dbSnap whose err says why it could not.
+func (d *dbStats) snapshot(ctx context.Context) dbSnap {
+	ctx, cancel := context.WithTimeout(ctx, snapshotTimeout)
+	defer cancel()
+	s, err := d.read(ctx)
+	if err != nil && ctx.Err() == nil {
+		// A connection PostgreSQL closed (a restart, an outage) says so only when it is
+		// used: start again from new ones, once.
+		d.close()
+		s, err = d.read(ctx)
+	}
+	if err != nil {
+		return dbSnap{err: err}
+	}
+	return s
+}
+
+func (d *dbStats) read(ctx context.Context) (dbSnap, error) {
 	s := dbSnap{xacts: map[string]int64{}, rows: map[string]int64{}, seqRead: map[string]int64{}, checkpoints: map[string]int64{}}
-	for name, c := range d.dbs {
+	for _, name := range serviceDBs {
+		c, err := d.conn(ctx, name)
+		if err != nil {
+			return s, err
+		}
 		var n, analyses, vacuums int64
 		if err := c.QueryRow(ctx, `SELECT coalesce(sum(seq_tup_read), 0)::bigint, coalesce(sum(autoanalyze_count), 0)::bigint,
 		                                  coalesce(sum(autovacuum_count), 0)::bigint FROM pg_stat_user_tables`).Scan(&n, &analyses, &vacuums); err != nil {
@@ -145,8 +208,15 @@ func (d *dbStats) snapshot(ctx context.Context) (dbSnap, error) {
 		s.analyses += analyses
 		s.vacuums += vacuums
 	}
-	rows, err := d.conn.Query(ctx, `SELECT datname, xact_commit + xact_rollback, tup_inserted + tup_updated + tup_deleted
-	                                  FROM pg_stat_database WHERE datname = ANY($1)`, serviceDBs)
+	c, err := d.conn(ctx, "")
+	if err != nil {
+		return s, err
+	}
+	if err := c.QueryRow(ctx, `SELECT pg_postmaster_start_time()`).Scan(&s.started); err != nil {
+		return s, fmt.Errorf("read when PostgreSQL started: %w", err)
+	}
+	rows, err := c.Query(ctx, `SELECT datname, xact_commit + xact_rollback, tup_inserted + tup_updated + tup_deleted
+	                             FROM pg_stat_database WHERE datname = ANY($1)`, serviceDBs)
 	if err != nil {
 		return s, fmt.Errorf("read pg_stat_database: %w", err)
 	}
@@ -162,15 +232,30 @@ func (d *dbStats) snapshot(ctx context.Context) (dbSnap, error) {
 	if err := rows.Err(); err != nil {
 		return s, fmt.Errorf("read pg_stat_database: %w", err)
 	}
-	if err := d.conn.QueryRow(ctx, `SELECT wal_bytes::bigint, wal_fpi FROM pg_stat_wal`).Scan(&s.wal, &s.fpi); err != nil {
+	if err := c.QueryRow(ctx, `SELECT wal_bytes::bigint, wal_fpi FROM pg_stat_wal`).Scan(&s.wal, &s.fpi); err != nil {
 		return s, fmt.Errorf("read pg_stat_wal: %w", err)
 	}
 	var timed, requested int64
-	if err := d.conn.QueryRow(ctx, d.checkpointsSQL).Scan(&timed, &requested); err != nil {
+	if err := c.QueryRow(ctx, d.checkpointsSQL).Scan(&timed, &requested); err != nil {
 		return s, fmt.Errorf("read the checkpoint counters: %w", err)
 	}
 	s.checkpoints["timed"], s.checkpoints["requested"] = timed, requested
 	return s, nil
+}
+
+// notCounted says why the PostgreSQL part of a ledger from db0 to db1 cannot be
+// counted, or "" when it can.
+func notCounted(db0, db1 dbSnap) string {
+	switch {
+	case db0.err != nil:
+		return "statistics not read at the step's start: " + db0.err.Error()
+	case db1.err != nil:
+		return "statistics not read at the ledger's end: " + db1.err.Error()
+	case !db0.started.Equal(db1.started):
+		return fmt.Sprintf("PostgreSQL restarted in the window (at %s): its counters do not run across a restart",
+			db1.started.UTC().Format("15:04:05"))
+	}
+	return ""
 }
 
 // cost divides what happened between the snapshots by orders. k0 and k1 are the
@@ -180,8 +265,15 @@ func cost(orders int, db0, db1 dbSnap, p0, p1 procSnap, k0, k1 *reqSnap) *Cost {
 		return nil
 	}
 	n := float64(orders)
-	c := &Cost{WindowSeconds: round2(p1.at.Sub(p0.at).Seconds()), Transactions: map[string]float64{},
-		RowsWritten: map[string]float64{}, SeqRowsRead: map[string]float64{}, CPUMillis: map[string]float64{}}
+	c := &Cost{WindowSeconds: round2(p1.at.Sub(p0.at).Seconds()), CPUMillis: map[string]float64{}}
+	for name, cpu := range p1.cpu {
+		c.CPUMillis[name] = round2(max(0, cpu-p0.cpu[name]) * 1000 / n)
+	}
+	c.KafkaRequests, c.KafkaFetches = kafkaCost(n, k0, k1)
+	if c.PostgresNotCounted = notCounted(db0, db1); c.PostgresNotCounted != "" {
+		return c
+	}
+	c.Transactions, c.RowsWritten, c.SeqRowsRead = map[string]float64{}, map[string]float64{}, map[string]float64{}
 	for _, name := range serviceDBs {
 		c.Transactions[name] = round2(float64(db1.xacts[name]-db0.xacts[name]) / n)
 		c.RowsWritten[name] = round2(float64(db1.rows[name]-db0.rows[name]) / n)
@@ -194,26 +286,30 @@ func cost(orders int, db0, db1 dbSnap, p0, p1 procSnap, k0, k1 *reqSnap) *Cost {
 		c.Checkpoints[kind] = v - db0.checkpoints[kind]
 	}
 	c.Autovacuum = map[string]int64{"analyze": db1.analyses - db0.analyses, "vacuum": db1.vacuums - db0.vacuums}
-	for name, cpu := range p1.cpu {
-		c.CPUMillis[name] = round2(max(0, cpu-p0.cpu[name]) * 1000 / n)
-	}
-	if k0 != nil && k1 != nil {
-		c.KafkaRequests, c.KafkaFetches = map[string]float64{}, map[string]float64{}
-		for kind, v := range k1.byKind {
-			d := float64(max(0, v-k0.byKind[kind]))
-			if !slices.Contains(kafkaKinds, kind) {
-				kind = "other"
-			}
-			c.KafkaRequests[kind] += d
-		}
-		for _, kind := range kafkaKinds {
-			c.KafkaRequests[kind] = round2(c.KafkaRequests[kind] / n)
-		}
-		for svc, v := range k1.fetches {
-			c.KafkaFetches[svc] = round2(float64(max(0, v-k0.fetches[svc])) / n)
-		}
-	}
 	return c
+}
+
+// kafkaCost is the services' Kafka requests per order (by kind) and fetches per order (by
+// service) between k0 and k1; nil when either could not be read.
+func kafkaCost(n float64, k0, k1 *reqSnap) (requests, fetches map[string]float64) {
+	if k0 == nil || k1 == nil {
+		return nil, nil
+	}
+	requests, fetches = map[string]float64{}, map[string]float64{}
+	for kind, v := range k1.byKind {
+		d := float64(max(0, v-k0.byKind[kind]))
+		if !slices.Contains(kafkaKinds, kind) {
+			kind = "other"
+		}
+		requests[kind] += d
+	}
+	for _, kind := range kafkaKinds {
+		requests[kind] = round2(requests[kind] / n)
+	}
+	for svc, v := range k1.fetches {
+		fetches[svc] = round2(float64(max(0, v-k0.fetches[svc])) / n)
+	}
+	return requests, fetches
 }
 
 func sum(m map[string]float64) float64 {
@@ -244,11 +340,15 @@ func printCost(c *Cost) {
 		return
 	}
 	fmt.Printf("  cost per order (over %.0f s: the step, its drain and %v for PostgreSQL's counters)\n", c.WindowSeconds, statsFlush)
-	fmt.Printf("    postgres transactions %s\n", line(c.Transactions, serviceDBs))
-	fmt.Printf("    postgres rows written %s  WAL %.1f KiB (page images at most %.1f; checkpoints begun %d timed, %d requested)\n",
-		line(c.RowsWritten, serviceDBs), c.WALKiB, c.WALFullPageKiB, c.Checkpoints["timed"], c.Checkpoints["requested"])
-	fmt.Printf("    postgres rows read by sequential scans %s  autovacuum in the window: %d analyses, %d vacuums\n",
-		line(c.SeqRowsRead, serviceDBs), c.Autovacuum["analyze"], c.Autovacuum["vacuum"])
+	if c.PostgresNotCounted != "" {
+		fmt.Printf("    postgres not counted: %s\n", c.PostgresNotCounted)
+	} else {
+		fmt.Printf("    postgres transactions %s\n", line(c.Transactions, serviceDBs))
+		fmt.Printf("    postgres rows written %s  WAL %.1f KiB (page images at most %.1f; checkpoints begun %d timed, %d requested)\n",
+			line(c.RowsWritten, serviceDBs), c.WALKiB, c.WALFullPageKiB, c.Checkpoints["timed"], c.Checkpoints["requested"])
+		fmt.Printf("    postgres rows read by sequential scans %s  autovacuum in the window: %d analyses, %d vacuums\n",
+			line(c.SeqRowsRead, serviceDBs), c.Autovacuum["analyze"], c.Autovacuum["vacuum"])
+	}
 	fmt.Printf("    cpu ms %s\n", line(c.CPUMillis, nil))
 	if c.KafkaRequests != nil {
 		fmt.Printf("    kafka requests from the services %s; fetches %s\n", line(c.KafkaRequests, kafkaKinds), line(c.KafkaFetches, serviceDBs))

@@ -251,10 +251,7 @@ func (g *generator) step(ctx context.Context, rate int, d, drain time.Duration, 
 	// Before any reading of the step, so that the loop's CPU counts in none of them.
 	speed := coreSpeed(300 * time.Millisecond)
 	k0 := g.kafkaRequests(ctx)
-	db0, err := g.db.snapshot(ctx)
-	if err != nil {
-		return res, err
-	}
+	db0 := g.db.snapshot(ctx)
 	lagCtx, stopLag := context.WithCancel(ctx)
 	lags := make(chan []int64, 1)
 	go func() { lags <- g.sampleLag(lagCtx) }()
@@ -311,10 +308,7 @@ func (g *generator) step(ctx context.Context, rate int, d, drain time.Duration, 
 		time.Sleep(wait)
 	}
 	p1 := procs.snapshot()
-	db1, err := g.db.snapshot(ctx)
-	if err != nil {
-		return res, err
-	}
+	db1 := g.db.snapshot(ctx)
 	res.Cost = cost(res.Accepted, db0, db1, before, p1, k0, g.kafkaRequests(ctx))
 	return res, ctx.Err()
 }
