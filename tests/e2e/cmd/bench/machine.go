@@ -126,8 +126,9 @@ func coreSpeed(d time.Duration) float64 {
 	return float64(int(float64(n) / time.Since(start).Seconds()))
 }
 
-// cacheRing is the size of the ring cacheLatency walks: twice the 2 MiB a core of the
-// benchmark machines has to itself, well inside the 32 MiB they share.
+// cacheRing is the size of the ring cacheLatency walks: on the AMD EPYC benchmark machine
+// of sessions 26-28, twice the 2 MiB of L2 a core has to itself and well inside the 32 MiB
+// of L3 the cores share.
 const cacheRing = 4 << 20
 
 // newCacheRing links cacheRing bytes of 4-byte slots into one cycle in random order, so
