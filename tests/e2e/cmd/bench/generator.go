@@ -80,14 +80,13 @@ type generator struct {
 	kafka  *kgo.Client
 	db     *dbStats
 	prefix string
-	ring   []uint32 // cacheLatency's, made once
 
 	mu     sync.Mutex
 	orders map[string]*trace // by order id
 }
 
 func newGenerator(ctx context.Context, env benchEnv) (*generator, error) {
-	g := &generator{env: env, orders: map[string]*trace{}, prefix: "BENCH-" + uuid.NewString()[:6], ring: newCacheRing(),
+	g := &generator{env: env, orders: map[string]*trace{}, prefix: "BENCH-" + uuid.NewString()[:6],
 		http: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
 			MaxIdleConns: 1024, MaxIdleConnsPerHost: 1024, IdleConnTimeout: time.Minute}}}
 	// The generator reads the workflow's topics from their current end: it sees the events
@@ -250,7 +249,7 @@ func (g *generator) step(ctx context.Context, rate int, d, drain time.Duration, 
 		inflight = make(chan struct{}, 4096)
 	)
 	// Before any reading of the step, so that the loop's CPU counts in none of them.
-	probe := probes{coreMBps: coreSpeed(300 * time.Millisecond), cacheLoadNs: cacheLatency(g.ring, 300*time.Millisecond)}
+	speed := coreSpeed(300 * time.Millisecond)
 	k0 := g.kafkaRequests(ctx)
 	db0 := g.db.snapshot(ctx)
 	lagCtx, stopLag := context.WithCancel(ctx)
@@ -288,9 +287,9 @@ func (g *generator) step(ctx context.Context, rate int, d, drain time.Duration, 
 	stopLag()
 	after := procs.snapshot()
 	m1, err := readCPUTimes()
-	res.Machine = machineUsage(m0, m1, probe)
+	res.Machine = machineUsage(m0, m1, speed)
 	if err = cmp.Or(errM, err); err != nil {
-		res.Machine = MachineUsage{CoreMBps: probe.coreMBps, CacheLoadNs: probe.cacheLoadNs, Error: err.Error()}
+		res.Machine = MachineUsage{CoreMBps: speed, Error: err.Error()}
 	}
 	res.Sent, res.Errors, res.Accepted = total, int(errs.Load()), int(accepted.Load())
 	if v := firstErr.Load(); v != nil {

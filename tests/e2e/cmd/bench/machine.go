@@ -3,7 +3,6 @@ package main
 import (
 	"crypto/sha256"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"strconv"
 	"strings"
@@ -12,12 +11,9 @@ import (
 
 // The machine as a whole over a step. Runs of the same code on this machine have differed
 // by a factor of three at one rate, every hop slower alike, with the same CPU per order:
-// the machine itself was slower or shared. Three readings tell such a run apart: how the
+// the machine itself was slower or shared. Two readings tell such a run apart: how the
 // cores were spent over the step (/proc/stat, including time the hypervisor gave to other
-// guests, "stolen"), how fast one core hashes a fixed buffer just before the step, and how
-// long a load takes from a ring bigger than a core's own caches (cacheLatency): a host
-// whose other tenants fill the shared last-level cache slows a step's every process
-// without slowing the hash, which runs in a core's own cache.
+// guests, "stolen"), and how fast one core hashes a fixed buffer just before the step.
 
 // MachineUsage is how the machine's cores were spent over a step, in cores.
 type MachineUsage struct {
@@ -28,11 +24,7 @@ type MachineUsage struct {
 	// CoreMBps is how many MB/s of SHA-256 one core computed just before the step, while
 	// the suite was idle: lower than usual means a slower or busier host.
 	CoreMBps float64 `json:"core_mb_per_s"`
-	// CacheLoadNs is how many nanoseconds one load took, just before the step, in a random
-	// walk over a ring of cacheRing bytes: a few tens when the shared cache holds it, a
-	// hundred and more when other work on the host has pushed it out.
-	CacheLoadNs float64 `json:"cache_load_ns"`
-	// Error is why the cores could not be read; the probes' readings are kept.
+	// Error is why the cores could not be read; the core speed is kept.
 	Error string `json:"error,omitempty"`
 }
 
@@ -92,16 +84,11 @@ func readCPUTimes() (cpuTimes, error) {
 	return parseCPUTimes(string(b), time.Now())
 }
 
-// probes is what the two host probes read just before a step.
-type probes struct {
-	coreMBps, cacheLoadNs float64
-}
-
-// machineUsage is how the cores were spent between a and b, with the probes' readings.
-func machineUsage(a, b cpuTimes, p probes) MachineUsage {
+// machineUsage is how the cores were spent between a and b.
+func machineUsage(a, b cpuTimes, coreMBps float64) MachineUsage {
 	secs := b.at.Sub(a.at).Seconds()
 	if a.at.IsZero() || b.at.IsZero() || secs <= 0 {
-		return MachineUsage{CoreMBps: p.coreMBps, CacheLoadNs: p.cacheLoadNs, Error: "no two readings of /proc/stat over the step"}
+		return MachineUsage{CoreMBps: coreMBps, Error: "no two readings of /proc/stat over the step"}
 	}
 	per := func(x, y float64) float64 { return round2(max(0, y-x) / secs) }
 	return MachineUsage{
@@ -109,8 +96,7 @@ func machineUsage(a, b cpuTimes, p probes) MachineUsage {
 		IdleCores:   per(a.idle, b.idle),
 		IOWaitCores: per(a.iowait, b.iowait),
 		StolenCores: per(a.steal, b.steal),
-		CoreMBps:    p.coreMBps,
-		CacheLoadNs: p.cacheLoadNs,
+		CoreMBps:    coreMBps,
 	}
 }
 
@@ -126,48 +112,11 @@ func coreSpeed(d time.Duration) float64 {
 	return float64(int(float64(n) / time.Since(start).Seconds()))
 }
 
-// cacheRing is the size of the ring cacheLatency walks: on the AMD EPYC benchmark machine
-// of sessions 26-28, twice the 2 MiB of L2 a core has to itself and well inside the 32 MiB
-// of L3 the cores share.
-const cacheRing = 4 << 20
-
-// newCacheRing links cacheRing bytes of 4-byte slots into one cycle in random order, so
-// that each load depends on the one before and no prefetcher can guess the next.
-func newCacheRing() []uint32 {
-	order := rand.Perm(cacheRing / 4)
-	ring := make([]uint32, len(order))
-	for i, slot := range order {
-		ring[slot] = uint32(order[(i+1)%len(order)])
-	}
-	return ring
-}
-
-// cacheLatency walks ring for about d on the calling goroutine and returns the
-// nanoseconds one load took.
-func cacheLatency(ring []uint32, d time.Duration) float64 {
-	const chunk = 100_000
-	start := time.Now()
-	at, loads := uint32(0), 0
-	for time.Since(start) < d {
-		for range chunk {
-			at = ring[at]
-		}
-		loads += chunk
-	}
-	walked = at // keeps the walk from being optimised away
-	return round2(float64(time.Since(start).Nanoseconds()) / float64(loads))
-}
-
-// walked is where the last walk ended.
-var walked uint32
-
 func printMachine(m MachineUsage) {
-	probes := fmt.Sprintf("one core hashed %.0f MB/s and loaded from a %d MiB ring in %.1f ns just before the step",
-		m.CoreMBps, cacheRing>>20, m.CacheLoadNs)
 	if m.Error != "" {
-		fmt.Printf("  machine  cores not read: %s;  %s\n", m.Error, probes)
+		fmt.Printf("  machine  cores not read: %s;  one core hashed %.0f MB/s just before the step\n", m.Error, m.CoreMBps)
 		return
 	}
-	fmt.Printf("  machine  busy %.2f cores  idle %.2f  iowait %.2f  stolen %.2f;  %s\n",
-		m.BusyCores, m.IdleCores, m.IOWaitCores, m.StolenCores, probes)
+	fmt.Printf("  machine  busy %.2f cores  idle %.2f  iowait %.2f  stolen %.2f;  one core hashed %.0f MB/s just before the step\n",
+		m.BusyCores, m.IdleCores, m.IOWaitCores, m.StolenCores, m.CoreMBps)
 }

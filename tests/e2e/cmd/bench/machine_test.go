@@ -22,13 +22,13 @@ func TestMachineUsageFromProcStat(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := machineUsage(a, b, probes{coreMBps: 1372, cacheLoadNs: 21.5})
-	want := MachineUsage{BusyCores: 1.5, IdleCores: 0.3, IOWaitCores: 0.1, StolenCores: 0.1, CoreMBps: 1372, CacheLoadNs: 21.5}
+	m := machineUsage(a, b, 1372)
+	want := MachineUsage{BusyCores: 1.5, IdleCores: 0.3, IOWaitCores: 0.1, StolenCores: 0.1, CoreMBps: 1372}
 	if m != want {
 		t.Errorf("machine usage %+v, want %+v", m, want)
 	}
-	if m := machineUsage(cpuTimes{}, b, probes{coreMBps: 900, cacheLoadNs: 80}); m.CoreMBps != 900 || m.CacheLoadNs != 80 || m.BusyCores != 0 || m.Error == "" {
-		t.Errorf("usage without a first reading = %+v, want the probes' readings and an error, no cores", m)
+	if m := machineUsage(cpuTimes{}, b, 900); m.CoreMBps != 900 || m.BusyCores != 0 || m.Error == "" {
+		t.Errorf("usage without a first reading = %+v, want the core speed and an error, no cores", m)
 	}
 }
 
@@ -43,30 +43,6 @@ func TestProcStatThatIsNotTheMachinesLineIsRefused(t *testing.T) {
 func TestCoreSpeedHashes(t *testing.T) {
 	if s := coreSpeed(20 * time.Millisecond); s <= 0 {
 		t.Errorf("core speed %v MB/s, want above zero", s)
-	}
-}
-
-// The ring is one cycle through every slot: a walk that fell into a shorter cycle would
-// stay in a corner of the ring small enough for a core's own cache and read nothing.
-func TestCacheRingIsOneCycleThroughEverySlot(t *testing.T) {
-	ring := newCacheRing()
-	if len(ring)*4 != cacheRing {
-		t.Fatalf("ring of %d bytes, want %d", len(ring)*4, cacheRing)
-	}
-	seen := make([]bool, len(ring))
-	at := uint32(0)
-	for i := range ring {
-		if seen[at] {
-			t.Fatalf("the walk came back to slot %d after %d of %d loads", at, i, len(ring))
-		}
-		seen[at] = true
-		at = ring[at]
-	}
-	if at != 0 {
-		t.Errorf("after every slot the walk is at %d, want back at 0", at)
-	}
-	if ns := cacheLatency(ring, 20*time.Millisecond); ns <= 0 {
-		t.Errorf("cache latency %v ns, want above zero", ns)
 	}
 }
 
