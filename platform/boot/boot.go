@@ -313,7 +313,7 @@ func kafkaConfig(spec Spec, b *config.Base, log *slog.Logger) kafka.Config {
 
 func serve(ctx context.Context, spec Spec, cfg Configurable, log *slog.Logger) error {
 	base := cfg.BaseConfig()
-	log.InfoContext(ctx, "starting", "version", spec.Version, "config", config.Masked(cfg), "go_memory_limit", goMemoryLimit(), "go_gc_percent", goGCPercent(), "go_max_procs", runtime.GOMAXPROCS(0))
+	log.InfoContext(ctx, "starting", "version", spec.Version, "config", config.Masked(cfg), "go_memory_limit", goMemoryLimit(), "go_gc_percent", goGCPercent(), "go_max_procs", runtime.GOMAXPROCS(0), "go_debug", os.Getenv("GODEBUG"))
 
 	// OpenTelemetry reports its own failures (an export, a gauge's query) through this.
 	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) { log.Warn("telemetry failed", "err", err) }))

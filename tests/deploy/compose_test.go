@@ -74,7 +74,7 @@ func accepted(t *testing.T) map[string][]configKey {
 func checkEnv(t *testing.T, where, svc string, env map[string]bool) {
 	t.Helper()
 	keys := accepted(t)[svc]
-	known := map[string]bool{"GOMEMLIMIT": true, "GOGC": true, "GOMAXPROCS": true} // read by the Go runtime
+	known := map[string]bool{"GOMEMLIMIT": true, "GOGC": true, "GOMAXPROCS": true, "GODEBUG": true} // read by the Go runtime
 	for _, k := range keys {
 		known[k.Name] = true
 		if k.Required && !env[k.Name] {
