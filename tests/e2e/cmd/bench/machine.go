@@ -120,3 +120,70 @@ func printMachine(m MachineUsage) {
 	fmt.Printf("  machine  busy %.2f cores  idle %.2f  iowait %.2f  stolen %.2f;  one core hashed %.0f MB/s just before the step\n",
 		m.BusyCores, m.IdleCores, m.IOWaitCores, m.StolenCores, m.CoreMBps)
 }
+
+// runtimeVars are the Go runtime's variables a deployment sets for the services (ADRs
+// 0016, 0019, 0022), in the order the report prints them.
+var runtimeVars = []string{"GOMAXPROCS", "GOGC", "GOMEMLIMIT", "GODEBUG"}
+
+// goRuntimeSettings picks runtimeVars out of a process's environment (the NUL-separated
+// contents of /proc/<pid>/environ) as "NAME=value" words; a variable that is not set is
+// left out, one set to nothing is kept ("GODEBUG=").
+func goRuntimeSettings(environ string) string {
+	set := map[string]string{}
+	for _, kv := range strings.Split(environ, "\x00") {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			set[k] = v
+		}
+	}
+	var words []string
+	for _, k := range runtimeVars {
+		if v, ok := set[k]; ok {
+			words = append(words, k+"="+v)
+		}
+	}
+	return strings.Join(words, " ")
+}
+
+// serviceRuntime reads the Go runtime settings each service process started with, so that
+// a report says what ran (a run without one of them is not comparable to one with it).
+// Processes whose environment cannot be read are left out.
+func serviceRuntime(pids map[string][]int) map[string]string {
+	out := map[string]string{}
+	for _, svc := range []string{"shop", "inventory", "billing", "logistics", "crm"} {
+		if len(pids[svc]) == 0 {
+			continue
+		}
+		if b, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", pids[svc][0])); err == nil {
+			out[svc] = goRuntimeSettings(string(b))
+		}
+	}
+	return out
+}
+
+// runtimeText is the report's line for the services' runtime settings: one line when
+// every service runs with the same, else one entry per service.
+func runtimeText(settings map[string]string) string {
+	if len(settings) == 0 {
+		return ""
+	}
+	names := sortedKeys(settings)
+	same := true
+	for _, n := range names[1:] {
+		same = same && settings[n] == settings[names[0]]
+	}
+	if same {
+		return "services' Go runtime: " + orNone(settings[names[0]])
+	}
+	var parts []string
+	for _, n := range names {
+		parts = append(parts, n+" "+orNone(settings[n]))
+	}
+	return "services' Go runtime: " + strings.Join(parts, "; ")
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "the runtime's defaults"
+	}
+	return s
+}

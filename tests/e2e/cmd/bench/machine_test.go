@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"os/exec"
 	"slices"
 	"strings"
@@ -115,5 +116,47 @@ func TestOtherStacksListsOthersAndLeavesOutOurs(t *testing.T) {
 	}
 	if got := otherStacks(map[int]bool{cmd.Process.Pid: true}); slices.Contains(got, want) {
 		t.Errorf("otherStacks with the pid ours = %v, want it without %q", got, want)
+	}
+}
+
+func TestGoRuntimeSettingsPicksTheRuntimesVariablesInOrder(t *testing.T) {
+	environ := "PATH=/bin\x00GODEBUG=schedtrace=2147483647\x00GOMAXPROCS=1\x00ORDERFLOW_ADMIN_TOKEN=secret\x00GOGC=400\x00GOMEMLIMIT=64MiB\x00"
+	if got, want := goRuntimeSettings(environ), "GOMAXPROCS=1 GOGC=400 GOMEMLIMIT=64MiB GODEBUG=schedtrace=2147483647"; got != want {
+		t.Errorf("goRuntimeSettings = %q, want %q", got, want)
+	}
+	if got, want := goRuntimeSettings("GODEBUG=\x00GOGC=400\x00"), "GOGC=400 GODEBUG="; got != want {
+		t.Errorf("an empty GODEBUG: %q, want %q", got, want)
+	}
+	if got := goRuntimeSettings("PATH=/bin\x00"); got != "" {
+		t.Errorf("no runtime variable: %q, want nothing", got)
+	}
+}
+
+func TestRuntimeTextIsOneLineWhenTheServicesAgree(t *testing.T) {
+	same := map[string]string{"shop": "GOMAXPROCS=1 GODEBUG=schedtrace=2147483647", "crm": "GOMAXPROCS=1 GODEBUG=schedtrace=2147483647"}
+	if got, want := runtimeText(same), "services' Go runtime: GOMAXPROCS=1 GODEBUG=schedtrace=2147483647"; got != want {
+		t.Errorf("runtimeText = %q, want %q", got, want)
+	}
+	differ := map[string]string{"shop": "GOMAXPROCS=1 GODEBUG=", "crm": "GOMAXPROCS=1 GODEBUG=schedtrace=2147483647", "billing": ""}
+	if got, want := runtimeText(differ), "services' Go runtime: billing the runtime's defaults; crm GOMAXPROCS=1 GODEBUG=schedtrace=2147483647; shop GOMAXPROCS=1 GODEBUG="; got != want {
+		t.Errorf("runtimeText = %q, want %q", got, want)
+	}
+	if got := runtimeText(nil); got != "" {
+		t.Errorf("no services read: %q, want nothing", got)
+	}
+}
+
+// The bench reads a process's own environment the way it reads a service's.
+func TestServiceRuntimeReadsTheProcessEnvironment(t *testing.T) {
+	got := serviceRuntime(map[string][]int{"shop": {os.Getpid()}, "crm": {1 << 30}})
+	if _, ok := got["crm"]; ok {
+		t.Errorf("a process that does not exist should be left out, got %q", got["crm"])
+	}
+	b, err := os.ReadFile("/proc/self/environ")
+	if err != nil {
+		t.Skip("no /proc here")
+	}
+	if want := goRuntimeSettings(string(b)); got["shop"] != want {
+		t.Errorf("serviceRuntime read %q for this process, its environment has %q", got["shop"], want)
 	}
 }

@@ -83,7 +83,9 @@ func run(ctx context.Context) error {
 
 	report := Report{Machine: machine(), Started: time.Now().UTC(), StepSeconds: stepDur.Seconds()}
 	ours := map[int]bool{}
-	for _, pids := range procs.pids() {
+	running := procs.pids()
+	report.Machine.ServiceRuntime = serviceRuntime(running)
+	for _, pids := range running {
 		for _, pid := range pids {
 			ours[pid] = true
 		}
@@ -161,6 +163,9 @@ type Machine struct {
 	// OtherStacks are processes of other stacks that were running when the benchmark
 	// started (otherStacks): their CPU is in no column but takes the same cores.
 	OtherStacks []string `json:"other_stacks,omitempty"`
+	// ServiceRuntime is the Go runtime settings (GOMAXPROCS, GOGC, GOMEMLIMIT, GODEBUG)
+	// each service process started with, from its environment.
+	ServiceRuntime map[string]string `json:"service_runtime,omitempty"`
 }
 
 func machine() Machine {
@@ -246,6 +251,9 @@ func printSummary(r Report) {
 		fmt.Printf(", autogroup scheduling %s", r.Machine.Autogroup)
 	}
 	fmt.Println()
+	if t := runtimeText(r.Machine.ServiceRuntime); t != "" {
+		fmt.Println(t)
+	}
 	if len(r.Machine.OtherStacks) > 0 {
 		fmt.Printf("other stacks running beside it: %s\n", strings.Join(r.Machine.OtherStacks, ", "))
 	}
