@@ -118,13 +118,15 @@ func processSwitches() (int, error) {
 			continue // the thread exited
 		}
 		for line := range strings.Lines(string(b)) {
-			if v, ok := strings.CutPrefix(line, "voluntary_ctxt_switches:"); ok {
-				n, _ := strconv.Atoi(strings.TrimSpace(v))
-				total += n
-			} else if v, ok := strings.CutPrefix(line, "nonvoluntary_ctxt_switches:"); ok {
-				n, _ := strconv.Atoi(strings.TrimSpace(v))
-				total += n
+			name, v, _ := strings.Cut(line, ":")
+			if name != "voluntary_ctxt_switches" && name != "nonvoluntary_ctxt_switches" {
+				continue
 			}
+			n, err := strconv.Atoi(strings.TrimSpace(v))
+			if err != nil {
+				return 0, fmt.Errorf("thread %s: %s: %w", task.Name(), name, err)
+			}
+			total += n
 		}
 	}
 	return total, nil

@@ -17,8 +17,12 @@ import (
 // less. CPU per order tells something only at a rate that leaves CPU unused: on a
 // saturated suite it is the cores divided by the rate, whatever a change did.
 
-// serviceDBs are the databases whose statistics the ledger reads.
-var serviceDBs = []string{"shop", "inventory", "billing", "logistics", "crm"}
+// services are the suite's five services.
+var services = []string{"shop", "inventory", "billing", "logistics", "crm"}
+
+// serviceDBs are the databases whose statistics the ledger reads: each service owns the
+// database named like it.
+var serviceDBs = services
 
 // statsFlush is how long PostgreSQL may hold a backend's counters before publishing
 // them: a busy backend flushes at most once a second, an idle one within ten seconds.

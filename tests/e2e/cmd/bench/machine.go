@@ -149,7 +149,7 @@ func goRuntimeSettings(environ string) string {
 // Processes whose environment cannot be read are left out.
 func serviceRuntime(pids map[string][]int) map[string]string {
 	out := map[string]string{}
-	for _, svc := range []string{"shop", "inventory", "billing", "logistics", "crm"} {
+	for _, svc := range services {
 		if len(pids[svc]) == 0 {
 			continue
 		}
