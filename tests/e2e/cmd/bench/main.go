@@ -115,6 +115,7 @@ func run(ctx context.Context) error {
 	}
 	report.Peak = procs.peaks()
 	report.MaxSustained = maxSustained(report.Steps)
+	report.Goals = judge(report)
 	printSummary(report)
 	if err := os.MkdirAll(*out, 0o755); err != nil {
 		return err
@@ -141,6 +142,7 @@ type Report struct {
 	Steps        []Step              `json:"steps"`
 	Peak         map[string]ProcPeak `json:"peak_per_process"`
 	MaxSustained int                 `json:"max_sustained_orders_per_s"`
+	Goals        []Verdict           `json:"goals"`
 }
 
 // Machine describes where the numbers were measured.
@@ -223,6 +225,9 @@ func maxSustained(steps []Step) int {
 func printStep(s Step) {
 	fmt.Printf("  offered %d/s  sent %d  accepted %d  errors %d  confirmed %d (%.1f/s)  not e-mailed %d  sustained %v\n",
 		s.Offered, s.Sent, s.Accepted, s.Errors, s.Confirmed, s.CompletedPerS, s.Unnotified, s.Sustained)
+	if len(s.Shortfalls) > 0 {
+		fmt.Printf("  not sustained: %s\n", strings.Join(s.Shortfalls, "; "))
+	}
 	fmt.Printf("  POST->CONFIRMED ms  p50 %.1f  p95 %.1f  p99 %.1f  max %.1f\n", s.Latency.P50, s.Latency.P95, s.Latency.P99, s.Latency.Max)
 	for _, h := range hopOrder {
 		if d, ok := s.Hops[h]; ok {
@@ -236,7 +241,8 @@ func printStep(s Step) {
 		}
 		fmt.Println()
 	}
-	fmt.Printf("  lag (consumers and read models, applied offsets)  max %d  first-third avg %.0f  last-third avg %.0f\n", s.Lag.Max, s.Lag.FirstThird, s.Lag.LastThird)
+	fmt.Printf("  lag (consumers and read models, applied offsets)  max %d  first-third low %d avg %.0f  last-third low %d avg %.0f\n",
+		s.Lag.Max, s.Lag.FirstLow, s.Lag.FirstThird, s.Lag.LastLow, s.Lag.LastThird)
 	printMachine(s.Machine)
 	for _, name := range sortedKeys(s.Processes) {
 		p := s.Processes[name]
@@ -257,12 +263,19 @@ func printSummary(r Report) {
 	if len(r.Machine.OtherStacks) > 0 {
 		fmt.Printf("other stacks running beside it: %s\n", strings.Join(r.Machine.OtherStacks, ", "))
 	}
-	fmt.Printf("%8s %10s %8s %8s %8s %8s %8s %10s\n", "offered", "completed", "p50 ms", "p95 ms", "p99 ms", "max ms", "errors", "sustained")
+	// The CPU per order tells runs on a slower hour of the same machine from a change in
+	// the suite: compare runs whose figure at a low rate agrees.
+	fmt.Printf("%8s %10s %8s %8s %8s %8s %8s %10s %12s\n", "offered", "completed", "p50 ms", "p95 ms", "p99 ms", "max ms", "errors", "sustained", "cpu ms/order")
 	for _, s := range r.Steps {
-		fmt.Printf("%8d %10.1f %8.1f %8.1f %8.1f %8.1f %8d %10v\n", s.Offered, s.CompletedPerS, s.Latency.P50, s.Latency.P95, s.Latency.P99, s.Latency.Max, s.Errors, s.Sustained)
+		cpu := "-"
+		if s.Cost != nil {
+			cpu = fmt.Sprintf("%.1f", sum(s.Cost.CPUMillis))
+		}
+		fmt.Printf("%8d %10.1f %8.1f %8.1f %8.1f %8.1f %8d %10v %12s\n", s.Offered, s.CompletedPerS, s.Latency.P50, s.Latency.P95, s.Latency.P99, s.Latency.Max, s.Errors, s.Sustained, cpu)
 	}
 	fmt.Printf("max sustained: %d orders/s\npeak memory per process over the run:\n", r.MaxSustained)
 	for _, name := range sortedKeys(r.Peak) {
 		fmt.Printf("  %-10s %6.1f MiB (%s)\n", name, r.Peak[name].PeakMiB, r.Peak[name].Measure)
 	}
+	printGoals(r.Goals)
 }

@@ -67,3 +67,31 @@ func TestAStepWithUnsentEmailsIsNotSustained(t *testing.T) {
 		}
 	}
 }
+
+// Lag is judged by its low points: batches of the groups that linger on purpose spike it,
+// a backlog that grows lifts it.
+func TestLagIsFlatWhenItsLowPointsDoNotRise(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		samples []int64
+		flat    bool
+		lows    [2]int64
+	}{
+		// A 300/s step of session 30: every order confirmed within it; two peaks of over
+		// 300 in its last third put that third's average 56 above the first's.
+		{"spikes in the last third", []int64{62, 230, 82, 9, 20, 103, 87, 189, 94, 36, 9, 78, 64, 148, 0, 8, 157, 153, 317, 207}, true, [2]int64{9, 0}},
+		// One of session 29: the lag never fell under 86 in the last six seconds.
+		{"a floor that rose", []int64{162, 64, 93, 25, 2, 22, 2, 21, 16, 43, 26, 15, 136, 137, 151, 86, 127, 89, 98}, false, [2]int64{2, 86}},
+		{"a backlog that grows", []int64{0, 40, 85, 130, 170, 220, 260, 300, 350, 390, 430}, false, [2]int64{0, 350}},
+		{"a standing backlog that does not grow", []int64{400, 420, 380, 410, 395, 405, 430, 390, 415}, true, [2]int64{380, 390}},
+		{"one sample", []int64{7}, true, [2]int64{7, 7}},
+	} {
+		l := lagSummary(c.samples)
+		if l.Flat != c.flat || l.FirstLow != c.lows[0] || l.LastLow != c.lows[1] {
+			t.Errorf("%s: flat %v, lows %d and %d; want %v, %d and %d", c.name, l.Flat, l.FirstLow, l.LastLow, c.flat, c.lows[0], c.lows[1])
+		}
+	}
+	if l := lagSummary(nil); !l.Flat || l.Max != 0 {
+		t.Errorf("no samples: %+v, want flat", l)
+	}
+}
