@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"slices"
 	"strings"
 )
 
@@ -79,12 +78,13 @@ func memoryVerdict(peak map[string]ProcPeak) Verdict {
 	v := Verdict{Goal: fmt.Sprintf("each service under %d MiB of resident memory", goalRSSMiB), State: "not measured",
 		Detail: "no service's peak was read"}
 	var over []string
-	largest := ""
+	largest, read := "", 0
 	for _, name := range services {
 		p, ok := peak[name]
 		if !ok {
 			continue
 		}
+		read++
 		if largest == "" || p.PeakMiB > peak[largest].PeakMiB {
 			largest = name
 		}
@@ -92,28 +92,17 @@ func memoryVerdict(peak map[string]ProcPeak) Verdict {
 			over = append(over, fmt.Sprintf("%s %.1f MiB", name, p.PeakMiB))
 		}
 	}
-	missing := len(services) - countPresent(peak)
 	switch {
-	case largest == "":
+	case read == 0:
 		return v
 	case over != nil:
 		v.State, v.Detail = "missed", strings.Join(over, ", ")
-	case missing > 0:
-		v.Detail = fmt.Sprintf("%d of the %d services' peaks not read", missing, len(services))
+	case read < len(services):
+		v.Detail = fmt.Sprintf("%d of the %d services' peaks not read", len(services)-read, len(services))
 	default:
 		v.State, v.Detail = "met", fmt.Sprintf("the largest %s %.1f MiB", largest, peak[largest].PeakMiB)
 	}
 	return v
-}
-
-func countPresent(peak map[string]ProcPeak) int {
-	n := 0
-	for name := range peak {
-		if slices.Contains(services, name) {
-			n++
-		}
-	}
-	return n
 }
 
 func printGoals(vs []Verdict) {
