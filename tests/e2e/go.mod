@@ -8,13 +8,13 @@ require (
 	github.com/orderflow/orderflow/avro v0.0.0-00010101000000-000000000000
 	github.com/orderflow/orderflow/platform v0.0.0
 	github.com/twmb/franz-go v1.22.2
+	golang.org/x/sys v0.49.0
 	google.golang.org/grpc v1.84.0
 )
 
 require (
 	github.com/grpc-ecosystem/grpc-gateway/v2 v2.33.0 // indirect
 	golang.org/x/net v0.61.0 // indirect
-	golang.org/x/sys v0.49.0 // indirect
 	google.golang.org/genproto/googleapis/api v0.0.0-20261026165753-2ffab32bce7e // indirect
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20261019180522-ce908d29299b // indirect
 	google.golang.org/protobuf v1.36.12 // indirect

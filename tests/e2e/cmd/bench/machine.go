@@ -1,19 +1,26 @@
 package main
 
 import (
+	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"os"
+	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // The machine as a whole over a step. Runs of the same code on this machine have differed
 // by a factor of three at one rate, every hop slower alike, with the same CPU per order:
-// the machine itself was slower or shared. Two readings tell such a run apart: how the
+// the machine itself was slower or shared. Three readings tell such a run apart: how the
 // cores were spent over the step (/proc/stat, including time the hypervisor gave to other
-// guests, "stolen"), and how fast one core hashes a fixed buffer just before the step.
+// guests, "stolen"), how fast one core hashes a fixed buffer just before the step, and how
+// fast it hashes during the step, per second of its own CPU time.
 
 // MachineUsage is how the machine's cores were spent over a step, in cores.
 type MachineUsage struct {
@@ -24,6 +31,9 @@ type MachineUsage struct {
 	// CoreMBps is how many MB/s of SHA-256 one core computed just before the step, while
 	// the suite was idle: lower than usual means a slower or busier host.
 	CoreMBps float64 `json:"core_mb_per_s"`
+	// InStep is the same hashing during the step, once a second, per second of the
+	// hashing thread's own CPU time (see sampleCoreSpeed); absent when nothing was sampled.
+	InStep *CoreSpeedInStep `json:"core_speed_in_step,omitempty"`
 	// Error is why the cores could not be read; the core speed is kept.
 	Error string `json:"error,omitempty"`
 }
@@ -100,6 +110,76 @@ func machineUsage(a, b cpuTimes, coreMBps float64) MachineUsage {
 	}
 }
 
+// CoreSpeedInStep summarises a step's samples of sampleCoreSpeed, in MB/s.
+type CoreSpeedInStep struct {
+	Samples int     `json:"samples"`
+	Median  float64 `json:"median_mb_per_s"`
+	Lowest  float64 `json:"lowest_mb_per_s"`
+}
+
+// coreSpeedInStep summarises samples; nil when there are none.
+func coreSpeedInStep(samples []float64) *CoreSpeedInStep {
+	if len(samples) == 0 {
+		return nil
+	}
+	s := slices.Sorted(slices.Values(samples))
+	return &CoreSpeedInStep{Samples: len(s), Median: float64(int(s[(len(s)-1)/2])), Lowest: float64(int(s[0]))}
+}
+
+// sampleCoreSpeed hashes a 1 MiB buffer twice every interval until ctx ends and returns
+// each sample's MB per second of the hashing thread's CPU time. While the suite keeps the
+// cores busy, a clock on the wall would measure the wait for a core as well; the thread's
+// own CPU time leaves that out, so what is left is the core's own speed: its clock and
+// whatever shares it below the guest (a sibling hyperthread of the host's). The pre-step
+// probe sees the core only while the suite is idle. About 1.2 ms of CPU a second, which
+// the generator's column includes.
+func sampleCoreSpeed(ctx context.Context, interval time.Duration) []float64 {
+	buf := make([]byte, 1<<20)
+	var out []float64
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return out
+		case <-tick.C:
+		}
+		if v, err := hashPerCPUSecond(buf, 2); err == nil {
+			out = append(out, v)
+		}
+	}
+}
+
+// hashPerCPUSecond hashes buf n times on a locked OS thread and returns MB per second of
+// that thread's CPU time.
+func hashPerCPUSecond(buf []byte, n int) (float64, error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	t0, err := threadCPUTime()
+	if err != nil {
+		return 0, err
+	}
+	for range n {
+		sha256.Sum256(buf)
+	}
+	t1, err := threadCPUTime()
+	if err != nil {
+		return 0, err
+	}
+	if t1 <= t0 {
+		return 0, errors.New("the thread's CPU clock did not advance")
+	}
+	return float64(n*len(buf)) / 1e6 / (t1 - t0).Seconds(), nil
+}
+
+func threadCPUTime() (time.Duration, error) {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_THREAD_CPUTIME_ID, &ts); err != nil {
+		return 0, fmt.Errorf("thread CPU clock: %w", err)
+	}
+	return time.Duration(ts.Nano()), nil
+}
+
 // coreSpeed hashes a 1 MiB buffer for about d on the calling goroutine and returns MB/s.
 func coreSpeed(d time.Duration) float64 {
 	buf := make([]byte, 1<<20)
@@ -112,13 +192,17 @@ func coreSpeed(d time.Duration) float64 {
 	return float64(int(float64(n) / time.Since(start).Seconds()))
 }
 
-func printMachine(m MachineUsage) {
-	if m.Error != "" {
-		fmt.Printf("  machine  cores not read: %s;  one core hashed %.0f MB/s just before the step\n", m.Error, m.CoreMBps)
-		return
+// machineLine is the step's line about the machine.
+func machineLine(m MachineUsage) string {
+	speed := fmt.Sprintf("one core hashed %.0f MB/s just before the step", m.CoreMBps)
+	if in := m.InStep; in != nil {
+		speed += fmt.Sprintf(", %.0f per second of its CPU time during it (lowest %.0f)", in.Median, in.Lowest)
 	}
-	fmt.Printf("  machine  busy %.2f cores  idle %.2f  iowait %.2f  stolen %.2f;  one core hashed %.0f MB/s just before the step\n",
-		m.BusyCores, m.IdleCores, m.IOWaitCores, m.StolenCores, m.CoreMBps)
+	if m.Error != "" {
+		return fmt.Sprintf("  machine  cores not read: %s;  %s", m.Error, speed)
+	}
+	return fmt.Sprintf("  machine  busy %.2f cores  idle %.2f  iowait %.2f  stolen %.2f;  %s",
+		m.BusyCores, m.IdleCores, m.IOWaitCores, m.StolenCores, speed)
 }
 
 // runtimeVars are the Go runtime's variables a deployment sets for the services (ADRs

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -44,6 +45,41 @@ func TestProcStatThatIsNotTheMachinesLineIsRefused(t *testing.T) {
 func TestCoreSpeedHashes(t *testing.T) {
 	if s := coreSpeed(20 * time.Millisecond); s <= 0 {
 		t.Errorf("core speed %v MB/s, want above zero", s)
+	}
+}
+
+func TestCoreSpeedInStepIsMeasuredInTheThreadsCPUTime(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 130*time.Millisecond)
+	defer cancel()
+	samples := sampleCoreSpeed(ctx, 20*time.Millisecond)
+	if len(samples) < 3 {
+		t.Fatalf("%d samples in 130 ms at one every 20 ms, want at least 3", len(samples))
+	}
+	// Every goroutine of this test but one asleep: a hash of 2 MiB on a core of any
+	// machine that runs the suite is at least tens of MB/s, and no core hashes SHA-256 at
+	// 100 GB/s, as a division by a clock that barely moved would claim.
+	for _, v := range samples {
+		if v < 10 || v > 100_000 {
+			t.Errorf("sample %.0f MB/s per CPU second, want a core's speed", v)
+		}
+	}
+}
+
+func TestCoreSpeedInStepSummary(t *testing.T) {
+	if got := coreSpeedInStep(nil); got != nil {
+		t.Errorf("summary of no samples = %+v, want none", got)
+	}
+	got := coreSpeedInStep([]float64{1650.4, 1420.9, 1702.2, 1688.1})
+	want := CoreSpeedInStep{Samples: 4, Median: 1650, Lowest: 1420}
+	if got == nil || *got != want {
+		t.Errorf("summary = %+v, want %+v (the lower middle sample as the median)", got, want)
+	}
+	line := machineLine(MachineUsage{BusyCores: 1.9, CoreMBps: 1680, InStep: got})
+	if !strings.HasSuffix(line, "one core hashed 1680 MB/s just before the step, 1650 per second of its CPU time during it (lowest 1420)") {
+		t.Errorf("machine line %q does not give both speeds", line)
+	}
+	if line := machineLine(MachineUsage{CoreMBps: 1680}); !strings.HasSuffix(line, "hashed 1680 MB/s just before the step") {
+		t.Errorf("machine line without samples in the step %q, want the pre-step speed alone", line)
 	}
 }
 

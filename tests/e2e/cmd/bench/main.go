@@ -243,7 +243,7 @@ func printStep(s Step) {
 	}
 	fmt.Printf("  lag (consumers and read models, applied offsets)  max %d  first-third low %d avg %.0f  last-third low %d avg %.0f\n",
 		s.Lag.Max, s.Lag.FirstLow, s.Lag.FirstThird, s.Lag.LastLow, s.Lag.LastThird)
-	printMachine(s.Machine)
+	fmt.Println(machineLine(s.Machine))
 	for _, name := range sortedKeys(s.Processes) {
 		p := s.Processes[name]
 		fmt.Printf("    %-10s cpu %5.2f cores  peak %6.1f MiB\n", name, p.CPUCores, p.PeakMiB)
