@@ -368,8 +368,29 @@ func (g *generator) settle(ctx context.Context, max time.Duration) {
 
 // sampleLag sums the lag of the services' groups once a second until ctx ends.
 func (g *generator) sampleLag(ctx context.Context) []int64 {
-	var out []int64
-	tick := time.NewTicker(time.Second)
+	return sampleEvery(ctx, time.Second, func() (int64, bool) {
+		var sum int64
+		for _, u := range g.env.metrics {
+			n, err := g.lagOf(ctx, u)
+			if err != nil {
+				if ctx.Err() == nil {
+					// A service that did not answer (overloaded, restarting) would make the
+					// sum too small: drop the whole sample rather than record a false low.
+					fmt.Fprintf(os.Stderr, "lag sample dropped: %s: %v\n", u, err)
+				}
+				return 0, false
+			}
+			sum += n
+		}
+		return sum, true
+	})
+}
+
+// sampleEvery calls sample once every interval until ctx ends and returns the samples it
+// kept (those for which it returned true).
+func sampleEvery[T any](ctx context.Context, interval time.Duration, sample func() (T, bool)) []T {
+	var out []T
+	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	for {
 		select {
@@ -377,24 +398,8 @@ func (g *generator) sampleLag(ctx context.Context) []int64 {
 			return out
 		case <-tick.C:
 		}
-		var sum int64
-		complete := true
-		for _, u := range g.env.metrics {
-			n, err := g.lagOf(ctx, u)
-			if err != nil {
-				if ctx.Err() != nil {
-					return out
-				}
-				// A service that did not answer (overloaded, restarting) would make the sum
-				// too small: drop the whole sample rather than record a false low.
-				complete = false
-				fmt.Fprintf(os.Stderr, "lag sample dropped: %s: %v\n", u, err)
-				break
-			}
-			sum += n
-		}
-		if complete {
-			out = append(out, sum)
+		if v, ok := sample(); ok && ctx.Err() == nil {
+			out = append(out, v)
 		}
 	}
 }

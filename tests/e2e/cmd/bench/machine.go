@@ -135,19 +135,10 @@ func coreSpeedInStep(samples []float64) *CoreSpeedInStep {
 // the generator's column includes.
 func sampleCoreSpeed(ctx context.Context, interval time.Duration) []float64 {
 	buf := make([]byte, 1<<20)
-	var out []float64
-	tick := time.NewTicker(interval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return out
-		case <-tick.C:
-		}
-		if v, err := hashPerCPUSecond(buf, 2); err == nil {
-			out = append(out, v)
-		}
-	}
+	return sampleEvery(ctx, interval, func() (float64, bool) {
+		v, err := hashPerCPUSecond(buf, 2)
+		return v, err == nil
+	})
 }
 
 // hashPerCPUSecond hashes buf n times on a locked OS thread and returns MB per second of
