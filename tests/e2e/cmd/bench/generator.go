@@ -255,8 +255,8 @@ func (g *generator) step(ctx context.Context, rate int, d, drain time.Duration, 
 	lagCtx, stopLag := context.WithCancel(ctx)
 	lags := make(chan []int64, 1)
 	go func() { lags <- g.sampleLag(lagCtx) }()
-	speeds := make(chan []float64, 1)
-	go func() { speeds <- sampleCoreSpeed(lagCtx, time.Second) }()
+	cores := make(chan []coreSample, 1)
+	go func() { cores <- sampleCore(lagCtx, time.Second) }()
 	before := procs.snapshot()
 	m0, errM := readCPUTimes()
 	start := time.Now()
@@ -293,7 +293,7 @@ func (g *generator) step(ctx context.Context, rate int, d, drain time.Duration, 
 	if err = cmp.Or(errM, err); err != nil {
 		res.Machine = MachineUsage{CoreMBps: speed, Error: err.Error()}
 	}
-	res.Machine.InStep = coreSpeedInStep(<-speeds)
+	res.Machine.InStep = coreInStep(<-cores)
 	res.Sent, res.Errors, res.Accepted = total, int(errs.Load()), int(accepted.Load())
 	if v := firstErr.Load(); v != nil {
 		res.FirstError = v.(string)

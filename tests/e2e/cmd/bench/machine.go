@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"runtime"
 	"slices"
@@ -19,8 +20,9 @@ import (
 // by a factor of three at one rate, every hop slower alike, with the same CPU per order:
 // the machine itself was slower or shared. Three readings tell such a run apart: how the
 // cores were spent over the step (/proc/stat, including time the hypervisor gave to other
-// guests, "stolen"), how fast one core hashes a fixed buffer just before the step, and how
-// fast it hashes during the step, per second of its own CPU time.
+// guests, "stolen"), how fast one core hashes a fixed buffer just before the step, and two
+// probes during the step, timed by their own CPU time: the same hashing, and a walk
+// through memory that the caches the host shares decide.
 
 // MachineUsage is how the machine's cores were spent over a step, in cores.
 type MachineUsage struct {
@@ -31,9 +33,9 @@ type MachineUsage struct {
 	// CoreMBps is how many MB/s of SHA-256 one core computed just before the step, while
 	// the suite was idle: lower than usual means a slower or busier host.
 	CoreMBps float64 `json:"core_mb_per_s"`
-	// InStep is the same hashing during the step, once a second, per second of the
-	// hashing thread's own CPU time (see sampleCoreSpeed); absent when nothing was sampled.
-	InStep *CoreSpeedInStep `json:"core_speed_in_step,omitempty"`
+	// InStep is what the probes found during the step (see sampleCore); absent when
+	// nothing was sampled.
+	InStep *CoreInStep `json:"core_in_step,omitempty"`
 	// Error is why the cores could not be read; the core speed is kept.
 	Error string `json:"error,omitempty"`
 }
@@ -110,49 +112,130 @@ func machineUsage(a, b cpuTimes, coreMBps float64) MachineUsage {
 	}
 }
 
-// CoreSpeedInStep summarises a step's samples of sampleCoreSpeed, in MB/s.
-type CoreSpeedInStep struct {
-	Samples int     `json:"samples"`
-	Median  float64 `json:"median_mb_per_s"`
-	Lowest  float64 `json:"lowest_mb_per_s"`
+// CoreInStep summarises a step's samples of sampleCore.
+type CoreInStep struct {
+	Samples int `json:"samples"`
+	// HashMBps is the median MB/s of SHA-256 per second of the probe's CPU time, and
+	// HashLowestMBps the slowest sample's.
+	HashMBps       float64 `json:"hash_mb_per_s"`
+	HashLowestMBps float64 `json:"hash_lowest_mb_per_s"`
+	// WalkNs is the median nanoseconds of CPU time per load of the memory walk, and
+	// WalkSlowestNs the slowest sample's.
+	WalkNs        float64 `json:"walk_ns_per_load"`
+	WalkSlowestNs float64 `json:"walk_slowest_ns_per_load"`
 }
 
-// coreSpeedInStep summarises samples; nil when there are none.
-func coreSpeedInStep(samples []float64) *CoreSpeedInStep {
+// coreSample is one second's reading of both probes.
+type coreSample struct{ hashMBps, walkNs float64 }
+
+// coreInStep summarises samples; nil when there are none. The median of an even count is
+// the lower middle sample.
+func coreInStep(samples []coreSample) *CoreInStep {
 	if len(samples) == 0 {
 		return nil
 	}
-	s := slices.Sorted(slices.Values(samples))
-	return &CoreSpeedInStep{Samples: len(s), Median: float64(int(s[(len(s)-1)/2])), Lowest: float64(int(s[0]))}
+	hash := make([]float64, len(samples))
+	walk := make([]float64, len(samples))
+	for i, c := range samples {
+		hash[i], walk[i] = c.hashMBps, c.walkNs
+	}
+	slices.Sort(hash)
+	slices.Sort(walk)
+	mid := (len(samples) - 1) / 2
+	return &CoreInStep{Samples: len(samples),
+		HashMBps: float64(int(hash[mid])), HashLowestMBps: float64(int(hash[0])),
+		WalkNs: round(walk[mid]), WalkSlowestNs: round(walk[len(walk)-1])}
 }
 
-// sampleCoreSpeed hashes a 1 MiB buffer twice every interval until ctx ends and returns
-// each sample's MB per second of the hashing thread's CPU time. While the suite keeps the
-// cores busy, a clock on the wall would measure the wait for a core as well; the thread's
-// own CPU time leaves that out, so what is left is the core's own speed: its clock and
-// whatever shares it below the guest (a sibling hyperthread of the host's). The pre-step
-// probe sees the core only while the suite is idle. About 1.2 ms of CPU a second, which
-// the generator's column includes.
-func sampleCoreSpeed(ctx context.Context, interval time.Duration) []float64 {
+// sampleCore reads two probes every interval until ctx ends, each timed by the CPU time
+// of its own (locked) thread: while the suite keeps the cores busy, a clock on the wall
+// would time the wait for a core as well, and the thread's CPU time leaves it out.
+//   - SHA-256 of a 1 MiB buffer, twice: the core's own speed, its clock and whatever
+//     shares it below the guest (a sibling hyperthread of the host's). The buffer stays
+//     in the core's L2, so the caches do not enter.
+//   - walkLoads steps of a random walk over walkBytes, each load depending on the last:
+//     how long memory takes to answer, which the L3 cache that the host's other guests
+//     share decides, and the suite's own working sets, whose every process depends on
+//     the same thing.
+//
+// About 3 ms of CPU a second, which the generator's column includes, and 16 MiB of it.
+func sampleCore(ctx context.Context, interval time.Duration) []coreSample {
 	buf := make([]byte, 1<<20)
-	return sampleEvery(ctx, interval, func() (float64, bool) {
-		v, err := hashPerCPUSecond(buf, 2)
-		return v, err == nil
+	walk := newMemoryWalk(walkBytes, 1)
+	return sampleEvery(ctx, interval, func() (coreSample, bool) {
+		h, err := hashPerCPUSecond(buf, 2)
+		if err != nil {
+			return coreSample{}, false
+		}
+		w, err := walk.nsPerLoad(walkLoads)
+		return coreSample{hashMBps: h, walkNs: w}, err == nil
 	})
 }
 
 // hashPerCPUSecond hashes buf n times on a locked OS thread and returns MB per second of
 // that thread's CPU time.
 func hashPerCPUSecond(buf []byte, n int) (float64, error) {
+	d, err := onThreadCPU(func() {
+		for range n {
+			sha256.Sum256(buf)
+		}
+	})
+	if err != nil {
+		return 0, err
+	}
+	return float64(n*len(buf)) / 1e6 / d.Seconds(), nil
+}
+
+const (
+	walkBytes = 16 << 20 // half the L3 cache of the machines this ran on
+	walkLoads = 20_000
+	lineWords = 16 // a 64-byte cache line of uint32
+)
+
+// memoryWalk is a single random cycle through the cache lines of its buffer: the first
+// word of each line holds the index of the next line's, so that each load waits for the
+// one before and no prefetcher can guess where it goes. Successive samples go on from
+// where the last stopped, so that none meets the lines its predecessor brought in.
+type memoryWalk struct {
+	next []uint32
+	at   uint32
+}
+
+func newMemoryWalk(bytes int, seed uint64) *memoryWalk {
+	lines := bytes / (lineWords * 4)
+	order := rand.New(rand.NewPCG(seed, seed)).Perm(lines)
+	next := make([]uint32, lines*lineWords)
+	for i, from := range order {
+		next[from*lineWords] = uint32(order[(i+1)%lines] * lineWords)
+	}
+	return &memoryWalk{next: next, at: uint32(order[0] * lineWords)}
+}
+
+// nsPerLoad takes n steps of the walk on a locked OS thread and returns the thread's CPU
+// nanoseconds per step.
+func (w *memoryWalk) nsPerLoad(n int) (float64, error) {
+	at := w.at
+	d, err := onThreadCPU(func() {
+		for range n {
+			at = w.next[at]
+		}
+	})
+	w.at = at
+	if err != nil {
+		return 0, err
+	}
+	return float64(d.Nanoseconds()) / float64(n), nil
+}
+
+// onThreadCPU runs f on a locked OS thread and returns the CPU time that thread spent.
+func onThreadCPU(f func()) (time.Duration, error) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	t0, err := threadCPUTime()
 	if err != nil {
 		return 0, err
 	}
-	for range n {
-		sha256.Sum256(buf)
-	}
+	f()
 	t1, err := threadCPUTime()
 	if err != nil {
 		return 0, err
@@ -160,7 +243,7 @@ func hashPerCPUSecond(buf []byte, n int) (float64, error) {
 	if t1 <= t0 {
 		return 0, errors.New("the thread's CPU clock did not advance")
 	}
-	return float64(n*len(buf)) / 1e6 / (t1 - t0).Seconds(), nil
+	return t1 - t0, nil
 }
 
 func threadCPUTime() (time.Duration, error) {
@@ -187,7 +270,8 @@ func coreSpeed(d time.Duration) float64 {
 func machineLine(m MachineUsage) string {
 	speed := fmt.Sprintf("one core hashed %.0f MB/s just before the step", m.CoreMBps)
 	if in := m.InStep; in != nil {
-		speed += fmt.Sprintf(", %.0f per second of its CPU time during it (lowest %.0f)", in.Median, in.Lowest)
+		speed += fmt.Sprintf("; during it, per second of the probes' CPU time, %.0f MB/s (slowest second %.0f) and a load of a walk over %d MiB in %.1f ns (slowest %.1f)",
+			in.HashMBps, in.HashLowestMBps, walkBytes>>20, in.WalkNs, in.WalkSlowestNs)
 	}
 	if m.Error != "" {
 		return fmt.Sprintf("  machine  cores not read: %s;  %s", m.Error, speed)

@@ -48,35 +48,60 @@ func TestCoreSpeedHashes(t *testing.T) {
 	}
 }
 
-func TestCoreSpeedInStepIsMeasuredInTheThreadsCPUTime(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 130*time.Millisecond)
+func TestCoreProbesAreTimedByTheirThreadsCPUTime(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	samples := sampleCoreSpeed(ctx, 20*time.Millisecond)
+	samples := sampleCore(ctx, 30*time.Millisecond)
 	if len(samples) < 3 {
-		t.Fatalf("%d samples in 130 ms at one every 20 ms, want at least 3", len(samples))
+		t.Fatalf("%d samples in a second at one every 30 ms, want at least 3", len(samples))
 	}
-	// Every goroutine of this test but one asleep: a hash of 2 MiB on a core of any
-	// machine that runs the suite is at least tens of MB/s, and no core hashes SHA-256 at
-	// 100 GB/s, as a division by a clock that barely moved would claim.
-	for _, v := range samples {
-		if v < 10 || v > 100_000 {
-			t.Errorf("sample %.0f MB/s per CPU second, want a core's speed", v)
+	// A core of any machine that runs the suite hashes tens of MB/s at least, and none
+	// 100 GB/s, as a division by a clock that barely moved would claim; a load that
+	// misses the caches takes more than a fraction of a nanosecond and less than 10 us.
+	for _, c := range samples {
+		if c.hashMBps < 10 || c.hashMBps > 100_000 {
+			t.Errorf("hash sample %.0f MB/s per CPU second, want a core's speed", c.hashMBps)
+		}
+		if c.walkNs < 0.5 || c.walkNs > 10_000 {
+			t.Errorf("walk sample %.1f ns a load, want a memory's latency", c.walkNs)
 		}
 	}
 }
 
-func TestCoreSpeedInStepSummary(t *testing.T) {
-	if got := coreSpeedInStep(nil); got != nil {
+func TestMemoryWalkVisitsEveryLineOnce(t *testing.T) {
+	w := newMemoryWalk(64<<10, 7) // 1,024 lines
+	seen := map[uint32]bool{}
+	at := w.at
+	for range 1024 {
+		if at%lineWords != 0 || seen[at] {
+			t.Fatalf("the walk came to word %d twice or off a line's start after %d lines", at, len(seen))
+		}
+		seen[at] = true
+		at = w.next[at]
+	}
+	if at != w.at {
+		t.Errorf("after every line the walk is at %d, want back at its start %d", at, w.at)
+	}
+	if _, err := w.nsPerLoad(100); err != nil {
+		t.Fatal(err)
+	}
+	if w.at == at {
+		t.Errorf("a sample left the walk where it began; the next would meet the lines it brought in")
+	}
+}
+
+func TestCoreInStepSummary(t *testing.T) {
+	if got := coreInStep(nil); got != nil {
 		t.Errorf("summary of no samples = %+v, want none", got)
 	}
-	got := coreSpeedInStep([]float64{1650.4, 1420.9, 1702.2, 1688.1})
-	want := CoreSpeedInStep{Samples: 4, Median: 1650, Lowest: 1420}
+	got := coreInStep([]coreSample{{1650.4, 40.04}, {1420.9, 95.5}, {1702.2, 38.1}, {1688.1, 52.3}})
+	want := CoreInStep{Samples: 4, HashMBps: 1650, HashLowestMBps: 1420, WalkNs: 40, WalkSlowestNs: 95.5}
 	if got == nil || *got != want {
 		t.Errorf("summary = %+v, want %+v (the lower middle sample as the median)", got, want)
 	}
 	line := machineLine(MachineUsage{BusyCores: 1.9, CoreMBps: 1680, InStep: got})
-	if !strings.HasSuffix(line, "one core hashed 1680 MB/s just before the step, 1650 per second of its CPU time during it (lowest 1420)") {
-		t.Errorf("machine line %q does not give both speeds", line)
+	if !strings.HasSuffix(line, "one core hashed 1680 MB/s just before the step; during it, per second of the probes' CPU time, 1650 MB/s (slowest second 1420) and a load of a walk over 16 MiB in 40.0 ns (slowest 95.5)") {
+		t.Errorf("machine line %q does not give both probes", line)
 	}
 	if line := machineLine(MachineUsage{CoreMBps: 1680}); !strings.HasSuffix(line, "hashed 1680 MB/s just before the step") {
 		t.Errorf("machine line without samples in the step %q, want the pre-step speed alone", line)
