@@ -158,7 +158,7 @@ func coreInStep(samples []coreSample) *CoreInStep {
 //     share decides, and the suite's own working sets, whose every process depends on
 //     the same thing.
 //
-// About 3 ms of CPU a second, which the generator's column includes, and 16 MiB of it.
+// About 3 ms of CPU a second, which the generator's column includes, and 4 MiB of it.
 func sampleCore(ctx context.Context, interval time.Duration) []coreSample {
 	buf := make([]byte, 1<<20)
 	walk := newMemoryWalk(walkBytes, 1)
@@ -187,7 +187,12 @@ func hashPerCPUSecond(buf []byte, n int) (float64, error) {
 }
 
 const (
-	walkBytes = 16 << 20 // half the L3 cache of the machines this ran on
+	// Four times the L2 cache of a core of the machines this ran on and an eighth of
+	// their L3: a walk that misses L2 and stays in L3 as far as the host's other guests
+	// leave it there. On the idle AMD EPYC of session 31 a load of it took 41-161 ns,
+	// median 147 (of a 2 MiB walk 16-156); of a 16 MiB walk 145-222 idle and 190-240
+	// under the suite's load whatever its cost per order, which is memory's own latency.
+	walkBytes = 4 << 20
 	walkLoads = 20_000
 	lineWords = 16 // a 64-byte cache line of uint32
 )

@@ -100,7 +100,7 @@ func TestCoreInStepSummary(t *testing.T) {
 		t.Errorf("summary = %+v, want %+v (the lower middle sample as the median)", got, want)
 	}
 	line := machineLine(MachineUsage{BusyCores: 1.9, CoreMBps: 1680, InStep: got})
-	if !strings.HasSuffix(line, "one core hashed 1680 MB/s just before the step; during it, per second of the probes' CPU time, 1650 MB/s (slowest second 1420) and a load of a walk over 16 MiB in 40.0 ns (slowest 95.5)") {
+	if !strings.HasSuffix(line, "one core hashed 1680 MB/s just before the step; during it, per second of the probes' CPU time, 1650 MB/s (slowest second 1420) and a load of a walk over 4 MiB in 40.0 ns (slowest 95.5)") {
 		t.Errorf("machine line %q does not give both probes", line)
 	}
 	if line := machineLine(MachineUsage{CoreMBps: 1680}); !strings.HasSuffix(line, "hashed 1680 MB/s just before the step") {
