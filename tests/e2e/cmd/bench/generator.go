@@ -255,8 +255,15 @@ func (g *generator) step(ctx context.Context, rate int, d, drain time.Duration, 
 	lagCtx, stopLag := context.WithCancel(ctx)
 	lags := make(chan []int64, 1)
 	go func() { lags <- g.sampleLag(lagCtx) }()
-	cores := make(chan []coreSample, 1)
-	go func() { cores <- sampleCore(lagCtx, time.Second) }()
+	type probed struct {
+		samples []coreSample
+		err     error
+	}
+	cores := make(chan probed, 1)
+	go func() {
+		samples, err := sampleCore(lagCtx, time.Second)
+		cores <- probed{samples, err}
+	}()
 	before := procs.snapshot()
 	m0, errM := readCPUTimes()
 	start := time.Now()
@@ -293,7 +300,11 @@ func (g *generator) step(ctx context.Context, rate int, d, drain time.Duration, 
 	if err = cmp.Or(errM, err); err != nil {
 		res.Machine = MachineUsage{CoreMBps: speed, Error: err.Error()}
 	}
-	res.Machine.InStep = coreInStep(<-cores)
+	core := <-cores
+	res.Machine.InStep = coreInStep(core.samples)
+	if core.err != nil {
+		res.Machine.InStepError = core.err.Error()
+	}
 	res.Sent, res.Errors, res.Accepted = total, int(errs.Load()), int(accepted.Load())
 	if v := firstErr.Load(); v != nil {
 		res.FirstError = v.(string)

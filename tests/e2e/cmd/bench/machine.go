@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -34,8 +35,9 @@ type MachineUsage struct {
 	// the suite was idle: lower than usual means a slower or busier host.
 	CoreMBps float64 `json:"core_mb_per_s"`
 	// InStep is what the probes found during the step (see sampleCore); absent when
-	// nothing was sampled.
-	InStep *CoreInStep `json:"core_in_step,omitempty"`
+	// nothing was sampled. InStepError is the first probe that failed, if any did.
+	InStep      *CoreInStep `json:"core_in_step,omitempty"`
+	InStepError string      `json:"core_in_step_error,omitempty"`
 	// Error is why the cores could not be read; the core speed is kept.
 	Error string `json:"error,omitempty"`
 }
@@ -158,18 +160,25 @@ func coreInStep(samples []coreSample) *CoreInStep {
 //     share decides, and the suite's own working sets, whose every process depends on
 //     the same thing.
 //
-// About 3 ms of CPU a second, which the generator's column includes, and 4 MiB of it.
-func sampleCore(ctx context.Context, interval time.Duration) []coreSample {
+// About 5 ms of CPU a second, which the generator's column includes, and 4 MiB of it. A
+// sample whose probe failed is left out; the first failure is returned beside the others.
+func sampleCore(ctx context.Context, interval time.Duration) ([]coreSample, error) {
 	buf := make([]byte, 1<<20)
 	walk := newMemoryWalk(walkBytes, 1)
-	return sampleEvery(ctx, interval, func() (coreSample, bool) {
+	var failed error
+	samples := sampleEvery(ctx, interval, func() (coreSample, bool) {
 		h, err := hashPerCPUSecond(buf, 2)
+		var w float64
+		if err == nil {
+			w, err = walk.nsPerLoad(walkLoads)
+		}
 		if err != nil {
+			failed = cmp.Or(failed, err)
 			return coreSample{}, false
 		}
-		w, err := walk.nsPerLoad(walkLoads)
-		return coreSample{hashMBps: h, walkNs: w}, err == nil
+		return coreSample{hashMBps: h, walkNs: w}, true
 	})
+	return samples, failed
 }
 
 // hashPerCPUSecond hashes buf n times on a locked OS thread and returns MB per second of
@@ -277,6 +286,9 @@ func machineLine(m MachineUsage) string {
 	if in := m.InStep; in != nil {
 		speed += fmt.Sprintf("; during it, per second of the probes' CPU time, %.0f MB/s (slowest second %.0f) and a load of a walk over %d MiB in %.1f ns (slowest %.1f)",
 			in.HashMBps, in.HashLowestMBps, walkBytes>>20, in.WalkNs, in.WalkSlowestNs)
+	}
+	if m.InStepError != "" {
+		speed += "; a probe during it failed: " + m.InStepError
 	}
 	if m.Error != "" {
 		return fmt.Sprintf("  machine  cores not read: %s;  %s", m.Error, speed)

@@ -51,7 +51,10 @@ func TestCoreSpeedHashes(t *testing.T) {
 func TestCoreProbesAreTimedByTheirThreadsCPUTime(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	samples := sampleCore(ctx, 30*time.Millisecond)
+	samples, err := sampleCore(ctx, 30*time.Millisecond)
+	if err != nil {
+		t.Fatalf("a probe failed: %v", err)
+	}
 	if len(samples) < 3 {
 		t.Fatalf("%d samples in a second at one every 30 ms, want at least 3", len(samples))
 	}
@@ -105,6 +108,10 @@ func TestCoreInStepSummary(t *testing.T) {
 	}
 	if line := machineLine(MachineUsage{CoreMBps: 1680}); !strings.HasSuffix(line, "hashed 1680 MB/s just before the step") {
 		t.Errorf("machine line without samples in the step %q, want the pre-step speed alone", line)
+	}
+	failed := MachineUsage{CoreMBps: 1680, InStepError: "thread CPU clock: operation not permitted"}
+	if line := machineLine(failed); !strings.HasSuffix(line, "just before the step; a probe during it failed: thread CPU clock: operation not permitted") {
+		t.Errorf("machine line after a failed probe %q, want the failure named", line)
 	}
 }
 
