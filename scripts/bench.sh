@@ -14,6 +14,11 @@ export ORDERFLOW_PORT_BASE=17000
 # deploy/local/stack.sh); the benchmark measures one that has them, as a cluster in
 # service does. 64 segments, 1 GiB, cover a run with the default steps.
 export ORDERFLOW_PG_PREALLOCATE_WAL=${ORDERFLOW_PG_PREALLOCATE_WAL:-64}
+# PostgreSQL's shared memory on 2 MiB pages, reserved for the run and given back after it
+# when run as root (pg_reserve_huge_pages in deploy/local/stack.sh, ADR 0023); the report
+# says which pages it ran on. ORDERFLOW_PG_RESERVE_HUGE_PAGES=0 leaves the machine's as
+# they are.
+export ORDERFLOW_PG_RESERVE_HUGE_PAGES=${ORDERFLOW_PG_RESERVE_HUGE_PAGES:-1}
 trap 'deploy/local/stack.sh down' EXIT
 deploy/local/stack.sh wipe >/dev/null 2>&1 || true
 deploy/local/stack.sh up

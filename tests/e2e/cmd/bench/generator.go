@@ -300,6 +300,7 @@ func (g *generator) step(ctx context.Context, rate int, d, drain time.Duration, 
 	if err = cmp.Or(errM, err); err != nil {
 		res.Machine = MachineUsage{CoreMBps: speed, Error: err.Error()}
 	}
+	res.Machine.PageTablesMiB = round(after.pageTablesMiB)
 	core := <-cores
 	res.Machine.InStep = coreInStep(core.samples)
 	if core.err != nil {

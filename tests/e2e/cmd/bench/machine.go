@@ -38,6 +38,10 @@ type MachineUsage struct {
 	// nothing was sampled. InStepError is the first probe that failed, if any did.
 	InStep      *CoreInStep `json:"core_in_step,omitempty"`
 	InStepError string      `json:"core_in_step_error,omitempty"`
+	// PageTablesMiB is the most page tables the stack's processes held at one sample
+	// during the step (their VmPTE summed): PostgreSQL's backends each map its shared
+	// memory, and on 4 KiB pages their tables outgrow the L3 cache (ADR 0023).
+	PageTablesMiB float64 `json:"page_tables_mib,omitempty"`
 	// Error is why the cores could not be read; the core speed is kept.
 	Error string `json:"error,omitempty"`
 }
@@ -289,6 +293,9 @@ func machineLine(m MachineUsage) string {
 	}
 	if m.InStepError != "" {
 		speed += "; a probe during it failed: " + m.InStepError
+	}
+	if m.PageTablesMiB > 0 {
+		speed += fmt.Sprintf("; the stack's page tables at most %.1f MiB", m.PageTablesMiB)
 	}
 	if m.Error != "" {
 		return fmt.Sprintf("  machine  cores not read: %s;  %s", m.Error, speed)

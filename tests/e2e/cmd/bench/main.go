@@ -85,6 +85,7 @@ func run(ctx context.Context) error {
 	ours := map[int]bool{}
 	running := procs.pids()
 	report.Machine.ServiceRuntime = serviceRuntime(running)
+	report.Machine.PostgresHugePages = onHugePages(running["postgres"])
 	for _, pids := range running {
 		for _, pid := range pids {
 			ours[pid] = true
@@ -168,6 +169,9 @@ type Machine struct {
 	// ServiceRuntime is the Go runtime settings (GOMAXPROCS, GOGC, GOMEMLIMIT, GODEBUG)
 	// each service process started with, from its environment.
 	ServiceRuntime map[string]string `json:"service_runtime,omitempty"`
+	// PostgresHugePages is whether PostgreSQL's shared memory was on huge pages when the
+	// run began (its processes' HugetlbPages; ADR 0023).
+	PostgresHugePages bool `json:"postgres_huge_pages"`
 }
 
 func machine() Machine {
@@ -255,6 +259,11 @@ func printSummary(r Report) {
 	fmt.Printf("\nmachine: %s, %d GiB, %s", r.Machine.coresText(), r.Machine.MemGiB, r.Machine.CPU)
 	if r.Machine.Autogroup != "" {
 		fmt.Printf(", autogroup scheduling %s", r.Machine.Autogroup)
+	}
+	if r.Machine.PostgresHugePages {
+		fmt.Print(", PostgreSQL's shared memory on huge pages")
+	} else {
+		fmt.Print(", PostgreSQL's shared memory on 4 KiB pages")
 	}
 	fmt.Println()
 	if t := runtimeText(r.Machine.ServiceRuntime); t != "" {

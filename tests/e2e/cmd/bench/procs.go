@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -20,6 +21,7 @@ type sampler struct {
 	mu       sync.Mutex
 	peak     map[string]float64 // MiB, over the run
 	stepPeak map[string]float64 // MiB, since the last snapshot
+	stepPTE  float64            // MiB: the most page tables the processes held at once since the last snapshot
 }
 
 // ProcUsage is a process's share of a step.
@@ -38,6 +40,9 @@ type procSnap struct {
 	at   time.Time
 	cpu  map[string]float64 // seconds of CPU
 	peak map[string]float64 // MiB: the peak since the previous snapshot
+	// pageTablesMiB is the most page tables the stack's processes held at one sample
+	// since the previous snapshot (their VmPTE summed).
+	pageTablesMiB float64
 }
 
 var clockTicks = 100.0 // USER_HZ on Linux
@@ -146,16 +151,23 @@ func cpuSeconds(pid int) float64 {
 type memory struct {
 	rss, hwm          float64 // resident now, and the peak since the process started
 	anon, file, shmem float64 // RssAnon, RssFile, RssShmem
+	hugetlb           float64 // HugetlbPages: huge pages mapped, which no RSS counts
+	pte               float64 // VmPTE: the process's page tables
 }
 
 func readMemory(pid int) memory {
-	var m memory
 	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/status")
 	if err != nil {
-		return m
+		return memory{}
 	}
 	defer f.Close()
-	sc := bufio.NewScanner(f)
+	return parseStatus(f)
+}
+
+// parseStatus reads the memory counters of a /proc/<pid>/status file.
+func parseStatus(r io.Reader) memory {
+	var m memory
+	sc := bufio.NewScanner(r)
 	for sc.Scan() {
 		key, v, ok := strings.Cut(sc.Text(), ":")
 		if !ok {
@@ -174,33 +186,61 @@ func readMemory(pid int) memory {
 			m.file = mib
 		case "RssShmem":
 			m.shmem = mib
+		case "HugetlbPages":
+			m.hugetlb = mib
+		case "VmPTE":
+			m.pte = mib
 		}
 	}
 	return m
 }
 
-// memMiB is the resident memory of a group of processes: a single process's RSS, or for
-// PostgreSQL's processes their private memory summed plus the shared mappings (shared
-// buffers, the binary) once, so that shared buffers are not counted per backend.
-func memMiB(pids []int) float64 {
-	if len(pids) == 1 {
-		return readMemory(pids[0]).rss
+// groupMemory is the resident memory of a group of processes and the page tables they
+// hold (see sumMemory).
+func groupMemory(pids []int) (mib, pageTables float64) {
+	ms := make([]memory, len(pids))
+	for i, p := range pids {
+		ms[i] = readMemory(p)
 	}
-	var private, file, shmem float64
-	for _, p := range pids {
-		m := readMemory(p)
+	return sumMemory(ms)
+}
+
+// sumMemory is a single process's RSS, or for PostgreSQL's processes their private
+// memory summed plus the shared mappings (shared buffers, the binary) once, so that
+// shared buffers are not counted per backend; shared memory on huge pages, which no RSS
+// counts, is added once as well. Page tables belong to each process and are summed.
+func sumMemory(ms []memory) (mib, pageTables float64) {
+	if len(ms) == 1 {
+		return ms[0].rss + ms[0].hugetlb, ms[0].pte
+	}
+	var private, file, shmem, huge float64
+	for _, m := range ms {
 		private += m.anon
-		file, shmem = max(file, m.file), max(shmem, m.shmem)
+		file, shmem, huge = max(file, m.file), max(shmem, m.shmem), max(huge, m.hugetlb)
+		pageTables += m.pte
 	}
-	return private + file + shmem
+	return private + file + shmem + huge, pageTables
+}
+
+// onHugePages says whether any of the processes maps huge pages: PostgreSQL's processes
+// do when its shared memory is on them.
+func onHugePages(pids []int) bool {
+	for _, p := range pids {
+		if readMemory(p).hugetlb > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *sampler) run(ctx context.Context, every time.Duration) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
+		var pte float64
 		for name, pids := range s.pids() {
-			mem := memMiB(pids)
+			mem, pt := groupMemory(pids)
+			pte += pt
 			if len(pids) == 1 { // the kernel's own peak catches what sampling misses
 				s.mu.Lock()
 				s.peak[name] = max(s.peak[name], readMemory(pids[0]).hwm)
@@ -213,6 +253,9 @@ func (s *sampler) run(ctx context.Context, every time.Duration) {
 			}
 			s.mu.Unlock()
 		}
+		s.mu.Lock()
+		s.stepPTE = max(s.stepPTE, pte)
+		s.mu.Unlock()
 		select {
 		case <-ctx.Done():
 			return
@@ -231,6 +274,7 @@ func (s *sampler) snapshot() procSnap {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	snap.peak, s.stepPeak = s.stepPeak, map[string]float64{}
+	snap.pageTablesMiB, s.stepPTE = s.stepPTE, 0
 	return snap
 }
 
@@ -254,7 +298,7 @@ func (s *sampler) peaks() map[string]ProcPeak {
 	for name, v := range s.peak {
 		m := "peak RSS (VmHWM)"
 		if name == "postgres" {
-			m = "private RSS of the postmaster and its backends plus shared mappings once, sampled every 500 ms"
+			m = "private RSS of the postmaster and its backends plus shared mappings (huge pages too) once, sampled every 500 ms"
 		}
 		out[name] = ProcPeak{PeakMiB: round(v), Measure: m}
 	}
