@@ -85,7 +85,7 @@ func run(ctx context.Context) error {
 	ours := map[int]bool{}
 	running := procs.pids()
 	report.Machine.ServiceRuntime = serviceRuntime(running)
-	report.Machine.PostgresHugePages = onHugePages(running["postgres"])
+	report.Machine.PostgresPages = postgresPages(running["postgres"])
 	for _, pids := range running {
 		for _, pid := range pids {
 			ours[pid] = true
@@ -169,9 +169,10 @@ type Machine struct {
 	// ServiceRuntime is the Go runtime settings (GOMAXPROCS, GOGC, GOMEMLIMIT, GODEBUG)
 	// each service process started with, from its environment.
 	ServiceRuntime map[string]string `json:"service_runtime,omitempty"`
-	// PostgresHugePages is whether PostgreSQL's shared memory was on huge pages when the
-	// run began (its processes' HugetlbPages; ADR 0023).
-	PostgresHugePages bool `json:"postgres_huge_pages"`
+	// PostgresPages is the pages PostgreSQL's shared memory was on when the run began:
+	// "huge" when its processes map huge pages (HugetlbPages; ADR 0023), "4 KiB" when
+	// not, empty when its processes were not found.
+	PostgresPages string `json:"postgres_pages,omitempty"`
 }
 
 func machine() Machine {
@@ -260,10 +261,8 @@ func printSummary(r Report) {
 	if r.Machine.Autogroup != "" {
 		fmt.Printf(", autogroup scheduling %s", r.Machine.Autogroup)
 	}
-	if r.Machine.PostgresHugePages {
-		fmt.Print(", PostgreSQL's shared memory on huge pages")
-	} else {
-		fmt.Print(", PostgreSQL's shared memory on 4 KiB pages")
+	if p := r.Machine.PostgresPages; p != "" {
+		fmt.Printf(", PostgreSQL's shared memory on %s pages", p)
 	}
 	fmt.Println()
 	if t := runtimeText(r.Machine.ServiceRuntime); t != "" {

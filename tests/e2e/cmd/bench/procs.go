@@ -222,15 +222,19 @@ func sumMemory(ms []memory) (mib, pageTables float64) {
 	return private + file + shmem + huge, pageTables
 }
 
-// onHugePages says whether any of the processes maps huge pages: PostgreSQL's processes
-// do when its shared memory is on them.
-func onHugePages(pids []int) bool {
+// postgresPages is "huge" when any of PostgreSQL's processes maps huge pages (they all
+// do when its shared memory is on them), "4 KiB" when none does, and empty when there
+// are no processes to read.
+func postgresPages(pids []int) string {
+	if len(pids) == 0 {
+		return ""
+	}
 	for _, p := range pids {
 		if readMemory(p).hugetlb > 0 {
-			return true
+			return "huge"
 		}
 	}
-	return false
+	return "4 KiB"
 }
 
 func (s *sampler) run(ctx context.Context, every time.Duration) {
