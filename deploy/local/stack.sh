@@ -280,10 +280,10 @@ pg_down() {
 
 # Huge pages. PostgreSQL maps its shared memory (shared buffers and the rest: 290 MiB
 # here) into every backend, and on the kernel's 4 KiB pages each backend keeps page
-# tables of its own for what it touches: under make bench the stack's processes held
-# up to 52 MiB of page tables, more than the machine's L3 cache, and every miss of the
-# TLB reads them. On 2 MiB pages the same run held 16 MiB, and every process of the
-# suite spent less CPU per order (ADR 0023). PostgreSQL uses huge pages when
+# tables of its own for what it touches: under make bench the machine held up to 52 MiB
+# of page tables, more than its L3 cache, and every miss of the TLB reads them. On 2 MiB
+# pages it held 16 MiB, and an order at 100/s cost PostgreSQL about a tenth less CPU
+# (eight alternating pairs, ADR 0023). PostgreSQL uses huge pages when
 # huge_pages is try (its default) or on and the kernel has enough of them free; most
 # machines reserve none (vm.nr_hugepages = 0). With ORDERFLOW_PG_RESERVE_HUGE_PAGES=1
 # the stack reserves what is missing before PostgreSQL starts, as root, and gives back
