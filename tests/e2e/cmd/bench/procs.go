@@ -195,14 +195,13 @@ func parseStatus(r io.Reader) memory {
 	return m
 }
 
-// groupMemory is the resident memory of a group of processes and the page tables they
-// hold (see sumMemory).
-func groupMemory(pids []int) (mib, pageTables float64) {
+// readGroup reads the memory counters of each of a group's processes.
+func readGroup(pids []int) []memory {
 	ms := make([]memory, len(pids))
 	for i, p := range pids {
 		ms[i] = readMemory(p)
 	}
-	return sumMemory(ms)
+	return ms
 }
 
 // sumMemory is a single process's RSS, or for PostgreSQL's processes their private
@@ -243,14 +242,13 @@ func (s *sampler) run(ctx context.Context, every time.Duration) {
 	for {
 		var pte float64
 		for name, pids := range s.pids() {
-			mem, pt := groupMemory(pids)
+			ms := readGroup(pids)
+			mem, pt := sumMemory(ms)
 			pte += pt
-			if len(pids) == 1 { // the kernel's own peak catches what sampling misses
-				s.mu.Lock()
-				s.peak[name] = max(s.peak[name], readMemory(pids[0]).hwm)
-				s.mu.Unlock()
-			}
 			s.mu.Lock()
+			if len(ms) == 1 { // the kernel's own peak catches what sampling misses
+				s.peak[name] = max(s.peak[name], ms[0].hwm)
+			}
 			s.peak[name] = max(s.peak[name], mem)
 			if s.stepPeak != nil {
 				s.stepPeak[name] = max(s.stepPeak[name], mem)
