@@ -264,6 +264,8 @@ func (g *generator) step(ctx context.Context, rate int, d, drain time.Duration, 
 		samples, err := sampleCore(lagCtx, time.Second)
 		cores <- probed{samples, err}
 	}()
+	disk := make(chan probedDisk, 1)
+	go func() { disk <- g.probeDisk(lagCtx) }()
 	before := procs.snapshot()
 	m0, errM := readCPUTimes()
 	start := time.Now()
@@ -305,6 +307,11 @@ func (g *generator) step(ctx context.Context, rate int, d, drain time.Duration, 
 	res.Machine.InStep = coreInStep(core.samples)
 	if core.err != nil {
 		res.Machine.InStepError = core.err.Error()
+	}
+	probe := <-disk
+	res.Machine.Disk = diskInStep(probe.samples)
+	if probe.err != nil {
+		res.Machine.DiskError = probe.err.Error()
 	}
 	res.Sent, res.Errors, res.Accepted = total, int(errs.Load()), int(accepted.Load())
 	if v := firstErr.Load(); v != nil {

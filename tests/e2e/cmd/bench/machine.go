@@ -38,6 +38,10 @@ type MachineUsage struct {
 	// nothing was sampled. InStepError is the first probe that failed, if any did.
 	InStep      *CoreInStep `json:"core_in_step,omitempty"`
 	InStepError string      `json:"core_in_step_error,omitempty"`
+	// Disk is what the disk probe found during the step (see sampleDisk); absent when
+	// nothing was sampled. DiskError is why the probe stopped, if it did.
+	Disk      *DiskInStep `json:"disk_in_step,omitempty"`
+	DiskError string      `json:"disk_in_step_error,omitempty"`
 	// PageTablesMiB is the most page tables the stack's processes held at one sample
 	// during the step (their VmPTE summed): PostgreSQL's backends each map its shared
 	// memory, and on 4 KiB pages their tables outgrow the L3 cache (ADR 0023).
@@ -293,6 +297,10 @@ func machineLine(m MachineUsage) string {
 	}
 	if m.InStepError != "" {
 		speed += "; a probe during it failed: " + m.InStepError
+	}
+	speed += diskText(m.Disk)
+	if m.DiskError != "" {
+		speed += "; " + m.DiskError
 	}
 	if m.PageTablesMiB > 0 {
 		speed += fmt.Sprintf("; the stack's page tables at most %.1f MiB", m.PageTablesMiB)
