@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -42,11 +45,12 @@ func diskInStep(samples []float64) *DiskInStep {
 const diskProbeBytes = 8 << 10
 
 // sampleDisk writes diskProbeBytes to a file of its own in dir and syncs it with
-// fdatasync every interval until ctx ends, timing each sync by the wall clock: the wait
-// is for the device, not for a core (on a busy machine the wake-up after it adds a
-// little). The same bytes are rewritten in place, so each sync flushes one page and
-// no file size. The file is removed at the end. A failure ends the sampling and is
-// returned beside the samples taken.
+// fdatasync every interval until ctx ends. Each sync is timed by the wall clock less the
+// time its thread then waited for a core (the kernel's run delay, schedstat): the wait
+// for the device stays in, and the wake-up after it on a machine whose cores the suite
+// keeps busy is left out. The same bytes are rewritten in place, so each sync flushes
+// one page and no file size. The file is removed at the end. A failure ends the
+// sampling and is returned beside the samples taken.
 func sampleDisk(ctx context.Context, dir string, interval time.Duration) (samples []float64, err error) {
 	f, err := os.CreateTemp(dir, "disk-probe-*")
 	if err != nil {
@@ -71,16 +75,50 @@ func sampleDisk(ctx context.Context, dir string, interval time.Duration) (sample
 	return samples, failed
 }
 
-// syncOnce writes page at the start of f and returns how long fdatasync took.
+// syncOnce writes page at the start of f and returns how long fdatasync took, less the
+// time the thread waited for a core meanwhile.
 func syncOnce(f *os.File, page []byte) (time.Duration, error) {
 	if _, err := f.WriteAt(page, 0); err != nil {
+		return 0, err
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	waited0, err := threadRunDelay()
+	if err != nil {
 		return 0, err
 	}
 	start := time.Now()
 	if err := unix.Fdatasync(int(f.Fd())); err != nil {
 		return 0, err
 	}
-	return time.Since(start), nil
+	took := time.Since(start)
+	waited1, err := threadRunDelay()
+	if err != nil {
+		return 0, err
+	}
+	return max(0, took-(waited1-waited0)), nil
+}
+
+// threadRunDelay is how long the calling thread has waited on a run queue, from
+// /proc/thread-self/schedstat (CPU time, run delay and time slices, in nanoseconds).
+func threadRunDelay() (time.Duration, error) {
+	b, err := os.ReadFile("/proc/thread-self/schedstat")
+	if err != nil {
+		return 0, err
+	}
+	return parseRunDelay(string(b))
+}
+
+func parseRunDelay(schedstat string) (time.Duration, error) {
+	f := strings.Fields(schedstat)
+	if len(f) < 2 {
+		return 0, fmt.Errorf("schedstat %q: want CPU time, run delay and time slices", schedstat)
+	}
+	ns, err := strconv.ParseInt(f[1], 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("schedstat's run delay: %w", err)
+	}
+	return time.Duration(ns), nil
 }
 
 // diskText is the machine line's part about the disk probe: empty without samples.

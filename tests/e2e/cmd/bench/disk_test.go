@@ -66,3 +66,18 @@ func TestSampleDiskNamesADirectoryItCannotWriteTo(t *testing.T) {
 		t.Errorf("%d samples from a probe that could not start", len(samples))
 	}
 }
+
+func TestParseRunDelay(t *testing.T) {
+	if d, err := parseRunDelay("137869 694846 2\n"); err != nil || d != 694846*time.Nanosecond {
+		t.Errorf("parseRunDelay = %v, %v; want 694.846us", d, err)
+	}
+	for _, bad := range []string{"", "137869\n", "137869 x 2\n"} {
+		if _, err := parseRunDelay(bad); err == nil {
+			t.Errorf("parseRunDelay(%q) took it, want an error", bad)
+		}
+	}
+	// This thread's own counter, as the probe reads it.
+	if _, err := threadRunDelay(); err != nil {
+		t.Errorf("threadRunDelay: %v", err)
+	}
+}
