@@ -19,8 +19,8 @@ import (
 // fewer cores busy rather than more: session 33 saw runs whose 300/s step spent half a
 // core waiting for I/O and confirmed orders a second or more late, at the lowest CPU per
 // order of the evening. The probe below syncs a small write on the filesystem that holds
-// the stack (and PostgreSQL's WAL) once a second, so that such a run can be told from a
-// change in the suite.
+// the stack (and PostgreSQL's WAL) ten times a second, so that such a run can be told
+// from a change in the suite.
 
 // DiskInStep summarises a step's samples of sampleDisk, in milliseconds.
 type DiskInStep struct {
@@ -41,8 +41,14 @@ func diskInStep(samples []float64) *DiskInStep {
 	return &DiskInStep{Samples: len(s), SyncMs: round2(s[(len(s)-1)/2]), SyncSlowestMs: round2(s[len(s)-1])}
 }
 
-// diskProbeBytes is what each sample writes: one PostgreSQL page.
-const diskProbeBytes = 8 << 10
+const (
+	// diskProbeBytes is what each sample writes: one PostgreSQL page.
+	diskProbeBytes = 8 << 10
+	// diskProbeEvery is how often the probe syncs: often enough to meet a stall of a
+	// few hundred milliseconds (once a second, a 200 ms stall falls between two syncs
+	// four times in five), ten syncs a second beside the WAL's hundreds.
+	diskProbeEvery = 100 * time.Millisecond
+)
 
 // sampleDisk writes diskProbeBytes to a file of its own in dir and syncs it with
 // fdatasync every interval until ctx ends. Each sync is timed by the wall clock less the
@@ -135,13 +141,13 @@ type probedDisk struct {
 	err     error
 }
 
-// probeDisk probes the disk of the stack's directory once a second until ctx ends;
+// probeDisk probes the disk of the stack's directory every diskProbeEvery until ctx ends;
 // without a stack directory (ORDERFLOW_STACK_DIR) there is no disk to name, and nothing
 // is sampled.
 func (g *generator) probeDisk(ctx context.Context) probedDisk {
 	if g.env.stackDir == "" {
 		return probedDisk{}
 	}
-	samples, err := sampleDisk(ctx, g.env.stackDir, time.Second)
+	samples, err := sampleDisk(ctx, g.env.stackDir, diskProbeEvery)
 	return probedDisk{samples, err}
 }
