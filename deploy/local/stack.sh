@@ -307,7 +307,10 @@ pg_reserve_huge_pages() {
     return 0
   fi
   total=$(cat /proc/sys/vm/nr_hugepages)
-  echo $((total + short)) >/proc/sys/vm/nr_hugepages
+  if ! set_nr_hugepages $((total + short)); then
+    log "could not raise vm.nr_hugepages (a container's read-only /proc/sys?): PostgreSQL runs on 4 KiB pages"
+    return 0
+  fi
   got=$(($(cat /proc/sys/vm/nr_hugepages) - total))
   echo $(($(cat "$(hugepages_file)" 2>/dev/null || echo 0) + got)) >"$(hugepages_file)"
   if ((got < short)); then
@@ -323,9 +326,16 @@ pg_release_huge_pages() {
   if [[ ! -f $f ]] || ! as_root; then return 0; fi
   n=$(cat "$f")
   total=$(cat /proc/sys/vm/nr_hugepages)
-  echo $((total > n ? total - n : 0)) >/proc/sys/vm/nr_hugepages
+  if ! set_nr_hugepages $((total > n ? total - n : 0)); then
+    log "could not give back the $n huge pages reserved for PostgreSQL (vm.nr_hugepages stays $total); kept in $f for the next down"
+    return 0
+  fi
   rm -f "$f"
 }
+
+# set_nr_hugepages N: the kernel's count of reserved huge pages; fails, without ending
+# the script, where /proc/sys cannot be written.
+set_nr_hugepages() { { echo "$1" >/proc/sys/vm/nr_hugepages; } 2>/dev/null; }
 
 # ---------------------------------------------------------------- Kafka
 
