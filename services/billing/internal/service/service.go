@@ -51,6 +51,8 @@ func Spec(version string, cfg *Config) boot.Spec {
 			{Topic: contract.TopicBillingPayments, Type: contract.PaymentAuthorized},
 			{Topic: contract.TopicBillingPayments, Type: contract.PaymentFailed},
 			{Topic: contract.TopicBillingPayments, Type: contract.PaymentVoided},
+			{Topic: contract.TopicBillingPayments, Type: contract.PaymentCaptured},
+			{Topic: contract.TopicBillingPayments, Type: contract.PaymentRefunded},
 			{Topic: contract.TopicBillingPayments, Type: contract.InvoiceIssued},
 			{Topic: contract.TopicBillingPayments, Type: contract.InvoiceVoided},
 		},

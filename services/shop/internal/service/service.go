@@ -36,6 +36,7 @@ func Spec(version string, cfg *Config) boot.Spec {
 			{Topic: contract.TopicShopOrders, Type: contract.OrderPlaced},
 			{Topic: contract.TopicShopOrders, Type: contract.OrderConfirmed},
 			{Topic: contract.TopicShopOrders, Type: contract.OrderCancelled},
+			{Topic: contract.TopicShopOrders, Type: contract.OrderCancellationRequested},
 		},
 		ConsumerGroups: []string{events.WorkflowGroup},
 		Models:         []*projection.Model{events.OrderView()},
