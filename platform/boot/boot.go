@@ -52,6 +52,11 @@ import (
 type Publication struct {
 	Topic string
 	Type  events.Type
+	// Linger marks an event no one waits on at once (it follows an outcome already
+	// decided): a transaction that appended only such events lets the relay wait up to
+	// ORDERFLOW_OUTBOX_LINGER for the next event that cannot wait, and publish both in
+	// one batch (outbox.Outbox.Linger).
+	Linger bool
 }
 
 // Runner is a long-running component; it returns when ctx ends.
@@ -109,12 +114,9 @@ func (d *Deps) NewConsumer(group string, topics ...string) (*consumer.Consumer, 
 	return d.NewConsumerWith(group, consumer.Options{}, topics...)
 }
 
-// NewConsumerWith returns a consumer group of the service with opts.
-// Unless opts says otherwise, every committed batch wakes the outbox relay.
+// NewConsumerWith returns a consumer group of the service with opts. A batch whose
+// handlers appended to d.Outbox wakes the relay when it commits (outbox.Outbox.Append).
 func (d *Deps) NewConsumerWith(group string, opts consumer.Options, topics ...string) (*consumer.Consumer, error) {
-	if opts.AfterCommit == nil {
-		opts.AfterCommit = d.Outbox.Committed
-	}
 	if opts.InboxRetention == 0 {
 		opts.InboxRetention = d.InboxRetention
 	}
@@ -371,7 +373,7 @@ func serve(ctx context.Context, spec Spec, cfg Configurable, log *slog.Logger) e
 	g.Go(func() error { return srv.Run(gctx, base.ShutdownTimeout) })
 	g.Go(func() error {
 		runners, err := start(gctx, spec, log, srv, apiSrv, pools{pool, eventPool}, producer, sd, kcfg, pipelineOptions{
-			relay:          outbox.RelayOptions{Retention: base.OutboxRetention},
+			relay:          outbox.RelayOptions{Retention: base.OutboxRetention, Linger: base.OutboxLinger},
 			models:         projection.RunnerOptions{Linger: base.ReadModelLinger},
 			inboxRetention: base.InboxRetention,
 		})
@@ -463,7 +465,14 @@ func start(ctx context.Context, spec Spec, log *slog.Logger, srv *httpserver.Ser
 		return nil, err
 	}
 	ob := outbox.New(sd)
-	ob.SetWaker(relay.Wake)
+	ob.SetWaker(relay)
+	var lingering []events.Type
+	for _, p := range spec.Publishes {
+		if p.Linger {
+			lingering = append(lingering, p.Type)
+		}
+	}
+	ob.Linger(lingering...)
 	d := &Deps{Log: log, Pool: ps.requests, EventPool: ps.events, Kafka: kcfg, Producer: producer, Serde: sd, Outbox: ob, HTTP: srv, API: apiSrv,
 		InboxRetention: opts.inboxRetention}
 	var runners []Runner

@@ -138,6 +138,11 @@ type Base struct {
 	// OutboxRetention is how long published outbox rows stay for inspection before the
 	// relay deletes them; about 1 KiB per event, so at high rates it sizes the database.
 	OutboxRetention time.Duration `env:"ORDERFLOW_OUTBOX_RETENTION,default=1h"`
+	// OutboxLinger is how long the relay may hold events no one waits on at once (a
+	// service's lingering publications: boot.Publication.Linger) for the next event that
+	// cannot wait, so that both leave in one batch and wake their readers once; 0
+	// publishes every commit at once.
+	OutboxLinger time.Duration `env:"ORDERFLOW_OUTBOX_LINGER,default=20ms"`
 	// InboxRetention is how long a consumer group keeps the inbox rows of the events it
 	// applied (~200 bytes each, ~2 KB per order) before purging them; a purge leaves every
 	// event applied once (platform/consumer, PurgeInbox). Keep it longer than any outage of
@@ -213,6 +218,9 @@ func (b *Base) Validate() error {
 	}
 	if b.OutboxRetention < time.Minute {
 		p.Add("ORDERFLOW_OUTBOX_RETENTION", "%v is below 1m (the relay deletes published rows once a minute)", b.OutboxRetention)
+	}
+	if b.OutboxLinger < 0 || b.OutboxLinger > time.Second {
+		p.Add("ORDERFLOW_OUTBOX_LINGER", "%v is not between 0 and 1s (it delays the events no one waits on at once; longer would only make them late)", b.OutboxLinger)
 	}
 	if b.InboxRetention < time.Hour {
 		p.Add("ORDERFLOW_INBOX_RETENTION", "%v is below 1h (a relay that restarts publishes again what it published just before it stopped; the inbox must still know those events)", b.InboxRetention)

@@ -63,6 +63,8 @@ func TestErrorsNameTheKey(t *testing.T) {
 		{name: "negative queue wait", change: map[string]string{"ORDERFLOW_HTTP_QUEUE_WAIT": "-1s"}, wantKey: "ORDERFLOW_HTTP_QUEUE_WAIT"},
 		{name: "bad duration", change: map[string]string{"ORDERFLOW_SHUTDOWN_TIMEOUT": "soon"}, wantKey: "ORDERFLOW_SHUTDOWN_TIMEOUT"},
 		{name: "outbox retention too short", change: map[string]string{"ORDERFLOW_OUTBOX_RETENTION": "30s"}, wantKey: "ORDERFLOW_OUTBOX_RETENTION"},
+		{name: "negative outbox linger", change: map[string]string{"ORDERFLOW_OUTBOX_LINGER": "-1ms"}, wantKey: "ORDERFLOW_OUTBOX_LINGER"},
+		{name: "outbox linger too long", change: map[string]string{"ORDERFLOW_OUTBOX_LINGER": "2s"}, wantKey: "ORDERFLOW_OUTBOX_LINGER"},
 		{name: "inbox retention too short", change: map[string]string{"ORDERFLOW_INBOX_RETENTION": "30m"}, wantKey: "ORDERFLOW_INBOX_RETENTION"},
 		{name: "read model linger too short", change: map[string]string{"ORDERFLOW_READ_MODEL_LINGER": "50ms"}, wantKey: "ORDERFLOW_READ_MODEL_LINGER"},
 		{name: "short token", change: map[string]string{"ORDERFLOW_ADMIN_TOKEN": "short"}, wantKey: "ORDERFLOW_ADMIN_TOKEN"},
@@ -136,7 +138,7 @@ func TestKeys(t *testing.T) {
 	if k := byName["ORDERFLOW_SERVICE_HTTP_ADDR"]; k.Default != "127.0.0.1:8080" {
 		t.Errorf("http addr: %+v", k)
 	}
-	if len(keys) != 23 { // 22 of Base and ORDERFLOW_EXTRA
+	if len(keys) != 24 { // 23 of Base and ORDERFLOW_EXTRA
 		t.Errorf("%d keys: %+v", len(keys), keys)
 	}
 }

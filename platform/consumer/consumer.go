@@ -162,7 +162,8 @@ type Options struct {
 	// applied; leave such keys to the handlers.
 	Preload func(b *pgx.Batch, keys []string) any
 	// AfterCommit, if set, runs after every committed batch, outside its transaction:
-	// the place to wake the outbox relay for the events the handlers appended.
+	// the place to wake what works on the batch's results (the outbox relay wakes by
+	// itself: outbox.Outbox.Append).
 	AfterCommit func(ctx context.Context)
 	// Linger is how long the broker may hold the group's fetch to gather records, so that
 	// one transaction applies many events instead of one; zero answers a fetch as soon

@@ -92,9 +92,8 @@ func (h *harness) appendMany(ctx context.Context, n int, prefix string, aggregat
 
 // appendNextPG is appendNext the way the services write: through a pg.Tx, whose BEGIN
 // carries the counter update and whose COMMIT carries the outbox row (two round trips
-// instead of four). It returns the event's id.
+// instead of four), and whose commit wakes the relay. It returns the event's id.
 func (h *harness) appendNextPG(ctx context.Context, key string) (string, error) {
-	defer h.outbox.Committed(ctx)
 	var seq int64
 	first := &pgx.Batch{}
 	first.Queue(nextSeqSQL, key).QueryRow(func(r pgx.Row) error { return r.Scan(&seq) })
@@ -114,7 +113,7 @@ func (h *harness) runRelay(opts outbox.RelayOptions) {
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	h.outbox.SetWaker(r.Wake)
+	h.outbox.SetWaker(r)
 	stop := h.run(r.Run)
 	h.t.Cleanup(stop)
 }

@@ -89,7 +89,7 @@ func TestRelayMarksWhatItPublishedWhenItStops(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.outbox.SetWaker(first.Wake)
+	h.outbox.SetWaker(first)
 	done := make(chan error, 1)
 	go func() { done <- first.Run(rctx) }()
 	h.appendMany(ctx, 3, "k", 3)

@@ -42,30 +42,67 @@ type Encoder interface {
 
 // Outbox appends events inside a caller's transaction. It is safe for concurrent use.
 type Outbox struct {
-	enc  Encoder
-	wake atomic.Pointer[func(context.Context)]
+	enc       Encoder
+	waker     atomic.Pointer[Waker]
+	lingering atomic.Pointer[map[string]bool]
 }
 
-// Waker is what Committed calls; *Relay's Wake is one.
-type Waker func(ctx context.Context)
+// Waker wakes the relay after a commit that appended; *Relay is one.
+type Waker interface {
+	// Wake makes the relay publish now.
+	Wake(ctx context.Context)
+	// WakeSoon makes it publish within its linger, or sooner with the next Wake.
+	WakeSoon(ctx context.Context)
+}
 
-// SetWaker sets what Committed calls to wake the relay.
+// SetWaker sets what wakes the relay after a commit.
 func (o *Outbox) SetWaker(w Waker) {
-	fn := (func(context.Context))(w)
-	o.wake.Store(&fn)
+	o.waker.Store(&w)
+}
+
+// Linger names the event types that need not leave at once: a transaction that appended
+// only these wakes the relay with WakeSoon, so that they wait up to the relay's linger
+// and leave with the next event someone waits on. Set it before the first Append.
+//
+// Why: every published batch wakes every consumer group reading its topic. An event that
+// follows an order's outcome (its confirmation, the capture it causes, the invoice) has
+// no one waiting on it at once; published alone, it costs the broker, each reading group
+// and its database a round trip of their own. Riding with the next order's placement,
+// it costs them almost nothing (ADR 0024).
+func (o *Outbox) Linger(types ...events.Type) {
+	m := make(map[string]bool, len(types))
+	for _, t := range types {
+		m[t.Name] = true
+	}
+	o.lingering.Store(&m)
+}
+
+func (o *Outbox) lingers(name string) bool {
+	m := o.lingering.Load()
+	return m != nil && (*m)[name]
 }
 
 // Committed tells the relay that a transaction which appended has just committed, so
-// that it publishes now rather than at its next periodic look. Call it after the commit,
-// never inside the transaction: the wake-up is deliberately not part of it.
+// that it publishes now rather than at its next periodic look. A *pg.Tx does this by
+// itself when it commits (see Append); call Committed after committing any other
+// transaction that appended, never inside it: the wake-up is deliberately not part of it.
 //
 // Why not NOTIFY inside the transaction: PostgreSQL serialises the commits of all
 // notifying transactions on one lock held through the WAL flush, which capped the whole
 // suite at a few hundred commits per second. Missing a call is harmless: the relay also
 // looks on its own every RelayOptions.Fallback.
 func (o *Outbox) Committed(ctx context.Context) {
-	if w := o.wake.Load(); w != nil {
-		(*w)(ctx)
+	o.committed(ctx, true)
+}
+
+func (o *Outbox) committed(ctx context.Context, now bool) {
+	w := o.waker.Load()
+	switch {
+	case w == nil:
+	case now:
+		(*w).Wake(ctx)
+	default:
+		(*w).WakeSoon(ctx)
 	}
 }
 
@@ -77,6 +114,10 @@ func New(enc Encoder) *Outbox {
 // Append stores evs in the outbox as part of tx. The events become visible to the relay
 // when tx commits and vanish if it rolls back. Encoding happens here, so the schema id in
 // each record is the one the writing code was built with.
+//
+// In a *pg.Tx, the rows are written with COMMIT and the commit wakes the relay: now if
+// the transaction appended an event that does not linger, soon otherwise (see Linger).
+// After any other transaction, call Committed.
 func (o *Outbox) Append(ctx context.Context, tx pgx.Tx, evs ...events.Event) error {
 	if len(evs) == 0 {
 		return nil
@@ -86,6 +127,7 @@ func (o *Outbox) Append(ctx context.Context, tx pgx.Tx, evs ...events.Event) err
 		keys    = make([]string, len(evs))
 		values  = make([][]byte, len(evs))
 		headers = make([][]byte, len(evs))
+		now     bool
 	)
 	for i, e := range evs {
 		if err := e.Validate(); err != nil {
@@ -100,38 +142,43 @@ func (o *Outbox) Append(ctx context.Context, tx pgx.Tx, evs ...events.Event) err
 			return fmt.Errorf("append %s: %w", e.Type.Name, err)
 		}
 		topics[i], keys[i], values[i], headers[i] = e.Topic, e.Key, v, hj
+		now = now || !o.lingers(e.Type.Name)
 	}
 	if d, ok := tx.(deferrer); ok { // written with COMMIT, in the same round trip
 		rows := d.Local(o, func() any {
 			r := &rows{}
 			d.BeforeCommit(r.queue)
+			d.AfterCommit(func(ctx context.Context) { o.committed(ctx, r.now) })
 			return r
 		}).(*rows)
 		rows.topics = append(rows.topics, topics...)
 		rows.keys = append(rows.keys, keys...)
 		rows.values = append(rows.values, values...)
 		rows.headers = append(rows.headers, headers...)
+		rows.now = rows.now || now
 		return nil
 	}
 	b := &pgx.Batch{}
-	(&rows{topics, keys, values, headers}).queue(b)
+	(&rows{topics: topics, keys: keys, values: values, headers: headers}).queue(b)
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return fmt.Errorf("append to outbox: %w", err)
 	}
 	return nil
 }
 
-// deferrer is a transaction that can gather statements to send with its COMMIT;
-// *pg.Tx is one. Appends to it are written, all together, when it commits.
+// deferrer is a transaction that can gather statements to send with its COMMIT and act
+// after it; *pg.Tx is one. Appends to it are written, all together, when it commits.
 type deferrer interface {
 	Local(key any, create func() any) any
 	BeforeCommit(fn func(b *pgx.Batch))
+	AfterCommit(fn func(ctx context.Context))
 }
 
 // rows are outbox rows to insert.
 type rows struct {
 	topics, keys    []string
 	values, headers [][]byte
+	now             bool // one of them does not linger: wake the relay now
 }
 
 // queue adds to b the statements that insert r: first the aggregates' locks, in a fixed

@@ -29,6 +29,10 @@ type RelayOptions struct {
 	// NOTIFY on Channel from another process) before looking anyway (default 200 ms). It
 	// bounds the delay of a commit whose wake-up was missed.
 	Fallback time.Duration
+	// Linger is how long rows whose commit called WakeSoon may wait for company: the
+	// pass that publishes them comes with the next Wake, or when the linger is up
+	// (default 0: WakeSoon is Wake). See Outbox.Linger.
+	Linger time.Duration
 	// Retention is how long published rows are kept for inspection before they are
 	// deleted (default 1 h; their content stays in the topic).
 	Retention time.Duration
@@ -49,6 +53,7 @@ type Relay struct {
 
 	leading  atomic.Bool
 	poke     chan struct{} // buffered(1): a wake-up for the leading relay of this process
+	soon     chan struct{} // buffered(1): a wake-up that may wait up to opts.Linger
 	unmarked atomic.Int64  // rows published and not yet marked (see lead)
 
 	published     metric.Int64Counter
@@ -72,6 +77,7 @@ func NewRelay(pool *pgxpool.Pool, client *kgo.Client, log *slog.Logger, opts Rel
 	}
 	r := &Relay{pool: pool, client: client, log: log, opts: opts, lockID: 0x6f7574626f78, // "outbox"
 		poke:   make(chan struct{}, 1),
+		soon:   make(chan struct{}, 1),
 		tracer: otel.Tracer("github.com/orderflow/orderflow/platform/outbox")}
 	meter := otel.Meter("github.com/orderflow/orderflow/platform/outbox")
 	var err error
@@ -102,19 +108,45 @@ func NewRelay(pool *pgxpool.Pool, client *kgo.Client, log *slog.Logger, opts Rel
 // send; otherwise the leader is another replica and hears a NOTIFY sent in a transaction
 // of its own, after the caller's commit, so that the caller's commit never waited for it.
 func (r *Relay) Wake(ctx context.Context) {
-	if r.leading.Load() {
-		r.nudge()
+	r.wake(ctx, r.poke, "")
+}
+
+// WakeSoon makes the relay publish within RelayOptions.Linger, or with the next Wake if
+// that comes first, as Wake does in every other respect.
+func (r *Relay) WakeSoon(ctx context.Context) {
+	if r.opts.Linger <= 0 {
+		r.Wake(ctx)
 		return
 	}
-	if _, err := r.pool.Exec(ctx, `SELECT pg_notify($1, '')`, Channel); err != nil && ctx.Err() == nil {
+	r.wake(ctx, r.soon, soonPayload)
+}
+
+// soonPayload marks a NOTIFY from WakeSoon; Wake's carries none.
+const soonPayload = "soon"
+
+func (r *Relay) wake(ctx context.Context, local chan struct{}, payload string) {
+	if r.leading.Load() {
+		nudge(local)
+		return
+	}
+	if _, err := r.pool.Exec(ctx, `SELECT pg_notify($1, $2)`, Channel, payload); err != nil && ctx.Err() == nil {
 		r.log.DebugContext(ctx, "outbox wake-up notify failed; the relay looks again within its fallback", "err", err)
 	}
 }
 
-func (r *Relay) nudge() {
+func nudge(c chan struct{}) {
 	select {
-	case r.poke <- struct{}{}:
+	case c <- struct{}{}:
 	default: // a wake-up is already pending
+	}
+}
+
+// drain drops a pending wake-up: the pass about to read the outbox sees every row whose
+// commit sent it.
+func drain(c chan struct{}) {
+	select {
+	case <-c:
+	default:
 	}
 }
 
@@ -151,10 +183,15 @@ func (r *Relay) listen(ctx context.Context) error {
 		return fmt.Errorf("listen: %w", err)
 	}
 	for {
-		if _, err := c.WaitForNotification(ctx); err != nil {
+		n, err := c.WaitForNotification(ctx)
+		if err != nil {
 			return err
 		}
-		r.nudge()
+		if n.Payload == soonPayload && r.opts.Linger > 0 {
+			nudge(r.soon)
+		} else {
+			nudge(r.poke)
+		}
 	}
 }
 
@@ -240,6 +277,8 @@ func (r *Relay) lead(ctx context.Context) error {
 	// same purge beside the passes, on a connection of its own, measured worse (session 25).
 	nextPurge, purging := time.Now(), false
 	for {
+		drain(r.poke)
+		drain(r.soon)
 		n, err := r.publishBatch(ctx, conn.Conn(), &marks)
 		if err != nil {
 			return err
@@ -256,11 +295,34 @@ func (r *Relay) lead(ctx context.Context) error {
 		if len(marks) > 0 {
 			wait = min(wait, markWithin)
 		}
+		if err := r.await(ctx, wait); err != nil {
+			return err
+		}
+	}
+}
+
+// await returns at a Wake, at the end of the linger that a WakeSoon began, or after
+// wait, whichever comes first; or with ctx's error.
+func (r *Relay) await(ctx context.Context, wait time.Duration) error {
+	look := time.NewTimer(wait)
+	defer look.Stop()
+	var lingered <-chan time.Time // armed by the first WakeSoon
+	for {
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-r.poke:
-		case <-time.After(wait):
+			return nil
+		case <-look.C:
+			return nil
+		case <-lingered:
+			return nil
+		case <-r.soon:
+			if lingered == nil {
+				t := time.NewTimer(r.opts.Linger)
+				defer t.Stop()
+				lingered = t.C
+			}
 		}
 	}
 }

@@ -26,6 +26,7 @@ type Tx struct {
 	conn     *pgxpool.Conn
 	deferred pgx.Batch
 	hooks    []func(*pgx.Batch)
+	after    []func(context.Context)
 	locals   map[any]any
 	done     bool
 }
@@ -103,6 +104,15 @@ func (tx *Tx) BeforeCommit(fn func(b *pgx.Batch)) {
 	tx.hooks = append(tx.hooks, fn)
 }
 
+// AfterCommit registers fn to run once the transaction has committed, after Commit gave
+// the connection back, in the order registered. A transaction that rolls back, or whose
+// commit fails, never runs them. It is how a package learns that what it wrote became
+// visible (the outbox wakes its relay this way), without every caller of Commit
+// remembering to tell it.
+func (tx *Tx) AfterCommit(fn func(ctx context.Context)) {
+	tx.after = append(tx.after, fn)
+}
+
 // Local returns the value kept under key for this transaction, made by create on first
 // use. It lets a package gather what it writes during the transaction (with
 // BeforeCommit) without a registry of open transactions.
@@ -138,6 +148,9 @@ func (tx *Tx) Commit(ctx context.Context) error {
 	tx.release()
 	if tag.String() == "ROLLBACK" {
 		return pgx.ErrTxCommitRollback
+	}
+	for _, fn := range tx.after {
+		fn(ctx)
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package pg_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"testing/fstest"
 
@@ -142,5 +143,65 @@ func TestTxFailures(t *testing.T) {
 	}
 	if s := pool.Stat(); s.AcquiredConns() != 0 {
 		t.Fatalf("%d connections still held", s.AcquiredConns())
+	}
+}
+
+// AfterCommit hooks run once the commit succeeded, in order, with the rows visible and
+// the connection back in the pool; a rollback, a failed commit and a commit that turned
+// into a rollback run none.
+func TestTxAfterCommitRunsOnlyAfterACommit(t *testing.T) {
+	t.Parallel()
+	pool := pgtest.NewPool(t, schema)
+	ctx := context.Background()
+	var ran []string
+	hook := func(name string) func(context.Context) {
+		return func(context.Context) {
+			ran = append(ran, name+":"+map[bool]string{true: "visible", false: "invisible"}[count(t, pool) > 0])
+			if s := pool.Stat(); s.AcquiredConns() != 0 {
+				t.Errorf("hook %s ran with %d connections still held", name, s.AcquiredConns())
+			}
+		}
+	}
+
+	// A rollback, a commit whose deferred statement fails, and an aborted transaction.
+	tx, err := pg.Begin(ctx, pool, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx.AfterCommit(hook("rolled back"))
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if tx, err = pg.Begin(ctx, pool, nil); err != nil {
+		t.Fatal(err)
+	}
+	tx.AfterCommit(hook("failed"))
+	tx.Defer(`INSERT INTO t VALUES (1, NULL)`)
+	if err := tx.Commit(ctx); err == nil {
+		t.Fatal("a commit with a NOT NULL violation succeeded")
+	}
+	if tx, err = pg.Begin(ctx, pool, nil); err != nil {
+		t.Fatal(err)
+	}
+	tx.AfterCommit(hook("aborted"))
+	_, _ = tx.Exec(ctx, `SELECT * FROM missing`)
+	if err := tx.Commit(ctx); !errors.Is(err, pgx.ErrTxCommitRollback) {
+		t.Fatalf("commit of an aborted transaction: %v, want ErrTxCommitRollback", err)
+	}
+	if len(ran) != 0 {
+		t.Fatalf("hooks ran without a commit: %v", ran)
+	}
+
+	err = pg.Run(ctx, pool, nil, func(tx *pg.Tx) error {
+		tx.AfterCommit(hook("first"))
+		tx.Defer(`INSERT INTO t VALUES (1, 'a')`)
+		tx.AfterCommit(hook("second"))
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(ran, " "); got != "first:visible second:visible" {
+		t.Fatalf("hooks ran as %q, want first and second, each after the commit", got)
 	}
 }

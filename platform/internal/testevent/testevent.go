@@ -49,3 +49,14 @@ type ThingV2 struct {
 	Amount int64   `avro:"amount"`
 	Note   *string `avro:"note"`
 }
+
+// Noted is a second contract, for tests that need two event types on one topic: in the
+// outbox's, an event no one waits on at once, which lingers.
+var Noted = events.NewType("orderflow.test.Noted.v1", `{
+  "type": "record", "name": "Noted", "namespace": "orderflow.test",
+  "fields": [{"name": "id", "type": "string"}]}`)
+
+// Note is the Go value of Noted.
+type Note struct {
+	ID string `avro:"id"`
+}

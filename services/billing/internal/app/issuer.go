@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/metric"
@@ -14,6 +13,7 @@ import (
 	"github.com/orderflow/orderflow/avro/contract"
 	"github.com/orderflow/orderflow/platform/backoff"
 	"github.com/orderflow/orderflow/platform/events"
+	"github.com/orderflow/orderflow/platform/pg"
 	"github.com/orderflow/orderflow/platform/telemetry"
 	"github.com/orderflow/orderflow/services/billing/internal/adapters/pdf"
 	"github.com/orderflow/orderflow/services/billing/internal/adapters/postgres"
@@ -135,8 +135,8 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 // IssueBatch issues up to BatchSize queued invoices in one transaction and returns how
 // many queued invoices it took (a full batch means more may be waiting).
 func (is *Issuer) IssueBatch(ctx context.Context) (int, error) {
-	var taken, issued int
-	err := pgx.BeginFunc(ctx, is.pool, func(tx pgx.Tx) error {
+	var taken int
+	err := pg.Run(ctx, is.pool, nil, func(tx *pg.Tx) error {
 		now := is.app.now()
 		year := now.Year()
 		last, err := postgres.LockCounter(ctx, tx, year)
@@ -189,14 +189,10 @@ func (is *Issuer) IssueBatch(ctx context.Context) (int, error) {
 		if err := postgres.IssueInvoices(ctx, tx, year, last, invs, pdfs, now); err != nil {
 			return err
 		}
-		issued = len(invs)
-		return is.app.outbox.Append(ctx, tx, evs...)
+		return is.app.outbox.Append(ctx, tx, evs...) // the commit wakes the relay
 	})
 	if err != nil {
 		return taken, err
-	}
-	if issued > 0 {
-		is.app.outbox.Committed(ctx)
 	}
 	return taken, nil
 }

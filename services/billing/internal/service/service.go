@@ -51,9 +51,9 @@ func Spec(version string, cfg *Config) boot.Spec {
 			{Topic: contract.TopicBillingPayments, Type: contract.PaymentAuthorized},
 			{Topic: contract.TopicBillingPayments, Type: contract.PaymentFailed},
 			{Topic: contract.TopicBillingPayments, Type: contract.PaymentVoided},
-			{Topic: contract.TopicBillingPayments, Type: contract.PaymentCaptured},
+			{Topic: contract.TopicBillingPayments, Type: contract.PaymentCaptured, Linger: true},
 			{Topic: contract.TopicBillingPayments, Type: contract.PaymentRefunded},
-			{Topic: contract.TopicBillingPayments, Type: contract.InvoiceIssued},
+			{Topic: contract.TopicBillingPayments, Type: contract.InvoiceIssued, Linger: true},
 			{Topic: contract.TopicBillingPayments, Type: contract.InvoiceVoided},
 		},
 		ConsumerGroups: []string{events.PaymentsGroup},
@@ -68,10 +68,7 @@ func Spec(version string, cfg *Config) boot.Spec {
 				return nil, err
 			}
 			// Authorizations queue invoices; the issuer numbers them right after the commit.
-			c, err := d.NewConsumerWith(events.PaymentsGroup, consumer.Options{AfterCommit: func(ctx context.Context) {
-				d.Outbox.Committed(ctx)
-				issuer.Wake(ctx)
-			}}, events.Topics...)
+			c, err := d.NewConsumerWith(events.PaymentsGroup, consumer.Options{AfterCommit: issuer.Wake}, events.Topics...)
 			if err != nil {
 				return nil, err
 			}

@@ -341,7 +341,6 @@ func (a *App) recordSent(ctx context.Context, sent []postgres.Email) {
 		return // they stay SENDING, and become UNCERTAIN (and counted so) after the lease
 	}
 	a.counted(ctx, "sent", len(sent))
-	a.outbox.Committed(bctx)
 }
 
 // failed books an e-mail the server did not take: an uncertain outcome and a refusal

@@ -64,8 +64,8 @@ func Spec(version string, cfg *Config) boot.Spec {
 		Migrations: migrations.FS,
 		Topics:     []kafka.Topic{kafka.EventTopic(contract.TopicCRMEngagements, contract.Partitions)},
 		Publishes: []boot.Publication{
-			{Topic: contract.TopicCRMEngagements, Type: contract.FollowUpScheduled},
-			{Topic: contract.TopicCRMEngagements, Type: contract.CustomerNotified},
+			{Topic: contract.TopicCRMEngagements, Type: contract.FollowUpScheduled, Linger: true},
+			{Topic: contract.TopicCRMEngagements, Type: contract.CustomerNotified, Linger: true},
 		},
 		ConsumerGroups: []string{events.EngagementsGroup},
 		Models:         []*projection.Model{events.CustomerTimeline()},
@@ -77,10 +77,7 @@ func Spec(version string, cfg *Config) boot.Spec {
 			if err := crmhttp.Register(ctx, d.API, d.Pool, d.Log); err != nil {
 				return nil, err
 			}
-			c, err := d.NewConsumerWith(events.EngagementsGroup, consumer.Options{Linger: cfg.ConsumerLinger, AfterCommit: func(ctx context.Context) {
-				d.Outbox.Committed(ctx)
-				a.Wake(ctx)
-			}}, events.Topics...)
+			c, err := d.NewConsumerWith(events.EngagementsGroup, consumer.Options{Linger: cfg.ConsumerLinger, AfterCommit: a.Wake}, events.Topics...)
 			if err != nil {
 				return nil, err
 			}

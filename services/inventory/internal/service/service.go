@@ -39,7 +39,7 @@ func Spec(version string, cfg *Config) boot.Spec {
 			{Topic: contract.TopicInventoryReservations, Type: contract.StockReserved},
 			{Topic: contract.TopicInventoryReservations, Type: contract.StockRejected},
 			{Topic: contract.TopicInventoryReservations, Type: contract.StockReleased},
-			{Topic: contract.TopicInventoryStock, Type: contract.StockLow},
+			{Topic: contract.TopicInventoryStock, Type: contract.StockLow, Linger: true},
 			{Topic: contract.TopicInventoryStock, Type: contract.StockReceived},
 		},
 		ConsumerGroups: []string{events.ReservationsGroup},

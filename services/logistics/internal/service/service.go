@@ -39,7 +39,7 @@ func Spec(version string, cfg *Config) boot.Spec {
 		Migrations: migrations.FS,
 		Topics:     []kafka.Topic{kafka.EventTopic(contract.TopicLogisticsShipments, contract.Partitions)},
 		Publishes: []boot.Publication{
-			{Topic: contract.TopicLogisticsShipments, Type: contract.ShipmentPrepared},
+			{Topic: contract.TopicLogisticsShipments, Type: contract.ShipmentPrepared, Linger: true},
 			{Topic: contract.TopicLogisticsShipments, Type: contract.ShipmentDispatched},
 			{Topic: contract.TopicLogisticsShipments, Type: contract.ShipmentCancelled},
 		},

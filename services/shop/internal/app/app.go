@@ -33,19 +33,15 @@ func New(pool *pgxpool.Pool, ob *outbox.Outbox) *App {
 	return &App{pool: pool, outbox: ob, now: func() time.Time { return time.Now().UTC().Truncate(time.Millisecond) }}
 }
 
-// tx runs fn in a transaction and, once it committed, wakes the outbox relay.
+// tx runs fn in a transaction; its commit wakes the outbox relay for what fn appended.
 func (a *App) tx(ctx context.Context, fn func(pgx.Tx) error) error {
 	return a.txWith(ctx, nil, func(tx *pg.Tx) error { return fn(tx) })
 }
 
 // txWith runs fn in a transaction that sends first with BEGIN and the outbox rows with
-// COMMIT, then wakes the relay.
+// COMMIT; the commit wakes the relay.
 func (a *App) txWith(ctx context.Context, first *pgx.Batch, fn func(*pg.Tx) error) error {
-	if err := pg.Run(ctx, a.pool, first, fn); err != nil {
-		return err
-	}
-	a.outbox.Committed(ctx)
-	return nil
+	return pg.Run(ctx, a.pool, first, fn)
 }
 
 func orderPlaced(ctx context.Context, o *order.Order) events.Event {

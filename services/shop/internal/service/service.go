@@ -34,7 +34,7 @@ func Spec(version string, cfg *Config) boot.Spec {
 		Topics:     []kafka.Topic{kafka.EventTopic(contract.TopicShopOrders, contract.Partitions)},
 		Publishes: []boot.Publication{
 			{Topic: contract.TopicShopOrders, Type: contract.OrderPlaced},
-			{Topic: contract.TopicShopOrders, Type: contract.OrderConfirmed},
+			{Topic: contract.TopicShopOrders, Type: contract.OrderConfirmed, Linger: true},
 			{Topic: contract.TopicShopOrders, Type: contract.OrderCancelled},
 			{Topic: contract.TopicShopOrders, Type: contract.OrderCancellationRequested},
 		},
