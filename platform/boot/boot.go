@@ -37,7 +37,6 @@ import (
 	"github.com/orderflow/orderflow/platform/backoff"
 	"github.com/orderflow/orderflow/platform/config"
 	"github.com/orderflow/orderflow/platform/consumer"
-	"github.com/orderflow/orderflow/platform/events"
 	"github.com/orderflow/orderflow/platform/httpserver"
 	"github.com/orderflow/orderflow/platform/kafka"
 	"github.com/orderflow/orderflow/platform/outbox"
@@ -48,16 +47,10 @@ import (
 )
 
 // Publication is an event type a service publishes on a topic; its schema is registered
-// before the service starts.
-type Publication struct {
-	Topic string
-	Type  events.Type
-	// Linger marks an event no one waits on at once (it follows an outcome already
-	// decided): a transaction that appended only such events lets the relay wait up to
-	// ORDERFLOW_OUTBOX_LINGER for the next event that cannot wait, and publish both in
-	// one batch (outbox.Outbox.Linger).
-	Linger bool
-}
+// before the service starts, and the service's outbox takes no other event. One with
+// Linger set waits up to ORDERFLOW_OUTBOX_LINGER for the next event that cannot wait,
+// and leaves in one batch with it.
+type Publication = outbox.Publication
 
 // Runner is a long-running component; it returns when ctx ends.
 type Runner func(ctx context.Context) error
@@ -466,13 +459,7 @@ func start(ctx context.Context, spec Spec, log *slog.Logger, srv *httpserver.Ser
 	}
 	ob := outbox.New(sd)
 	ob.SetWaker(relay)
-	var lingering []events.Type
-	for _, p := range spec.Publishes {
-		if p.Linger {
-			lingering = append(lingering, p.Type)
-		}
-	}
-	ob.Linger(lingering...)
+	ob.Declare(spec.Publishes...)
 	d := &Deps{Log: log, Pool: ps.requests, EventPool: ps.events, Kafka: kcfg, Producer: producer, Serde: sd, Outbox: ob, HTTP: srv, API: apiSrv,
 		InboxRetention: opts.inboxRetention}
 	var runners []Runner

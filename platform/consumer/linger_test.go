@@ -26,6 +26,12 @@ func (h *harness) note(ctx context.Context, key string) {
 	}
 }
 
+// lingerNotes declares the harness's events, and Noted as one that lingers.
+func (h *harness) lingerNotes() {
+	h.outbox.Declare(outbox.Publication{Topic: h.topic, Type: testevent.V1},
+		outbox.Publication{Topic: h.topic, Type: testevent.Noted, Linger: true})
+}
+
 func (h *harness) unpublished() int {
 	return h.count(`SELECT count(*) FROM platform_outbox WHERE published_at IS NULL`)
 }
@@ -36,7 +42,7 @@ func (h *harness) unpublished() int {
 func TestRelayHoldsALingeringEventForTheNextThatCannotWait(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, 1)
-	h.outbox.Linger(testevent.Noted)
+	h.lingerNotes()
 	ctx := context.Background()
 	h.runRelay(outbox.RelayOptions{Fallback: time.Hour, Linger: time.Hour})
 	if _, err := h.appendNextPG(ctx, "a"); err != nil { // once it is out, the relay leads and is idle
@@ -67,7 +73,7 @@ func TestRelayHoldsALingeringEventForTheNextThatCannotWait(t *testing.T) {
 func TestRelayPublishesALingeringEventWhenItsLingerIsUp(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, 1)
-	h.outbox.Linger(testevent.Noted)
+	h.lingerNotes()
 	ctx := context.Background()
 	h.runRelay(outbox.RelayOptions{Fallback: time.Hour, Linger: 50 * time.Millisecond})
 	if _, err := h.appendNextPG(ctx, "a"); err != nil {

@@ -23,6 +23,7 @@ package outbox
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync/atomic"
 
@@ -42,10 +43,32 @@ type Encoder interface {
 
 // Outbox appends events inside a caller's transaction. It is safe for concurrent use.
 type Outbox struct {
-	enc       Encoder
-	waker     atomic.Pointer[Waker]
-	lingering atomic.Pointer[map[string]bool]
+	enc      Encoder
+	waker    atomic.Pointer[Waker]
+	declared atomic.Pointer[map[declaration]bool] // the value: the event lingers
 }
+
+// Publication is an event type a service appends, on the topic it goes to.
+type Publication struct {
+	Topic string
+	Type  events.Type
+	// Linger marks an event no one waits on at once (it follows an outcome already
+	// decided): a transaction that appended only such events wakes the relay with
+	// WakeSoon, so that they wait up to the relay's linger and leave with the next event
+	// someone waits on.
+	//
+	// Why: every published batch wakes every consumer group reading its topic. An event
+	// that follows an order's outcome (its confirmation, the capture it causes, the
+	// invoice) published alone costs the broker, each reading group and its database a
+	// round trip of their own; riding with the next order's placement, it costs them
+	// almost nothing (ADR 0024).
+	Linger bool
+}
+
+type declaration struct{ topic, typ string }
+
+// ErrUndeclared is the error of an Append whose event the service did not declare.
+var ErrUndeclared = errors.New("not among the publications the service declared")
 
 // Waker wakes the relay after a commit that appended; *Relay is one.
 type Waker interface {
@@ -60,26 +83,32 @@ func (o *Outbox) SetWaker(w Waker) {
 	o.waker.Store(&w)
 }
 
-// Linger names the event types that need not leave at once: a transaction that appended
-// only these wakes the relay with WakeSoon, so that they wait up to the relay's linger
-// and leave with the next event someone waits on. Set it before the first Append.
-//
-// Why: every published batch wakes every consumer group reading its topic. An event that
-// follows an order's outcome (its confirmation, the capture it causes, the invoice) has
-// no one waiting on it at once; published alone, it costs the broker, each reading group
-// and its database a round trip of their own. Riding with the next order's placement,
-// it costs them almost nothing (ADR 0024).
-func (o *Outbox) Linger(types ...events.Type) {
-	m := make(map[string]bool, len(types))
-	for _, t := range types {
-		m[t.Name] = true
+// Declare tells the outbox every event the service publishes; call it before the first
+// Append. From then on Append refuses any other event with ErrUndeclared: the service
+// registers the schemas of what it declares before it starts (and its deploy step checks
+// them against the registry before a rollout), so an event missing from the list would
+// have its schema registered on the fly, by the first transaction that writes it, and an
+// incompatible change would fail there instead of stopping the rollout. An Outbox that
+// was never given a declaration takes any event.
+func (o *Outbox) Declare(ps ...Publication) {
+	m := make(map[declaration]bool, len(ps))
+	for _, p := range ps {
+		m[declaration{p.Topic, p.Type.Name}] = p.Linger
 	}
-	o.lingering.Store(&m)
+	o.declared.Store(&m)
 }
 
-func (o *Outbox) lingers(name string) bool {
-	m := o.lingering.Load()
-	return m != nil && (*m)[name]
+// lingers reports whether e lingers, and an error if the service did not declare it.
+func (o *Outbox) lingers(e events.Event) (bool, error) {
+	m := o.declared.Load()
+	if m == nil {
+		return false, nil
+	}
+	linger, ok := (*m)[declaration{e.Topic, e.Type.Name}]
+	if !ok {
+		return false, fmt.Errorf("append %s to %s: %w (boot.Spec.Publishes)", e.Type.Name, e.Topic, ErrUndeclared)
+	}
+	return linger, nil
 }
 
 // Committed tells the relay that a transaction which appended has just committed, so
@@ -116,8 +145,8 @@ func New(enc Encoder) *Outbox {
 // each record is the one the writing code was built with.
 //
 // In a *pg.Tx, the rows are written with COMMIT and the commit wakes the relay: now if
-// the transaction appended an event that does not linger, soon otherwise (see Linger).
-// After any other transaction, call Committed.
+// the transaction appended an event that does not linger, soon otherwise (see
+// Publication.Linger). After any other transaction, call Committed.
 func (o *Outbox) Append(ctx context.Context, tx pgx.Tx, evs ...events.Event) error {
 	if len(evs) == 0 {
 		return nil
@@ -133,6 +162,10 @@ func (o *Outbox) Append(ctx context.Context, tx pgx.Tx, evs ...events.Event) err
 		if err := e.Validate(); err != nil {
 			return fmt.Errorf("append %s: %w", e.Type.Name, err)
 		}
+		linger, err := o.lingers(e)
+		if err != nil {
+			return err
+		}
 		v, err := o.enc.Encode(e.Topic, e.Type.Schema, e.Payload)
 		if err != nil {
 			return fmt.Errorf("append %s: %w", e.Type.Name, err)
@@ -142,7 +175,7 @@ func (o *Outbox) Append(ctx context.Context, tx pgx.Tx, evs ...events.Event) err
 			return fmt.Errorf("append %s: %w", e.Type.Name, err)
 		}
 		topics[i], keys[i], values[i], headers[i] = e.Topic, e.Key, v, hj
-		now = now || !o.lingers(e.Type.Name)
+		now = now || !linger
 	}
 	if d, ok := tx.(deferrer); ok { // written with COMMIT, in the same round trip
 		rows := d.Local(o, func() any {

@@ -31,7 +31,7 @@ type RelayOptions struct {
 	Fallback time.Duration
 	// Linger is how long rows whose commit called WakeSoon may wait for company: the
 	// pass that publishes them comes with the next Wake, or when the linger is up
-	// (default 0: WakeSoon is Wake). See Outbox.Linger.
+	// (default 0: WakeSoon is Wake). See Publication.Linger.
 	Linger time.Duration
 	// Retention is how long published rows are kept for inspection before they are
 	// deleted (default 1 h; their content stays in the topic).

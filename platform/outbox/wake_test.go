@@ -2,6 +2,7 @@ package outbox_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync"
 	"testing"
@@ -50,7 +51,7 @@ func TestCommitWakesTheRelayByWhatItAppended(t *testing.T) {
 	ob := outbox.New(plainEncoder{})
 	w := &wakes{}
 	ob.SetWaker(w)
-	ob.Linger(testevent.Noted)
+	ob.Declare(outbox.Publication{Topic: "t", Type: testevent.V1}, outbox.Publication{Topic: "t", Type: testevent.Noted, Linger: true})
 	thing := func() events.Event {
 		return events.New(ctx, "test", "t", "k", testevent.V1, testevent.Thing{ID: "k", Seq: 1, Amount: 1}, events.Cause{})
 	}
@@ -114,5 +115,46 @@ func TestCommitWakesTheRelayByWhatItAppended(t *testing.T) {
 	var rows int
 	if err := pool.QueryRow(ctx, `SELECT count(*) FROM platform_outbox`).Scan(&rows); err != nil || rows != 9 {
 		t.Fatalf("%d rows in the outbox (%v), want the 9 committed", rows, err)
+	}
+}
+
+// Once the service declared what it publishes, an event it did not declare, or declared
+// on another topic, is refused with an error that names it, and nothing of the append is
+// written: its schema was never checked against the registry before the service started.
+func TestAppendRefusesAnEventTheServiceDidNotDeclare(t *testing.T) {
+	t.Parallel()
+	pool := pgtest.NewPool(t, nil)
+	ctx := context.Background()
+	ob := outbox.New(plainEncoder{})
+	thing := events.New(ctx, "test", "t", "k", testevent.V1, testevent.Thing{ID: "k", Seq: 1, Amount: 1}, events.Cause{})
+	note := events.New(ctx, "test", "t", "k", testevent.Noted, testevent.Note{ID: "k"}, events.Cause{})
+	elsewhere := events.New(ctx, "test", "u", "k", testevent.V1, testevent.Thing{ID: "k", Seq: 1, Amount: 1}, events.Cause{})
+	appendAll := func(evs ...events.Event) error {
+		return pg.Run(ctx, pool, nil, func(tx *pg.Tx) error { return ob.Append(ctx, tx, evs...) })
+	}
+	if err := appendAll(thing, note, elsewhere); err != nil {
+		t.Fatalf("an outbox with no declaration refused: %v", err)
+	}
+
+	ob.Declare(outbox.Publication{Topic: "t", Type: testevent.V1})
+	for _, c := range []struct {
+		name string
+		ev   events.Event
+		want string
+	}{
+		{"a type not declared", note, "orderflow.test.Noted.v1 to t"},
+		{"a declared type on another topic", elsewhere, "orderflow.test.Thing.v1 to u"},
+	} {
+		err := appendAll(thing, c.ev)
+		if !errors.Is(err, outbox.ErrUndeclared) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want ErrUndeclared naming %q", c.name, err, c.want)
+		}
+	}
+	if err := appendAll(thing); err != nil {
+		t.Fatalf("a declared event: %v", err)
+	}
+	var rows int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM platform_outbox`).Scan(&rows); err != nil || rows != 4 {
+		t.Fatalf("%d rows in the outbox (%v), want 4: three before the declaration and one after", rows, err)
 	}
 }
