@@ -83,26 +83,31 @@ func sampleDisk(ctx context.Context, dir string, interval time.Duration) (sample
 
 // syncOnce writes page at the start of f and returns how long fdatasync took, less the
 // time the thread waited for a core meanwhile.
+//
+// The clock runs around the two readings of the run delay, not between them: a wait for a
+// core that began before the first reading or ended after the second would otherwise be
+// subtracted from a window that does not hold it, and a sync then came out at 0 (a test
+// saw it under the race detector). The readings themselves, a few microseconds, are in
+// the sample.
 func syncOnce(f *os.File, page []byte) (time.Duration, error) {
 	if _, err := f.WriteAt(page, 0); err != nil {
 		return 0, err
 	}
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
+	start := time.Now()
 	waited0, err := threadRunDelay()
 	if err != nil {
 		return 0, err
 	}
-	start := time.Now()
 	if err := unix.Fdatasync(int(f.Fd())); err != nil {
 		return 0, err
 	}
-	took := time.Since(start)
 	waited1, err := threadRunDelay()
 	if err != nil {
 		return 0, err
 	}
-	return max(0, took-(waited1-waited0)), nil
+	return time.Since(start) - (waited1 - waited0), nil
 }
 
 // threadRunDelay is how long the calling thread has waited on a run queue, from
