@@ -131,10 +131,11 @@ type Receipt struct {
 // ErrDuplicateReceipt reports a receipt id already recorded; nothing changed.
 var ErrDuplicateReceipt = postgres.ErrReceiptReplayed
 
-// Receive adds a receipt to stock once per receipt id and appends StockReceived.
+// Receive adds a receipt to stock once per receipt id and appends StockReceived; the
+// commit wakes the outbox relay.
 func (a *App) Receive(ctx context.Context, r Receipt) (stock.Level, error) {
 	var level stock.Level
-	err := pgx.BeginFunc(ctx, a.pool, func(tx pgx.Tx) error {
+	err := pg.Run(ctx, a.pool, nil, func(tx *pg.Tx) error {
 		var err error
 		level, err = postgres.Receive(ctx, tx, r.ID, r.SKU, r.Quantity, r.LowThreshold)
 		if err != nil {
@@ -146,9 +147,6 @@ func (a *App) Receive(ctx context.Context, r Receipt) (stock.Level, error) {
 	})
 	if errors.Is(err, postgres.ErrReceiptReplayed) {
 		return level, ErrDuplicateReceipt
-	}
-	if err == nil {
-		a.outbox.Committed(ctx)
 	}
 	return level, err
 }

@@ -201,10 +201,10 @@ var (
 	ErrAlreadyShipped  = errors.New("the shipment was already dispatched")
 )
 
-// Dispatch hands a prepared shipment to the carrier.
+// Dispatch hands a prepared shipment to the carrier; the commit wakes the outbox relay.
 func (a *App) Dispatch(ctx context.Context, orderID string) (postgres.Shipment, error) {
 	var s postgres.Shipment
-	err := pgx.BeginFunc(ctx, a.pool, func(tx pgx.Tx) error {
+	err := pg.Run(ctx, a.pool, nil, func(tx *pg.Tx) error {
 		var err error
 		if s, err = postgres.LockExisting(ctx, tx, orderID); err != nil {
 			return err
@@ -226,9 +226,6 @@ func (a *App) Dispatch(ctx context.Context, orderID string) (postgres.Shipment, 
 			logistics.ShipmentDispatched{OrderID: orderID, ShipmentID: s.ShipmentID, Carrier: s.Carrier, TrackingNumber: s.TrackingNumber,
 				DispatchedAt: now}, events.Cause{CorrelationID: orderID}))
 	})
-	if err == nil {
-		a.outbox.Committed(ctx)
-	}
 	return s, err
 }
 
