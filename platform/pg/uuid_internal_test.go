@@ -1,6 +1,7 @@
 package pg
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -42,30 +43,11 @@ func TestUUIDStringsGoInBinaryWhenCanonical(t *testing.T) {
 		}
 		for i, u := range back {
 			v, _ := u.Value()
-			if want := c.ids[i]; !equalFold(v.(string), want) {
+			if want := c.ids[i]; !strings.EqualFold(v.(string), want) {
 				t.Errorf("id %d reads back as %s, want %s", i, v, want)
 			}
 		}
 	}
-}
-
-func equalFold(a, b string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range len(a) {
-		x, y := a[i], b[i]
-		if 'A' <= x && x <= 'Z' {
-			x += 'a' - 'A'
-		}
-		if 'A' <= y && y <= 'Z' {
-			y += 'a' - 'A'
-		}
-		if x != y {
-			return false
-		}
-	}
-	return true
 }
 
 // BenchmarkUUIDArrayParameter encodes a batch's 20 event ids as the inbox insert passes
