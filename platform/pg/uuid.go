@@ -3,6 +3,7 @@ package pg
 import (
 	"errors"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgtype"
 )
 
@@ -38,36 +39,17 @@ type encodeUUIDString struct{}
 var errNotCanonicalUUID = errors.New("not a UUID in canonical form (8-4-4-4-12 hex digits)")
 
 // Encode appends the 16 bytes of a UUID written as 8-4-4-4-12 hex digits, in either
-// case. Other spellings PostgreSQL accepts (braces, no hyphens) fail here and go as text.
+// case (the form platform/events validates event ids in). Other spellings PostgreSQL
+// accepts (braces, no hyphens) fail here and go as text; so do those it refuses, such as
+// the urn: form uuid.Parse would take, which is why only the 36-character form is parsed.
 func (encodeUUIDString) Encode(value any, buf []byte) ([]byte, error) {
 	s := value.(string)
-	if len(s) != 36 || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-' {
+	if len(s) != 36 {
 		return nil, errNotCanonicalUUID
 	}
-	var b [16]byte
-	for i, j := 0, 0; i < 36; i++ {
-		if i == 8 || i == 13 || i == 18 || i == 23 {
-			continue
-		}
-		hi, ok1 := unhex(s[i])
-		lo, ok2 := unhex(s[i+1])
-		if !ok1 || !ok2 {
-			return nil, errNotCanonicalUUID
-		}
-		b[j] = hi<<4 | lo
-		i, j = i+1, j+1
+	u, err := uuid.Parse(s)
+	if err != nil {
+		return nil, errNotCanonicalUUID
 	}
-	return append(buf, b[:]...), nil
-}
-
-func unhex(c byte) (byte, bool) {
-	switch {
-	case '0' <= c && c <= '9':
-		return c - '0', true
-	case 'a' <= c && c <= 'f':
-		return c - 'a' + 10, true
-	case 'A' <= c && c <= 'F':
-		return c - 'A' + 10, true
-	}
-	return 0, false
+	return append(buf, u[:]...), nil
 }
