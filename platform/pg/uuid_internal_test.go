@@ -42,7 +42,10 @@ func TestUUIDStringsGoInBinaryWhenCanonical(t *testing.T) {
 			t.Fatal(err)
 		}
 		for i, u := range back {
-			v, _ := u.Value()
+			v, err := u.Value()
+			if err != nil {
+				t.Fatalf("id %d: %v", i, err)
+			}
 			if want := c.ids[i]; !strings.EqualFold(v.(string), want) {
 				t.Errorf("id %d reads back as %s, want %s", i, v, want)
 			}
